@@ -1,0 +1,192 @@
+//! `cargo xtask`: Tern's project tasks, with no dependencies so it builds in seconds.
+//!
+//! - `setup`    installs what the tests and the demo need (idempotent).
+//! - `demo`     the main job on the embedded default: train the default CNN on
+//!   Fashion-MNIST and write `model.onnx`.
+//! - `test`     the whole test suite (what `.ci/run` runs).
+//! - `fixtures` retrains the four committed models under `tests/fixtures/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Debian packages the project needs, with the file that proves each is installed.
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[(
+    "dataset-fashion-mnist",
+    "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz",
+)];
+/// The Python wheel the ONNX checker test uses, installed in `.venv`.
+const ONNX_WHEEL: &str = "onnx==1.22.0";
+/// Models committed as fixtures, in training order.
+const FIXTURE_MODELS: &[&str] = &["cnn", "lstm", "gru", "transformer"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup(),
+        Some("demo") => setup().and_then(|()| demo(&args[1..])),
+        Some("test") => setup().and_then(|()| test(&args[1..])),
+        Some("fixtures") => setup().and_then(|()| fixtures(&args[1..])),
+        _ => Err("usage: cargo xtask <setup | demo | test | fixtures [MODEL...]>".to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("xtask lives in targets/xtask")
+        .to_owned()
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Installs the Debian packages and the Python venv the project needs.
+fn setup() -> Result<(), String> {
+    let missing: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .filter(|(_, file)| !Path::new(file).exists())
+        .map(|(pkg, _)| *pkg)
+        .collect();
+    if !missing.is_empty() {
+        let sudo = if is_root() {
+            vec![]
+        } else if have("sudo") {
+            vec!["sudo", "-n"]
+        } else {
+            return Err(format!(
+                "missing Debian packages {missing:?}; install them as root: apt-get install -y {}",
+                missing.join(" ")
+            ));
+        };
+        let apt = |args: &[&str]| {
+            let mut argv: Vec<&str> = sudo.clone();
+            argv.push("apt-get");
+            argv.extend_from_slice(args);
+            let mut cmd = Command::new(argv[0]);
+            cmd.args(&argv[1..])
+                .env("DEBIAN_FRONTEND", "noninteractive");
+            run(&mut cmd)
+        };
+        apt(&["update", "-q"]).map_err(|e| format!("{e}; cannot refresh the package lists"))?;
+        let mut install = vec!["install", "-y", "-q", "--no-install-recommends"];
+        install.extend(&missing);
+        apt(&install).map_err(|e| {
+            format!(
+                "{e}; install these Debian packages by hand: {}",
+                missing.join(" ")
+            )
+        })?;
+    }
+    setup_python_venv()
+}
+
+/// `.venv` with the `onnx` wheel, for the `onnx.checker` test; skipped (with a
+/// note) where there is no `python3`, as the test then skips too.
+fn setup_python_venv() -> Result<(), String> {
+    if !have("python3") {
+        eprintln!("xtask: no python3: the onnx.checker test will be skipped");
+        return Ok(());
+    }
+    let venv = root().join(".venv");
+    let python = venv.join("bin/python");
+    let check = format!(
+        "import onnx, sys; sys.exit(onnx.__version__ != '{}')",
+        &ONNX_WHEEL[6..]
+    );
+    if Command::new(&python)
+        .args(["-c", &check])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return Ok(());
+    }
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    run(Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        ONNX_WHEEL,
+    ]))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn demo(extra: &[String]) -> Result<(), String> {
+    run(cargo()
+        .args([
+            "run",
+            "--release",
+            "--package",
+            "tern-export",
+            "--bin",
+            "tern",
+            "--",
+        ])
+        .args(["train", "--model", "cnn", "--output", "model.onnx"])
+        .args(extra))
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    run(cargo().args(["test", "--workspace"]).args(extra))
+}
+
+fn fixtures(models: &[String]) -> Result<(), String> {
+    let models: Vec<&str> = if models.is_empty() {
+        FIXTURE_MODELS.to_vec()
+    } else {
+        models.iter().map(String::as_str).collect()
+    };
+    for model in models {
+        let out = format!("tests/fixtures/{model}.onnx");
+        run(cargo()
+            .args([
+                "run",
+                "--release",
+                "--package",
+                "tern-export",
+                "--bin",
+                "tern",
+                "--",
+            ])
+            .args([
+                "train", "--quiet", "--device", "cpu", "--model", model, "--output", &out,
+            ]))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the `tern-export` crate and the `tern train` command:
+//! training round trips, the committed fixtures, ONNX validity and bad input.
+
+mod bad_input;
+mod fixtures;
+mod onnx_checker;
+mod round_trip;
