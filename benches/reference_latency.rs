@@ -13,7 +13,9 @@ fn reference_latency(c: &mut Criterion) {
     let mut group = c.benchmark_group("tract_f32_batch1");
     for kind in ModelKind::ALL {
         let model = OnnxReference::load(&tern_tests::fixture(kind), 1).expect("fixture loads");
-        group.bench_function(kind.name(), |b| b.iter(|| model.predict(&image).expect("runs")));
+        group.bench_function(kind.name(), |b| {
+            b.iter(|| model.predict(&image).expect("runs"))
+        });
     }
     group.finish();
 }

@@ -3,7 +3,8 @@
 //! - `setup`    installs what the tests and the demo need (idempotent).
 //! - `demo`     the main job on the embedded default: train the default CNN on
 //!   Fashion-MNIST and write `model.onnx`.
-//! - `test`     the whole test suite (what `.ci/run` runs).
+//! - `test`     the whole test suite (what `.ci/run` runs), after a formatting check.
+//! - `lint`     `cargo fmt --check` and `cargo clippy -D warnings` over the workspace.
 //! - `fixtures` retrains the four committed models under `tests/fixtures/`.
 
 use std::path::{Path, PathBuf};
@@ -25,8 +26,11 @@ fn main() -> ExitCode {
         Some("setup") => setup(),
         Some("demo") => setup().and_then(|()| demo(&args[1..])),
         Some("test") => setup().and_then(|()| test(&args[1..])),
+        Some("lint") => fmt_check().and_then(|()| clippy()),
         Some("fixtures") => setup().and_then(|()| fixtures(&args[1..])),
-        _ => Err("usage: cargo xtask <setup | demo | test | fixtures [MODEL...]>".to_string()),
+        _ => {
+            Err("usage: cargo xtask <setup | demo | test | lint | fixtures [MODEL...]>".to_string())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -163,7 +167,24 @@ fn demo(extra: &[String]) -> Result<(), String> {
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
+    fmt_check()?;
     run(cargo().args(["test", "--workspace"]).args(extra))
+}
+
+fn fmt_check() -> Result<(), String> {
+    run(cargo().args(["fmt", "--all", "--", "--check"]))
+        .map_err(|e| format!("{e}; run `cargo fmt --all`"))
+}
+
+fn clippy() -> Result<(), String> {
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
 }
 
 fn fixtures(models: &[String]) -> Result<(), String> {
