@@ -67,7 +67,8 @@ mod gpu {
     pub const ALLOW_SOFTWARE_ENV: &str = "TERN_ALLOW_SOFTWARE_GPU";
 
     pub fn probe() -> Result<SelectedDevice> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::from_env_or_default());
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
         let allow_software = std::env::var_os(ALLOW_SOFTWARE_ENV).is_some_and(|v| v == "1");
         let rank = |t: wgpu::DeviceType| match t {

@@ -6,7 +6,7 @@ use burn::prelude::*;
 
 use super::{ImageClassifier, SEQ_LEN, STEP_FEATURES};
 use crate::onnx::builder::{GraphBuilder, attr_int};
-use crate::onnx::layers::{self, transpose, values};
+use crate::onnx::layers;
 
 const HIDDEN: usize = 128;
 
@@ -48,26 +48,8 @@ impl ImageClassifier for GruClassifier {
             &self.gru.reset_gate,
             &self.gru.new_gate,
         ];
-        let (mut w, mut r, mut wb, mut rb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for gate in gates {
-            w.extend(transpose(
-                &values(gate.input_transform.weight.val()),
-                STEP_FEATURES,
-                HIDDEN,
-            ));
-            r.extend(transpose(
-                &values(gate.hidden_transform.weight.val()),
-                HIDDEN,
-                HIDDEN,
-            ));
-            wb.extend(super::bias_or_zeros(&gate.input_transform, HIDDEN));
-            rb.extend(super::bias_or_zeros(&gate.hidden_transform, HIDDEN));
-        }
-        wb.extend(rb);
-        let (h, i) = (HIDDEN as i64, STEP_FEATURES as i64);
-        let w = g.weight("gru.W", &[1, 3 * h, i], w);
-        let r = g.weight("gru.R", &[1, 3 * h, h], r);
-        let b = g.weight("gru.B", &[1, 6 * h], wb);
+        let [w, r, b] = super::rnn_weights(g, "gru", &gates, HIDDEN);
+        let h = HIDDEN as i64;
         let seq = super::rows_as_sequence(g, input);
         let attrs = vec![
             attr_int("hidden_size", h),

@@ -9,12 +9,12 @@ pub mod gru;
 pub mod lstm;
 pub mod vit;
 
-use burn::nn::Linear;
+use burn::nn::{GateController, Linear};
 use burn::prelude::*;
 use tract_onnx::pb::ModelProto;
 
 use crate::onnx::builder::{Dim, GraphBuilder, attr_int};
-use crate::onnx::layers::{self, values};
+use crate::onnx::layers::{self, transpose, values};
 
 pub use cnn::Cnn;
 pub use gru::GruClassifier;
@@ -164,6 +164,41 @@ fn rows_as_sequence(g: &mut GraphBuilder, input: &str) -> String {
         &[-1, SEQ_LEN as i64, STEP_FEATURES as i64],
     );
     layers::transpose_node(g, "time_major", &rows, &[1, 0, 2])
+}
+
+/// Writes the `W`, `R` and `B` initializers of an ONNX `LSTM`/`GRU` node named
+/// `name` from burn's per-gate linear pairs, given in ONNX gate order. burn stores
+/// each weight as `[in, out]`; ONNX wants `[1, gates * hidden, in]`, and `B` is
+/// every gate's input bias followed by every gate's recurrent bias.
+fn rnn_weights(
+    g: &mut GraphBuilder,
+    name: &str,
+    gates: &[&GateController],
+    hidden: usize,
+) -> [String; 3] {
+    let (mut w, mut r, mut wb, mut rb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for gate in gates {
+        let (input, hidden_in) = (&gate.input_transform, &gate.hidden_transform);
+        w.extend(transpose(
+            &values(input.weight.val()),
+            STEP_FEATURES,
+            hidden,
+        ));
+        r.extend(transpose(&values(hidden_in.weight.val()), hidden, hidden));
+        wb.extend(bias_or_zeros(input, hidden));
+        rb.extend(bias_or_zeros(hidden_in, hidden));
+    }
+    wb.extend(rb);
+    let (rows, h, i) = (
+        (gates.len() * hidden) as i64,
+        hidden as i64,
+        STEP_FEATURES as i64,
+    );
+    [
+        g.weight(&format!("{name}.W"), &[1, rows, i], w),
+        g.weight(&format!("{name}.R"), &[1, rows, h], r),
+        g.weight(&format!("{name}.B"), &[1, 2 * rows], wb),
+    ]
 }
 
 /// A linear layer's bias, or zeros when it has none.

@@ -3,7 +3,8 @@
 //! - `setup`    installs what the tests and the demo need (idempotent).
 //! - `demo`     the main job on the embedded default: train the default CNN on
 //!   Fashion-MNIST and write `model.onnx`.
-//! - `test`     the whole test suite (what `.ci/run` runs), after a formatting check.
+//! - `test`     the whole test suite (what `.ci/run` runs), after a formatting check,
+//!   then a type check of the `gpu` feature.
 //! - `lint`     `cargo fmt --check` and `cargo clippy -D warnings` over the workspace.
 //! - `fixtures` retrains the four committed models under `tests/fixtures/`.
 
@@ -151,24 +152,37 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// `cargo run --release -p tern-export --bin tern -- ...`: the release build of the CLI.
+fn tern() -> Command {
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--release",
+        "--package",
+        "tern-export",
+        "--bin",
+        "tern",
+        "--",
+    ]);
+    cmd
+}
+
 fn demo(extra: &[String]) -> Result<(), String> {
-    run(cargo()
-        .args([
-            "run",
-            "--release",
-            "--package",
-            "tern-export",
-            "--bin",
-            "tern",
-            "--",
-        ])
+    run(tern()
         .args(["train", "--model", "cnn", "--output", "model.onnx"])
         .args(extra))
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
     fmt_check()?;
-    run(cargo().args(["test", "--workspace"]).args(extra))
+    run(cargo().args(["test", "--workspace"]).args(extra))?;
+    gpu_check()
+}
+
+/// The `gpu` feature (burn's wgpu backend) must keep compiling, although CI has no
+/// GPU to run it on: a type check, about 8 minutes from scratch on 2 cores.
+fn gpu_check() -> Result<(), String> {
+    run(cargo().args(["check", "-p", "tern-export", "--features", "gpu"]))
 }
 
 fn fmt_check() -> Result<(), String> {
@@ -184,6 +198,16 @@ fn clippy() -> Result<(), String> {
         "--",
         "-D",
         "warnings",
+    ]))?;
+    run(cargo().args([
+        "clippy",
+        "-p",
+        "tern-export",
+        "--features",
+        "gpu",
+        "--",
+        "-D",
+        "warnings",
     ]))
 }
 
@@ -195,19 +219,9 @@ fn fixtures(models: &[String]) -> Result<(), String> {
     };
     for model in models {
         let out = format!("tests/fixtures/{model}.onnx");
-        run(cargo()
-            .args([
-                "run",
-                "--release",
-                "--package",
-                "tern-export",
-                "--bin",
-                "tern",
-                "--",
-            ])
-            .args([
-                "train", "--quiet", "--device", "cpu", "--model", model, "--output", &out,
-            ]))?;
+        run(tern().args([
+            "train", "--quiet", "--device", "cpu", "--model", model, "--output", &out,
+        ]))?;
     }
     Ok(())
 }
