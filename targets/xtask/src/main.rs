@@ -3,13 +3,14 @@
 //! - `setup`    installs what the tests and the demo need (idempotent).
 //! - `demo`     the main job on the embedded default: train the default CNN on
 //!   Fashion-MNIST and write `model.onnx`.
-//! - `test`     the whole test suite (what `.ci/run` runs), after a formatting check,
-//!   then a type check of the `gpu` feature.
+//! - `test`     the whole test suite (what `.ci/run` runs), after a formatting check
+//!   and a type check of the `gpu` feature; ends with a `tests: N passed, M failed` line.
 //! - `lint`     `cargo fmt --check` and `cargo clippy -D warnings` over the workspace.
 //! - `fixtures` retrains the four committed models under `tests/fixtures/`.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 
 /// Debian packages the project needs, with the file that proves each is installed.
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[(
@@ -175,8 +176,52 @@ fn demo(extra: &[String]) -> Result<(), String> {
 
 fn test(extra: &[String]) -> Result<(), String> {
     fmt_check()?;
-    run(cargo().args(["test", "--workspace"]).args(extra))?;
-    gpu_check()
+    gpu_check()?;
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace"]).args(extra);
+    let (passed, failed) = run_counting_tests(&mut cmd)?;
+    // One plain total, last, so that a reader of the log need not add up the
+    // per-binary `test result:` lines (the last of which is a doc-test run).
+    println!("tests: {passed} passed, {failed} failed");
+    if passed == 0 {
+        return Err("no test ran".into());
+    }
+    Ok(())
+}
+
+/// Runs `cmd` (a `cargo test`), echoing its standard output, and adds up the
+/// passed and failed counts of its `test result:` lines.
+fn run_counting_tests(cmd: &mut Command) -> Result<(usize, usize), String> {
+    eprintln!("xtask: running {cmd:?}");
+    let mut child = cmd
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (mut passed, mut failed) = (0, 0);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| format!("reading {cmd:?}: {e}"))?;
+        println!("{line}");
+        if let Some(summary) = line.strip_prefix("test result: ") {
+            passed += count_before(summary, " passed");
+            failed += count_before(summary, " failed");
+        }
+    }
+    let status = child.wait().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if !status.success() {
+        println!("tests: {passed} passed, {failed} failed");
+        return Err(format!("{cmd:?} failed with {status}"));
+    }
+    Ok((passed, failed))
+}
+
+/// The number just before `label` in `text` (`"ok. 14 passed; 0 failed"`), or 0.
+fn count_before(text: &str, label: &str) -> usize {
+    text.find(label)
+        .and_then(|end| text[..end].rsplit([' ', '.']).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The `gpu` feature (burn's wgpu backend) must keep compiling, although CI has no
@@ -224,4 +269,18 @@ fn fixtures(models: &[String]) -> Result<(), String> {
         ]))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_before;
+
+    #[test]
+    fn counts_are_read_from_cargo_summaries() {
+        let line = "ok. 14 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out";
+        assert_eq!(count_before(line, " passed"), 14);
+        assert_eq!(count_before(line, " failed"), 2);
+        assert_eq!(count_before("FAILED. 3 passed; 1 failed;", " failed"), 1);
+        assert_eq!(count_before("nothing here", " passed"), 0);
+    }
 }
