@@ -11,6 +11,9 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod kernels;
+pub mod quant;
+
 /// Version of the runtime crate, as `major.minor.patch`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -1,0 +1,1 @@
+//! TODO: activation_f32 kernel (being written).

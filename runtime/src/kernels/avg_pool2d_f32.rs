@@ -1,0 +1,1 @@
+//! TODO: avg_pool2d_f32 kernel (being written).

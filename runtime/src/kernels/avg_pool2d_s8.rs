@@ -1,0 +1,1 @@
+//! TODO: avg_pool2d_s8 kernel (being written).

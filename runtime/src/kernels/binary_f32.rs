@@ -1,0 +1,1 @@
+//! TODO: binary_f32 kernel (being written).

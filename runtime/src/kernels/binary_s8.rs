@@ -1,0 +1,1 @@
+//! TODO: binary_s8 kernel (being written).

@@ -1,0 +1,1 @@
+//! TODO: concat kernel (being written).

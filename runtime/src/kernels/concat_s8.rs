@@ -1,0 +1,1 @@
+//! TODO: concat_s8 kernel (being written).

@@ -1,0 +1,1 @@
+//! TODO: conv2d_f32 kernel (being written).

@@ -1,0 +1,1 @@
+//! TODO: conv2d_s8_fast kernel (being written).

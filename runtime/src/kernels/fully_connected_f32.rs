@@ -1,0 +1,1 @@
+//! TODO: fully_connected_f32 kernel (being written).

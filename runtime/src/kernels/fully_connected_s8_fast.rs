@@ -1,0 +1,1 @@
+//! TODO: fully_connected_s8_fast kernel (being written).

@@ -1,0 +1,1 @@
+//! TODO: lrn_f32 kernel (being written).

@@ -1,0 +1,1 @@
+//! TODO: lut_s8 kernel (being written).

@@ -1,0 +1,1 @@
+//! TODO: max_pool2d_f32 kernel (being written).

@@ -1,0 +1,226 @@
+//! Compute kernels: one op per file, plain functions over slices, no allocation.
+//!
+//! Kernels know nothing about the `.tern` format or the arena: the interpreter
+//! decodes an op, slices its tensors and calls one function here. Every kernel
+//! has a portable reference implementation; a faster variant lives beside it
+//! under a `_fast` suffix and must agree with it (bit for bit for int8).
+//! Kernels that need scratch memory expose a `*_scratch_len` helper so the
+//! converter can reserve it in the arena ahead of time (CMSIS-NN style).
+//!
+//! Layout conventions: activations are NCHW (ONNX order), weights of
+//! convolutions are `[out_channels][in_channels / groups][kh][kw]`, weights of
+//! fully connected layers `[out_features][in_features]` (each output's row is
+//! contiguous). Shapes of any rank are at most [`MAX_RANK`] dimensions.
+
+// ---- f32 activations (weights f32 or f16 through `FloatWeight`) ----
+pub mod activation_f32;
+pub mod avg_pool2d_f32;
+pub mod binary_f32;
+pub mod conv2d_f32;
+pub mod conv_transpose2d_f32;
+pub mod fully_connected_f32;
+pub mod lrn_f32;
+pub mod max_pool2d_f32;
+pub mod resize_f32;
+pub mod softmax_f32;
+
+// ---- int8 activations (TFLite int8 spec, integer-only) ----
+pub mod avg_pool2d_s8;
+pub mod binary_s8;
+pub mod concat_s8;
+pub mod conv2d_s8;
+pub mod conv2d_s8_fast;
+pub mod conv_transpose2d_s8;
+pub mod fully_connected_s8;
+pub mod fully_connected_s8_fast;
+pub mod lut_s8;
+pub mod max_pool2d_s8;
+pub mod resize_s8;
+pub mod softmax_s8;
+
+// ---- any element type ----
+pub mod concat;
+pub mod pad;
+pub mod quantize;
+pub mod resize_nearest;
+pub mod transpose;
+
+/// Highest tensor rank a kernel handles.
+pub const MAX_RANK: usize = 6;
+
+/// A 4-D NCHW shape.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shape4 {
+    /// Batch.
+    pub n: usize,
+    /// Channels.
+    pub c: usize,
+    /// Height.
+    pub h: usize,
+    /// Width.
+    pub w: usize,
+}
+
+impl Shape4 {
+    /// `Shape4 { n, c, h, w }`.
+    pub const fn new(n: usize, c: usize, h: usize, w: usize) -> Shape4 {
+        Shape4 { n, c, h, w }
+    }
+
+    /// Number of elements.
+    pub const fn len(&self) -> usize {
+        self.n * self.c * self.h * self.w
+    }
+
+    /// True when the shape holds no element.
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Geometry of a 2-D sliding window (convolution or pooling) over H and W.
+///
+/// Index 0 is the height axis, 1 the width axis. Padding at the end of each axis
+/// is implied by the output shape, so SAME/VALID/explicit padding and
+/// `ceil_mode` are all resolved by the converter into `pad_begin` and the shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window2d {
+    /// Kernel extent `[kh, kw]`.
+    pub kernel: [usize; 2],
+    /// Stride `[sh, sw]`, each >= 1.
+    pub stride: [usize; 2],
+    /// Dilation `[dh, dw]`, each >= 1.
+    pub dilation: [usize; 2],
+    /// Padding before the first row / column.
+    pub pad_begin: [usize; 2],
+}
+
+/// Output clamp of a float op (fused Relu / Relu6 / Clip); `(-inf, inf)` when none.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClampF32 {
+    /// Lower bound.
+    pub min: f32,
+    /// Upper bound.
+    pub max: f32,
+}
+
+impl ClampF32 {
+    /// No clamping.
+    pub const NONE: ClampF32 = ClampF32 {
+        min: f32::NEG_INFINITY,
+        max: f32::INFINITY,
+    };
+
+    /// Clamps `x` (NaN passes through unchanged).
+    #[inline]
+    pub fn apply(self, x: f32) -> f32 {
+        if x < self.min {
+            self.min
+        } else if x > self.max {
+            self.max
+        } else {
+            x
+        }
+    }
+}
+
+/// A stored float weight: `f32`, or `half::f16` widened to f32 on use.
+pub trait FloatWeight: Copy + bytemuck::Pod {
+    /// The weight as f32.
+    fn to_f32(self) -> f32;
+}
+
+impl FloatWeight for f32 {
+    #[inline]
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl FloatWeight for half::f16 {
+    #[inline]
+    fn to_f32(self) -> f32 {
+        half::f16::to_f32(self)
+    }
+}
+
+/// Quantization of an int8 tensor: `real = scale * (q - zero_point)`.
+///
+/// Kernels only read `zero_point`; scales reach them folded into [`crate::quant::Requant`]s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZeroPoint(pub i32);
+
+/// Strides (in elements) of a row-major shape, with 0 for broadcast axes.
+///
+/// `shape` is right-aligned into `out_rank` axes; axes of size 1 that the output
+/// broadcasts get stride 0. Used by the broadcasting elementwise kernels.
+pub fn broadcast_strides(shape: &[usize], out_shape: &[usize]) -> [usize; MAX_RANK] {
+    let mut strides = [0usize; MAX_RANK];
+    let offset = out_shape.len() - shape.len();
+    let mut stride = 1;
+    for axis in (0..shape.len()).rev() {
+        let out_axis = axis + offset;
+        strides[out_axis] = if shape[axis] == 1 && out_shape[out_axis] != 1 {
+            0
+        } else {
+            stride
+        };
+        stride *= shape[axis];
+    }
+    strides
+}
+
+/// Elementwise binary operation of the broadcasting kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// `a + b`
+    Add,
+    /// `a - b`
+    Sub,
+    /// `a * b`
+    Mul,
+    /// `a / b`
+    Div,
+}
+
+/// How Resize maps an output coordinate to an input coordinate (ONNX
+/// `coordinate_transformation_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoordinateMode {
+    /// `x_in = (x_out + 0.5) * ratio - 0.5`
+    HalfPixel,
+    /// As `HalfPixel`, but 0 when the output axis has length 1.
+    PytorchHalfPixel,
+    /// `x_in = x_out * (in_len - 1) / (out_len - 1)` (0 when `out_len == 1`)
+    AlignCorners,
+    /// `x_in = x_out * ratio`
+    Asymmetric,
+}
+
+/// How nearest-neighbour Resize rounds a fractional input coordinate (ONNX `nearest_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NearestMode {
+    /// Round half down.
+    RoundPreferFloor,
+    /// Round half up.
+    RoundPreferCeil,
+    /// Floor.
+    Floor,
+    /// Ceil.
+    Ceil,
+}
+
+/// Geometry of a 2-D Resize over H and W of an NCHW tensor.
+///
+/// `ratio[i] = ratio_num[i] / ratio_den[i]` is input length per output length
+/// (1 / ONNX scale), kept rational so that int8 kernels compute coordinates with
+/// integers only and every target agrees bit for bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResizeGeometry {
+    /// Coordinate transformation.
+    pub coord: CoordinateMode,
+    /// Numerators of the input/output ratios `[h, w]`, each >= 1.
+    pub ratio_num: [u32; 2],
+    /// Denominators of the input/output ratios `[h, w]`, each >= 1.
+    pub ratio_den: [u32; 2],
+}

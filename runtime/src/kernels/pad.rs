@@ -1,0 +1,1 @@
+//! TODO: pad kernel (being written).

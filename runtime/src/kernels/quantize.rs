@@ -1,0 +1,1 @@
+//! TODO: quantize kernel (being written).

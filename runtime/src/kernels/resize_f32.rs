@@ -1,0 +1,1 @@
+//! TODO: resize_f32 kernel (being written).

@@ -1,0 +1,1 @@
+//! TODO: resize_nearest kernel (being written).

@@ -1,0 +1,1 @@
+//! TODO: resize_s8 kernel (being written).

@@ -1,0 +1,1 @@
+//! TODO: softmax_f32 kernel (being written).

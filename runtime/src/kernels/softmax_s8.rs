@@ -1,0 +1,1 @@
+//! TODO: softmax_s8 kernel (being written).

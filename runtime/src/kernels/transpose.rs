@@ -1,0 +1,1 @@
+//! TODO: transpose kernel (being written).
