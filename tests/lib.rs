@@ -37,3 +37,35 @@ pub fn test_set() -> Dataset {
 pub fn data_dir() -> PathBuf {
     fashion_mnist::data_dir()
 }
+
+/// Converts the committed fixture `kind` to `.tern` bytes at `precision`
+/// (int8 calibrated with min/max on 1,000 training images), checked by the runtime.
+pub fn convert_fixture(
+    kind: ModelKind,
+    precision: tern_export::convert::Precision,
+) -> tern_export::convert::Converted {
+    use tern_export::convert;
+    let graph = convert::load_graph(&fixture(kind), 1).expect("fixture imports");
+    let samples = if precision == convert::Precision::Int8 {
+        tern_export::tools::calibration_samples("fashion-mnist:train:1000")
+            .expect("calibration data")
+    } else {
+        Vec::new()
+    };
+    convert::convert(
+        &graph,
+        precision,
+        &samples,
+        convert::Method::Minmax,
+        Vec::new(),
+        |_| {},
+    )
+    .unwrap_or_else(|e| panic!("converting {} to {precision:?}: {e}", kind.name()))
+}
+
+/// Writes `bytes` to a scratch file and returns its path.
+pub fn write_scratch(dir: &str, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = scratch_dir(dir).join(name);
+    std::fs::write(&path, bytes).expect("write scratch file");
+    path
+}

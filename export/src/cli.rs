@@ -24,6 +24,88 @@ struct Cli {
 enum Command {
     /// Train a Fashion-MNIST classifier and write it as ONNX (opset 17).
     Train(TrainArgs),
+    /// Convert an ONNX model to a .tern file (f32, f16 weights, or int8).
+    Convert(ConvertArgs),
+    /// Accuracy of a .tern model on Fashion-MNIST, optionally against the ONNX model.
+    Eval(EvalArgs),
+    /// Run a .tern model on one input (.npy) and write its output (.npy).
+    Run(RunArgs),
+    /// Print a .tern file's header, metadata, ops, tensors and arena plan.
+    Inspect(InspectArgs),
+    /// Convert an ONNX classifier to f32, f16 and int8 and print one comparison table.
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// ONNX model (a Fashion-MNIST classifier).
+    model: PathBuf,
+    /// Folder for the three .tern files.
+    #[arg(long, default_value = "target/tern-report")]
+    out_dir: PathBuf,
+    /// Evaluation set.
+    #[arg(long, default_value = "fashion-mnist:test")]
+    dataset: String,
+    /// int8 calibration inputs.
+    #[arg(long, default_value = "fashion-mnist:train:1000")]
+    calibration_data: String,
+}
+
+#[derive(clap::Args)]
+struct ConvertArgs {
+    /// ONNX model to convert.
+    model: PathBuf,
+    /// Output .tern file.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Precision of weights and activations.
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: crate::convert::Precision,
+    /// int8 calibration inputs: `fashion-mnist:train:N` or a folder of .npy files.
+    #[arg(long, default_value = "fashion-mnist:train:1000")]
+    calibration_data: String,
+    /// How activation ranges are chosen from the calibration run.
+    #[arg(long, value_enum, default_value = "minmax")]
+    calibration: crate::convert::Method,
+    /// Size given to dynamic (symbolic) dimensions such as the batch.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Hide the progress bar and the summary table.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// The .tern model.
+    model: PathBuf,
+    /// `fashion-mnist:test[:N]` or `fashion-mnist:train[:N]`.
+    #[arg(long, default_value = "fashion-mnist:test")]
+    dataset: String,
+    /// ONNX model to compare with (run in f32 through tract).
+    #[arg(long)]
+    reference: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The .tern model.
+    model: PathBuf,
+    /// Input values (.npy, f32 or f64, any shape with the right element count).
+    #[arg(long)]
+    input: PathBuf,
+    /// Output file (.npy, f32).
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct InspectArgs {
+    /// The .tern model.
+    model: PathBuf,
+    /// Also check the data section's checksum (reads every weight byte).
+    #[arg(long)]
+    verify: bool,
 }
 
 #[derive(clap::Args)]
@@ -93,6 +175,18 @@ where
     let cli = Cli::try_parse_from(args)?;
     match cli.command {
         Command::Train(args) => Ok(train(args)?),
+        Command::Convert(args) => Ok(convert(args)?),
+        Command::Eval(args) => Ok(eval(args)?),
+        Command::Run(args) => {
+            let shape = crate::tools::run_npy(&args.model, &args.input, &args.output)?;
+            println!("wrote {} (shape {shape:?})", args.output.display());
+            Ok(())
+        }
+        Command::Report(args) => Ok(report(args)?),
+        Command::Inspect(args) => {
+            print!("{}", crate::tools::inspect(&args.model, args.verify)?);
+            Ok(())
+        }
     }
 }
 
@@ -134,5 +228,170 @@ fn train(args: TrainArgs) -> crate::Result<()> {
         r.images_per_second,
         outcome.device
     );
+    Ok(())
+}
+
+fn convert(args: ConvertArgs) -> crate::Result<()> {
+    use crate::convert::{self, Precision};
+    let graph = convert::load_graph(&args.model, args.batch)?;
+    let samples = if args.precision == Precision::Int8 {
+        crate::tools::calibration_samples(&args.calibration_data)?
+    } else {
+        Vec::new()
+    };
+    let bar = if args.quiet || samples.is_empty() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let passes = if args.calibration == convert::Method::Minmax {
+            1
+        } else {
+            2
+        };
+        let bar = indicatif::ProgressBar::new((samples.len() * passes) as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("calibrating [{bar:30}] {pos}/{len} {per_sec}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    };
+    let metadata = vec![
+        ("source".to_string(), args.model.display().to_string()),
+        (
+            "source_bytes".to_string(),
+            std::fs::metadata(&args.model)
+                .map(|m| m.len())
+                .unwrap_or(0)
+                .to_string(),
+        ),
+    ];
+    let converted = convert::convert(
+        &graph,
+        args.precision,
+        &samples,
+        args.calibration,
+        metadata,
+        |k| bar.set_position(k as u64),
+    )?;
+    bar.finish_and_clear();
+    if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+    }
+    std::fs::write(&args.output, &converted.bytes)
+        .map_err(|e| crate::Error::io(&args.output, e))?;
+    if !args.quiet {
+        print!("{}", converted.summary());
+    }
+    let onnx_len = std::fs::metadata(&args.model).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "wrote {} ({}, {:.1} KiB = {:.2}x the ONNX file, arena {:.1} KiB)",
+        args.output.display(),
+        args.precision.name(),
+        converted.bytes.len() as f64 / 1024.0,
+        converted.bytes.len() as f64 / onnx_len.max(1) as f64,
+        converted.file.arena_size as f64 / 1024.0
+    );
+    Ok(())
+}
+
+fn eval(args: EvalArgs) -> crate::Result<()> {
+    let (split, limit) = crate::tools::parse_dataset(&args.dataset)?;
+    let r = crate::tools::eval(&args.model, split, limit, args.reference.as_deref())?;
+    println!(
+        "{}: accuracy {:.2}% on {} images ({:.0} us/image, batch 1)",
+        args.model.display(),
+        100.0 * r.accuracy,
+        r.images,
+        r.micros_per_image
+    );
+    if let Some(c) = r.reference {
+        println!(
+            "reference (f32 through tract): accuracy {:.2}%, top-1 agreement {:.2}%, output max |diff| {:.2e}, mean |diff| {:.2e}",
+            100.0 * c.accuracy,
+            100.0 * c.agreement,
+            c.max_abs_diff,
+            c.mean_abs_diff
+        );
+    }
+    Ok(())
+}
+
+fn report(args: ReportArgs) -> crate::Result<()> {
+    use crate::convert::{self, Method, Precision};
+    let (split, limit) = crate::tools::parse_dataset(&args.dataset)?;
+    let graph = convert::load_graph(&args.model, 1)?;
+    let samples = crate::tools::calibration_samples(&args.calibration_data)?;
+    std::fs::create_dir_all(&args.out_dir).map_err(|e| crate::Error::io(&args.out_dir, e))?;
+    let onnx_len = std::fs::metadata(&args.model)
+        .map_err(|e| crate::Error::io(&args.model, e))?
+        .len() as f64;
+    let stem = args
+        .model
+        .file_stem()
+        .map_or("model".into(), |s| s.to_string_lossy().into_owned());
+    let mut rows = Vec::new();
+    let mut reference = None;
+    for precision in [Precision::F32, Precision::F16, Precision::Int8] {
+        let calibration = if precision == Precision::Int8 {
+            &samples[..]
+        } else {
+            &[]
+        };
+        let converted = convert::convert(
+            &graph,
+            precision,
+            calibration,
+            Method::Minmax,
+            Vec::new(),
+            |_| {},
+        )?;
+        let path = args
+            .out_dir
+            .join(format!("{stem}-{}.tern", precision.name()));
+        std::fs::write(&path, &converted.bytes).map_err(|e| crate::Error::io(&path, e))?;
+        let r = crate::tools::eval(&path, split, limit, Some(&args.model))?;
+        let c = r.reference.clone().expect("reference requested");
+        reference.get_or_insert(c.accuracy);
+        rows.push((
+            precision,
+            r,
+            c,
+            converted.bytes.len(),
+            converted.file.arena_size,
+            path,
+        ));
+    }
+    println!(
+        "{}: {} images of {}",
+        args.model.display(),
+        rows[0].1.images,
+        args.dataset
+    );
+    println!(
+        "| precision | accuracy | vs fp32 | top-1 agreement | max abs diff | file | x ONNX | arena | latency (batch 1) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let fp32 = reference.unwrap_or(0.0);
+    println!(
+        "| fp32 (tract, ONNX) | {:.2}% | - | - | - | {:.1} KiB | 1.00 | - | - |",
+        100.0 * fp32,
+        onnx_len / 1024.0
+    );
+    for (precision, r, c, bytes, arena, _) in &rows {
+        println!(
+            "| tern {} | {:.2}% | {:+.2} pp | {:.2}% | {:.1e} | {:.1} KiB | {:.2} | {:.1} KiB | {:.0} us |",
+            precision.name(),
+            100.0 * r.accuracy,
+            100.0 * (r.accuracy - fp32),
+            100.0 * c.agreement,
+            c.max_abs_diff,
+            *bytes as f64 / 1024.0,
+            *bytes as f64 / onnx_len,
+            *arena as f64 / 1024.0,
+            r.micros_per_image
+        );
+    }
+    for (_, _, _, _, _, path) in &rows {
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }

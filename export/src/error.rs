@@ -60,6 +60,18 @@ pub enum Error {
         /// The non-finite loss value.
         loss: f32,
     },
+    /// Conversion to `.tern` failed.
+    #[error(transparent)]
+    Convert(#[from] crate::convert::ConvertError),
+    /// The Tern runtime refused a model or an input.
+    #[error("{path}: {source}")]
+    Runtime {
+        /// The `.tern` file.
+        path: PathBuf,
+        /// The runtime's error.
+        #[source]
+        source: tern_runtime::Error,
+    },
     /// An ONNX file could not be read or run by tract.
     #[error("ONNX model {path}: {message}")]
     Onnx {

@@ -5,12 +5,14 @@
 //! linked into firmware. The on-device runtime is the `tern-runtime` crate.
 
 pub mod cli;
+pub mod convert;
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod models;
 pub mod onnx;
 pub mod pipeline;
+pub mod tools;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -11,8 +11,53 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(target_endian = "big")]
+compile_error!(
+    "tern-runtime reads its file format in place and supports little-endian targets only"
+);
+
+pub mod error;
+pub mod format;
+mod interpreter;
 pub mod kernels;
+pub mod model;
+pub mod ops;
 pub mod quant;
+mod validate;
+
+pub use error::{Error, Result};
+pub use format::{DType, Opcode, Storage};
+pub use interpreter::{Interpreter, TensorRef};
+pub use model::{Model, OpInfo, Quant, TensorInfo};
+
+/// A heap copy of a model file with the alignment [`Model::from_bytes`] needs
+/// (for files read into memory rather than mapped).
+#[cfg(feature = "alloc")]
+pub struct AlignedBytes {
+    words: alloc::vec::Vec<Block16>,
+    len: usize,
+}
+
+#[cfg(feature = "alloc")]
+impl AlignedBytes {
+    /// Copies `bytes` into 16-byte aligned storage.
+    pub fn new(bytes: &[u8]) -> AlignedBytes {
+        let mut words = alloc::vec![Block16([0; 16]); bytes.len().div_ceil(16)];
+        bytemuck::cast_slice_mut::<Block16, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        AlignedBytes {
+            words,
+            len: bytes.len(),
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl core::ops::Deref for AlignedBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &bytemuck::cast_slice::<Block16, u8>(&self.words)[..self.len]
+    }
+}
 
 /// Version of the runtime crate, as `major.minor.patch`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -24,3 +69,17 @@ mod tests {
         assert_eq!(super::VERSION.split('.').count(), 3);
     }
 }
+
+/// Sixteen bytes aligned to 16 (`u128` is only 8-aligned on some targets).
+#[cfg(feature = "alloc")]
+#[derive(Clone, Copy)]
+#[repr(C, align(16))]
+struct Block16([u8; 16]);
+
+// SAFETY: `Block16` is 16 bytes of `u8` with alignment 16 and size 16: no padding,
+// and every bit pattern is valid.
+#[cfg(feature = "alloc")]
+unsafe impl bytemuck::Zeroable for Block16 {}
+// SAFETY: as above.
+#[cfg(feature = "alloc")]
+unsafe impl bytemuck::Pod for Block16 {}

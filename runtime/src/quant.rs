@@ -66,7 +66,10 @@ pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> 
     let right = (-shift).clamp(0, 31);
     let shifted = (x as i64) << left;
     let shifted = shifted.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
-    rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+    rounding_divide_by_pot(
+        saturating_rounding_doubling_high_mul(shifted, multiplier),
+        right,
+    )
 }
 
 /// Host-side helper: splits `real` (>= 0) into a Q0.31 multiplier and a shift.
@@ -152,6 +155,9 @@ mod tests {
             saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN),
             i32::MAX
         );
-        assert_eq!(saturating_rounding_doubling_high_mul(1 << 30, 1 << 30), 1 << 29);
+        assert_eq!(
+            saturating_rounding_doubling_high_mul(1 << 30, 1 << 30),
+            1 << 29
+        );
     }
 }

@@ -1,1 +1,89 @@
-//! TODO: concat_s8 kernel (being written).
+//! One input of an int8 concatenation, requantized into the output's quantization.
+//!
+//! The interpreter calls [`concat_part_s8`] once per input; inputs whose
+//! quantization equals the output's can use it too (the identity factor takes
+//! a plain-copy path).
+
+use crate::quant::Requant;
+
+/// The fixed-point form of 1.0 (`2^30 * 2^(1 - 31)`), for which `apply` is the identity.
+const IDENTITY: Requant = Requant {
+    multiplier: 1 << 30,
+    shift: 1,
+};
+
+/// Copies one concat input into its slot of the output, requantizing each value.
+///
+/// For each `o` in `0..outer`, `input[o * input_block..][..input_block]` goes to
+/// `output[o * output_block + offset..][..input_block]` (like the untyped concat
+/// part), each value `x` becoming
+/// `saturate_i8(requant.apply(x - input_zero_point) + output_zero_point)` with
+/// `requant = input_scale / output_scale`. Identity factor and equal zero points
+/// copy the bytes unchanged (the same result).
+#[allow(clippy::too_many_arguments)]
+pub fn concat_part_s8(
+    input: &[i8],
+    outer: usize,
+    input_block: usize,
+    output_block: usize,
+    offset: usize,
+    input_zero_point: i32,
+    requant: Requant,
+    output_zero_point: i32,
+    output: &mut [i8],
+) {
+    debug_assert!(input.len() >= outer * input_block);
+    debug_assert!(offset + input_block <= output_block || outer == 0);
+    debug_assert!(output.len() >= outer.saturating_sub(1) * output_block + offset + input_block);
+    let plain_copy = requant == IDENTITY && input_zero_point == output_zero_point;
+    for o in 0..outer {
+        let src = &input[o * input_block..][..input_block];
+        let dst = &mut output[o * output_block + offset..][..input_block];
+        if plain_copy {
+            dst.copy_from_slice(src);
+        } else {
+            for (d, &x) in dst.iter_mut().zip(src) {
+                let value = requant.apply(x as i32 - input_zero_point);
+                *d = value.saturating_add(output_zero_point).clamp(-128, 127) as i8;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conv2d_s8::testing::quantize;
+    use super::*;
+
+    #[test]
+    fn identity_factor_is_exact_and_copies() {
+        for x in -128..=127 {
+            assert_eq!(IDENTITY.apply(x), x);
+        }
+        let input = [1i8, 2, 3, 4];
+        let mut out = [0i8; 6];
+        // Two rows of 2 into rows of 3 at offset 1.
+        concat_part_s8(&input, 2, 2, 3, 1, 5, IDENTITY, 5, &mut out);
+        assert_eq!(out, [0, 1, 2, 0, 3, 4]);
+    }
+
+    /// Every int8 value against dequantize -> quantize in f64 (1 LSB for the
+    /// fixed-point factor), including saturation.
+    #[test]
+    fn requantizes_like_the_float_model() {
+        for &(si, zi, so, zo) in &[
+            (0.05, 3, 0.1, -7),
+            (0.3, -128, 0.1, 0),
+            (0.01, 0, 0.0101, 2),
+        ] {
+            let requant = Requant::from_real(si / so);
+            let input: [i8; 256] = core::array::from_fn(|i| (i as i32 - 128) as i8);
+            let mut out = [0i8; 256];
+            concat_part_s8(&input, 1, 256, 256, 0, zi, requant, zo, &mut out);
+            for (&x, &y) in input.iter().zip(&out) {
+                let want = quantize(si * (x as i32 - zi) as f64, so, zo);
+                assert!((y as i32 - want).abs() <= 1, "{x}: {y} vs {want}");
+            }
+        }
+    }
+}

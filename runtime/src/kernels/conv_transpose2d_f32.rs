@@ -1,1 +1,319 @@
-//! TODO: conv_transpose2d_f32 kernel (being written).
+//! Float 2-D transposed convolution (ONNX ConvTranspose): NCHW activations, weights
+//! repacked by the converter to `[out_ch][in_ch / groups][kh][kw]`, f32 or f16.
+//!
+//! Gather form, so no scratch is needed: each output row starts at its bias, then for
+//! every input row that reaches it (`oy = iy*sh - pad_begin_h + ky*dh`) and every `kx`
+//! the matching input elements are accumulated with one (strided when `sw > 1`) axpy.
+
+use super::conv2d_f32::valid_range;
+use super::{ClampF32, FloatWeight, Shape4, Window2d};
+
+/// Transposed convolution:
+/// `out[n][oc][oy][ox] = clamp(bias[oc] + sum in[n][g*cin_g + ic][iy][ix] * w[oc][ic][ky][kx])`
+/// over `ic < in_ch/groups`, `ky`, `kx`, `iy`, `ix` with `oy = iy*sh - pad_begin_h + ky*dh`
+/// and `ox = ix*sw - pad_begin_w + kx*dw`, `g = oc / (out_ch / groups)`. Outputs that no
+/// input reaches hold just the (clamped) bias; `out_shape` decides the extent (so
+/// `output_padding` and end padding are already resolved by the converter).
+///
+/// Preconditions (debug-asserted): channel counts are multiples of `groups`, same batch,
+/// slice lengths match, `weights` holds `out_ch * in_ch/groups * kh * kw` values, `bias`
+/// (if any) `out_ch`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_transpose2d_f32<W: FloatWeight>(
+    input: &[f32],
+    in_shape: Shape4,
+    weights: &[W],
+    bias: Option<&[f32]>,
+    window: &Window2d,
+    groups: usize,
+    clamp: ClampF32,
+    output: &mut [f32],
+    out_shape: Shape4,
+) {
+    debug_assert!(groups >= 1);
+    debug_assert!(in_shape.c.is_multiple_of(groups) && out_shape.c.is_multiple_of(groups));
+    debug_assert_eq!(in_shape.n, out_shape.n);
+    debug_assert_eq!(input.len(), in_shape.len());
+    debug_assert_eq!(output.len(), out_shape.len());
+    debug_assert!(window.stride[0] >= 1 && window.stride[1] >= 1);
+    debug_assert!(window.dilation[0] >= 1 && window.dilation[1] >= 1);
+    let [kh, kw] = window.kernel;
+    let [sh, sw] = window.stride;
+    let [dh, dw] = window.dilation;
+    let [ph, pw] = window.pad_begin;
+    let (ih, iw) = (in_shape.h, in_shape.w);
+    let (oh, ow) = (out_shape.h, out_shape.w);
+    let cin_g = in_shape.c / groups;
+    let cout_g = out_shape.c / groups;
+    let taps = kh * kw;
+    debug_assert_eq!(weights.len(), out_shape.c * cin_g * taps);
+    debug_assert!(bias.is_none_or(|b| b.len() == out_shape.c));
+    let out_plane = oh * ow;
+    if out_plane == 0 {
+        return;
+    }
+    for (n, output_n) in output.chunks_exact_mut(out_shape.c * out_plane).enumerate() {
+        for (oc, plane) in output_n.chunks_exact_mut(out_plane).enumerate() {
+            let g = oc / cout_g;
+            let b = bias.map_or(0.0, |b| b[oc]);
+            let w_oc = &weights[oc * cin_g * taps..][..cin_g * taps];
+            for (oy, row) in plane.chunks_exact_mut(ow).enumerate() {
+                row.fill(b);
+                for ky in 0..kh {
+                    // iy * sh = oy + ph - ky * dh must be a non-negative multiple of sh.
+                    let t = (oy + ph) as isize - (ky * dh) as isize;
+                    if t < 0 {
+                        break; // t only decreases with ky
+                    }
+                    let t = t as usize;
+                    if !t.is_multiple_of(sh) || t / sh >= ih {
+                        continue;
+                    }
+                    let iy = t / sh;
+                    for ic in 0..cin_g {
+                        let src =
+                            &input[((n * in_shape.c + g * cin_g + ic) * ih + iy) * iw..][..iw];
+                        let w_row = &w_oc[(ic * kh + ky) * kw..][..kw];
+                        for (kx, wv) in w_row.iter().enumerate() {
+                            let off = kx_offset(kx, dw, pw);
+                            // Inputs ix with 0 <= ix*sw + off < ow.
+                            let (ix0, ix1) = valid_range(off, sw, ow, iw);
+                            if ix0 == ix1 {
+                                continue;
+                            }
+                            let ox0 = ((ix0 * sw) as isize + off) as usize;
+                            let wv = wv.to_f32();
+                            let src = &src[ix0..ix1];
+                            if sw == 1 {
+                                for (o, &x) in row[ox0..].iter_mut().zip(src) {
+                                    *o += wv * x;
+                                }
+                            } else {
+                                for (o, &x) in row[ox0..].iter_mut().step_by(sw).zip(src) {
+                                    *o += wv * x;
+                                }
+                            }
+                        }
+                    }
+                }
+                for v in row.iter_mut() {
+                    *v = clamp.apply(*v);
+                }
+            }
+        }
+    }
+}
+
+/// Output column offset of tap `kx`: `ox = ix * sw + kx_offset`.
+#[inline(always)]
+fn kx_offset(kx: usize, dw: usize, pw: usize) -> isize {
+    (kx * dw) as isize - pw as isize
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use half::f16;
+    use std::vec;
+    use std::vec::Vec;
+
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn f32(&mut self) -> f32 {
+            (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Naive scatter form in f64: every input element adds `x * w` to each output it
+    /// reaches. Also returns per-output sums of |terms| for the tolerance.
+    fn naive_scatter(
+        input: &[f32],
+        s: Shape4,
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        win: &Window2d,
+        groups: usize,
+        o: Shape4,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let cin_g = s.c / groups;
+        let cout_g = o.c / groups;
+        let [kh, kw] = win.kernel;
+        let mut out = vec![0.0f64; o.len()];
+        let mut mag = vec![0.0f64; o.len()];
+        for n in 0..o.n {
+            for oc in 0..o.c {
+                let b = bias.map_or(0.0, |b| b[oc] as f64);
+                for i in 0..o.h * o.w {
+                    out[(n * o.c + oc) * o.h * o.w + i] = b;
+                    mag[(n * o.c + oc) * o.h * o.w + i] = b.abs();
+                }
+            }
+            for c in 0..s.c {
+                let g = c / cin_g;
+                let ic = c % cin_g;
+                for iy in 0..s.h {
+                    for ix in 0..s.w {
+                        let x = input[((n * s.c + c) * s.h + iy) * s.w + ix] as f64;
+                        for ocl in 0..cout_g {
+                            let oc = g * cout_g + ocl;
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    let oy = (iy * win.stride[0] + ky * win.dilation[0]) as isize
+                                        - win.pad_begin[0] as isize;
+                                    let ox = (ix * win.stride[1] + kx * win.dilation[1]) as isize
+                                        - win.pad_begin[1] as isize;
+                                    if oy < 0 || ox < 0 || oy >= o.h as isize || ox >= o.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let wv =
+                                        weights[((oc * cin_g + ic) * kh + ky) * kw + kx] as f64;
+                                    let idx =
+                                        ((n * o.c + oc) * o.h + oy as usize) * o.w + ox as usize;
+                                    out[idx] += x * wv;
+                                    mag[idx] += (x * wv).abs();
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (out, mag)
+    }
+
+    #[test]
+    fn hand_computed_stride_2() {
+        // One channel 2x2 input, 2x2 kernel of ones, stride 2: each input fills a 2x2 block.
+        let input = [1.0f32, 2.0, 3.0, 4.0];
+        let win = Window2d {
+            kernel: [2, 2],
+            stride: [2, 2],
+            dilation: [1, 1],
+            pad_begin: [0, 0],
+        };
+        let mut out = [0.0f32; 16];
+        conv_transpose2d_f32(
+            &input,
+            Shape4::new(1, 1, 2, 2),
+            &[1.0f32; 4],
+            Some(&[0.5]),
+            &win,
+            1,
+            ClampF32::NONE,
+            &mut out,
+            Shape4::new(1, 1, 4, 4),
+        );
+        let want = [
+            1., 1., 2., 2., 1., 1., 2., 2., 3., 3., 4., 4., 3., 3., 4., 4.,
+        ]
+        .map(|v| v + 0.5);
+        assert_eq!(out, want);
+        // Stride 1, 3-wide kernel [1, 2, 3] on a 1x2 row, pad 1: full = [1, 4, 7, 6], cropped
+        // by one column each side -> [4, 7]; plus an unreached extra column holding the bias.
+        let win = Window2d {
+            kernel: [1, 3],
+            stride: [1, 1],
+            dilation: [1, 1],
+            pad_begin: [0, 1],
+        };
+        let mut out = [0.0f32; 3];
+        conv_transpose2d_f32(
+            &[1.0f32, 2.0],
+            Shape4::new(1, 1, 1, 2),
+            &[1.0f32, 2.0, 3.0],
+            Some(&[10.0]),
+            &win,
+            1,
+            ClampF32::NONE,
+            &mut out,
+            Shape4::new(1, 1, 1, 3),
+        );
+        assert_eq!(out, [14.0, 17.0, 16.0]);
+    }
+
+    #[test]
+    fn random_geometries_match_scatter() {
+        // Tolerance as for conv2d: f32 accumulation in another order than the f64 reference,
+        // error <= K * 6e-8 * sum|terms| with K <= ~100 terms per output here.
+        let mut rng = XorShift(0x7777_1234_abcd_0001);
+        for iter in 0..80 {
+            let groups = [1, 1, 2, 3][rng.below(4)];
+            let cin_g = 1 + rng.below(3);
+            let cout_g = 1 + rng.below(3);
+            let kernel = [1 + rng.below(4), 1 + rng.below(4)];
+            let stride = [1 + rng.below(3), 1 + rng.below(3)];
+            let dilation = [1 + rng.below(2), 1 + rng.below(2)];
+            let pad_begin = [rng.below(kernel[0]), rng.below(kernel[1])];
+            let s = Shape4::new(
+                1 + rng.below(2),
+                cin_g * groups,
+                1 + rng.below(5),
+                1 + rng.below(5),
+            );
+            // Full output minus begin padding, then a random end crop or extension.
+            let full =
+                |i: usize, len: usize| (len - 1) * stride[i] + dilation[i] * (kernel[i] - 1) + 1;
+            let oh = (full(0, s.h) - pad_begin[0] + rng.below(3))
+                .saturating_sub(rng.below(2))
+                .max(1);
+            let ow = (full(1, s.w) - pad_begin[1] + rng.below(3))
+                .saturating_sub(rng.below(2))
+                .max(1);
+            let o = Shape4::new(s.n, cout_g * groups, oh, ow);
+            let win = Window2d {
+                kernel,
+                stride,
+                dilation,
+                pad_begin,
+            };
+            let k = cin_g * kernel[0] * kernel[1];
+            let input: Vec<f32> = (0..s.len()).map(|_| rng.f32()).collect();
+            let weights: Vec<f32> = (0..o.c * k).map(|_| rng.f32()).collect();
+            let bias: Vec<f32> = (0..o.c).map(|_| rng.f32()).collect();
+            let bias = (iter % 4 != 0).then_some(&bias[..]);
+            let clamp = if iter % 3 == 0 {
+                ClampF32 {
+                    min: -0.5,
+                    max: 0.75,
+                }
+            } else {
+                ClampF32::NONE
+            };
+
+            let mut out = vec![f32::NAN; o.len()];
+            conv_transpose2d_f32(&input, s, &weights, bias, &win, groups, clamp, &mut out, o);
+            let (want, mag) = naive_scatter(&input, s, &weights, bias, &win, groups, o);
+            for i in 0..o.len() {
+                let w = clamp.apply(want[i] as f32) as f64;
+                assert!(
+                    (out[i] as f64 - w).abs() <= 1e-5 * mag[i] + 1e-6,
+                    "{win:?} {s:?} {o:?} at {i}"
+                );
+            }
+
+            let w16: Vec<f16> = weights.iter().map(|&w| f16::from_f32(w)).collect();
+            let w16_f32: Vec<f32> = w16.iter().map(|w| w.to_f32()).collect();
+            conv_transpose2d_f32(&input, s, &w16, bias, &win, groups, clamp, &mut out, o);
+            let (want, mag) = naive_scatter(&input, s, &w16_f32, bias, &win, groups, o);
+            for i in 0..o.len() {
+                let w = clamp.apply(want[i] as f32) as f64;
+                assert!(
+                    (out[i] as f64 - w).abs() <= 1e-5 * mag[i] + 1e-6,
+                    "f16 {win:?} at {i}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,1463 @@
+//! ONNX -> [`Graph`]: reads the protobuf through `tract_onnx::pb`, folds
+//! constant subgraphs (Shape/Gather/Concat/ConstantOfShape chains, Unsqueeze of
+//! initializers...), infers every static shape, and maps each remaining node to
+//! a Tern op. Anything it cannot map is an [`ConvertError::UnsupportedOp`]
+//! naming the op type, node and opset: never a silent approximation.
+
+use tern_runtime::kernels::activation_f32::Activation;
+use tern_runtime::kernels::binary_f32::binary_f32;
+use tern_runtime::kernels::{
+    BinaryOp, ClampF32, CoordinateMode, NearestMode, ResizeGeometry, Window2d,
+};
+use tern_runtime::ops::{LrnParams, ResizeParams, pad_mode};
+use tract_onnx::pb::{AttributeProto, ModelProto, NodeProto, TensorProto, type_proto};
+
+use super::ConvertError;
+use super::graph::{ConstData, Graph, Op};
+
+type Result<T> = std::result::Result<T, ConvertError>;
+
+/// Options of the import.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// Value for symbolic (dynamic) dimensions of graph inputs, e.g. the batch.
+    pub dynamic_dim: usize,
+}
+
+/// Builds the graph of `model`.
+pub fn import(model: &ModelProto, options: &ImportOptions) -> Result<Graph> {
+    let graph_proto = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| ConvertError::Invalid("model has no graph".into()))?;
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map_or(1, |o| o.version);
+    let mut g = Graph::default();
+    for init in &graph_proto.initializer {
+        let (shape, data) = tensor_data(init)?;
+        g.add_value(&init.name, shape, Some(data));
+    }
+    for input in &graph_proto.input {
+        if g.by_name.contains_key(&input.name) {
+            continue; // an initializer listed as an input (old IR versions)
+        }
+        let Some(type_proto::Value::TensorType(t)) =
+            input.r#type.as_ref().and_then(|t| t.value.as_ref())
+        else {
+            return Err(ConvertError::Invalid(format!(
+                "graph input '{}' is not a tensor",
+                input.name
+            )));
+        };
+        if t.elem_type != 1 {
+            return Err(ConvertError::Invalid(format!(
+                "graph input '{}' has element type {}; only float inputs are supported",
+                input.name, t.elem_type
+            )));
+        }
+        let shape =
+            t.shape
+                .as_ref()
+                .map(|s| {
+                    s.dim
+                        .iter()
+                        .map(|d| match d.value {
+                            Some(
+                                tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(v),
+                            ) if v > 0 => v as usize,
+                            _ => options.dynamic_dim,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+        let id = g.add_value(&input.name, shape, None);
+        g.inputs.push(id);
+    }
+    for (index, node) in graph_proto.node.iter().enumerate() {
+        let mut ctx = NodeCtx {
+            g: &mut g,
+            node,
+            index,
+            opset,
+        };
+        ctx.import()?;
+    }
+    for output in &graph_proto.output {
+        let id = *g.by_name.get(&output.name).ok_or_else(|| {
+            ConvertError::Invalid(format!("graph output '{}' is never produced", output.name))
+        })?;
+        if g.is_const(id) {
+            return Err(ConvertError::Invalid(format!(
+                "graph output '{}' is a constant",
+                output.name
+            )));
+        }
+        g.outputs.push(id);
+    }
+    Ok(g)
+}
+
+/// Shape and data of an initializer or constant attribute.
+pub fn tensor_data(t: &TensorProto) -> Result<(Vec<usize>, ConstData)> {
+    let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+    let n: usize = shape.iter().product();
+    let bad = |why: &str| ConvertError::Invalid(format!("tensor '{}': {why}", t.name));
+    if t.data_location == Some(1) {
+        return Err(bad(
+            "external data is not supported; save the model with weights inside",
+        ));
+    }
+    let raw = &t.raw_data;
+    let data = match t.data_type {
+        1 => ConstData::F32(if raw.is_empty() {
+            t.float_data.clone()
+        } else {
+            raw.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
+                .collect()
+        }),
+        10 => ConstData::F32(if raw.is_empty() {
+            t.int32_data
+                .iter()
+                .map(|&b| half::f16::from_bits(b as u16).to_f32())
+                .collect()
+        } else {
+            raw.chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect()
+        }),
+        11 => ConstData::F32(if raw.is_empty() {
+            t.double_data.iter().map(|&v| v as f32).collect()
+        } else {
+            raw.chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+                .collect()
+        }),
+        7 => ConstData::I64(if raw.is_empty() {
+            t.int64_data.clone()
+        } else {
+            raw.chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect()
+        }),
+        6 | 2 | 3 | 4 | 5 | 9 => ConstData::I64(if raw.is_empty() {
+            t.int32_data.iter().map(|&v| v as i64).collect()
+        } else {
+            let size = match t.data_type {
+                6 => 4,
+                4 | 5 => 2,
+                _ => 1,
+            };
+            raw.chunks_exact(size)
+                .map(|c| match t.data_type {
+                    6 => i32::from_le_bytes(c.try_into().unwrap_or([0; 4])) as i64,
+                    5 => i16::from_le_bytes([c[0], c[1]]) as i64,
+                    4 => u16::from_le_bytes([c[0], c[1]]) as i64,
+                    3 => c[0] as i8 as i64,
+                    _ => c[0] as i64,
+                })
+                .collect()
+        }),
+        other => return Err(bad(&format!("element type {other} is not supported"))),
+    };
+    if data.len() != n {
+        return Err(bad(&format!(
+            "holds {} values for shape {shape:?}",
+            data.len()
+        )));
+    }
+    Ok((shape, data))
+}
+
+struct NodeCtx<'a> {
+    g: &'a mut Graph,
+    node: &'a NodeProto,
+    index: usize,
+    opset: i64,
+}
+
+fn attr<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+impl NodeCtx<'_> {
+    fn node_name(&self) -> String {
+        if self.node.name.is_empty() {
+            format!("{}#{}", self.node.op_type, self.index)
+        } else {
+            self.node.name.clone()
+        }
+    }
+
+    fn unsupported(&self, why: impl Into<String>) -> ConvertError {
+        ConvertError::UnsupportedOp {
+            op_type: self.node.op_type.clone(),
+            node: self.node_name(),
+            opset: self.opset,
+            why: why.into(),
+        }
+    }
+
+    fn invalid(&self, why: impl Into<String>) -> ConvertError {
+        ConvertError::Invalid(format!(
+            "node '{}' ({}): {}",
+            self.node_name(),
+            self.node.op_type,
+            why.into()
+        ))
+    }
+
+    fn int(&self, name: &str, default: i64) -> i64 {
+        attr(self.node, name).map_or(default, |a| a.i)
+    }
+
+    fn float(&self, name: &str, default: f32) -> f32 {
+        attr(self.node, name).map_or(default, |a| a.f)
+    }
+
+    fn ints(&self, name: &str) -> Option<Vec<i64>> {
+        attr(self.node, name).map(|a| a.ints.clone())
+    }
+
+    fn string(&self, name: &str, default: &str) -> String {
+        attr(self.node, name).map_or(default.to_string(), |a| {
+            String::from_utf8_lossy(&a.s).into_owned()
+        })
+    }
+
+    /// Value id of input `k`; None when absent or the empty name.
+    fn input(&self, k: usize) -> Result<Option<usize>> {
+        match self.node.input.get(k) {
+            None => Ok(None),
+            Some(name) if name.is_empty() => Ok(None),
+            Some(name) => self.g.by_name.get(name).copied().map(Some).ok_or_else(|| {
+                self.invalid(format!("input '{name}' is not produced before this node"))
+            }),
+        }
+    }
+
+    fn required(&self, k: usize) -> Result<usize> {
+        self.input(k)?
+            .ok_or_else(|| self.invalid(format!("missing input {k}")))
+    }
+
+    fn shape(&self, v: usize) -> Vec<usize> {
+        self.g.values[v].shape.clone()
+    }
+
+    fn konst(&self, k: usize) -> Result<Option<ConstData>> {
+        Ok(self.input(k)?.and_then(|v| self.g.values[v].konst.clone()))
+    }
+
+    fn const_ints(&self, k: usize, what: &str) -> Result<Vec<i64>> {
+        self.konst(k)?
+            .map(|c| c.to_i64())
+            .ok_or_else(|| self.unsupported(format!("{what} (input {k}) must be a constant")))
+    }
+
+    fn output_name(&self) -> Result<&str> {
+        if self.node.output.len() != 1
+            && !matches!(self.node.op_type.as_str(), "Dropout" | "BatchNormalization")
+        {
+            return Err(self.unsupported(format!(
+                "{} outputs; only single-output nodes are supported",
+                self.node.output.len()
+            )));
+        }
+        Ok(&self.node.output[0])
+    }
+
+    fn define_const(&mut self, shape: Vec<usize>, data: ConstData) -> Result<()> {
+        let name = self.output_name()?.to_string();
+        if data.len() != shape.iter().product::<usize>() {
+            return Err(self.invalid(format!(
+                "constant of shape {shape:?} holds {} values",
+                data.len()
+            )));
+        }
+        self.g.add_value(&name, shape, Some(data));
+        Ok(())
+    }
+
+    /// The output names an existing value (Identity, Dropout).
+    fn alias(&mut self, v: usize) -> Result<()> {
+        let name = self.output_name()?.to_string();
+        self.g.by_name.insert(name, v);
+        Ok(())
+    }
+
+    fn emit(&mut self, op: Op, inputs: Vec<Option<usize>>, shape: Vec<usize>) -> Result<()> {
+        let name = self.output_name()?.to_string();
+        let output = self.g.add_value(&name, shape, None);
+        let node_name = self.node_name();
+        self.g.nodes.push(super::graph::Node {
+            name: node_name,
+            op,
+            inputs,
+            output,
+        });
+        Ok(())
+    }
+
+    fn all_inputs_const(&self) -> Result<bool> {
+        for k in 0..self.node.input.len() {
+            if let Some(v) = self.input(k)? {
+                if !self.g.is_const(v) {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn axis(&self, axis: i64, rank: usize) -> Result<usize> {
+        let a = if axis < 0 { axis + rank as i64 } else { axis };
+        if a < 0 || a as usize >= rank.max(1) {
+            return Err(self.invalid(format!("axis {axis} out of range for rank {rank}")));
+        }
+        Ok(a as usize)
+    }
+
+    fn import(&mut self) -> Result<()> {
+        if !(self.node.domain.is_empty() || self.node.domain == "ai.onnx") {
+            return Err(self.unsupported(format!("domain '{}' is not supported", self.node.domain)));
+        }
+        let op = self.node.op_type.as_str();
+        match op {
+            "Constant" => {
+                let a = self
+                    .node
+                    .attribute
+                    .first()
+                    .ok_or_else(|| self.invalid("no value attribute"))?;
+                let (shape, data) = match a.name.as_str() {
+                    "value" => {
+                        tensor_data(a.t.as_ref().ok_or_else(|| self.invalid("empty value"))?)?
+                    }
+                    "value_float" => (vec![], ConstData::F32(vec![a.f])),
+                    "value_floats" => (vec![a.floats.len()], ConstData::F32(a.floats.clone())),
+                    "value_int" => (vec![], ConstData::I64(vec![a.i])),
+                    "value_ints" => (vec![a.ints.len()], ConstData::I64(a.ints.clone())),
+                    other => return Err(self.unsupported(format!("Constant attribute '{other}'"))),
+                };
+                return self.define_const(shape, data);
+            }
+            "Identity" | "Dropout" => return self.alias(self.required(0)?),
+            "Shape" => {
+                let shape = self.shape(self.required(0)?);
+                let (start, end) = (self.int("start", 0), self.int("end", shape.len() as i64));
+                let clip = |v: i64| {
+                    (if v < 0 { v + shape.len() as i64 } else { v }).clamp(0, shape.len() as i64)
+                        as usize
+                };
+                let dims: Vec<i64> = shape[clip(start)..clip(end).max(clip(start))]
+                    .iter()
+                    .map(|&d| d as i64)
+                    .collect();
+                return self.define_const(vec![dims.len()], ConstData::I64(dims));
+            }
+            _ => {}
+        }
+        if self.all_inputs_const()? && op != "ConstantOfShape" {
+            if let Some((shape, data)) = self.fold()? {
+                return self.define_const(shape, data);
+            }
+        }
+        match op {
+            "ConstantOfShape" => {
+                let shape: Vec<usize> = self
+                    .const_ints(0, "shape")?
+                    .iter()
+                    .map(|&d| d.max(0) as usize)
+                    .collect();
+                let n = shape.iter().product();
+                let data = match attr(self.node, "value").and_then(|a| a.t.as_ref()) {
+                    Some(t) => match tensor_data(t)?.1 {
+                        ConstData::F32(v) => {
+                            ConstData::F32(vec![v.first().copied().unwrap_or(0.0); n])
+                        }
+                        ConstData::I64(v) => {
+                            ConstData::I64(vec![v.first().copied().unwrap_or(0); n])
+                        }
+                    },
+                    None => ConstData::F32(vec![0.0; n]),
+                };
+                self.define_const(shape, data)
+            }
+            "Conv" => self.conv(),
+            "ConvTranspose" => self.conv_transpose(),
+            "Gemm" => self.gemm(),
+            "MatMul" => self.matmul(),
+            "BatchNormalization" => self.batch_norm(),
+            "Relu" => self.activation(Activation::Relu),
+            "Sigmoid" => self.activation(Activation::Sigmoid),
+            "Tanh" => self.activation(Activation::Tanh),
+            "HardSwish" => self.activation(Activation::HardSwish),
+            "LeakyRelu" => self.activation(Activation::LeakyRelu {
+                alpha: self.float("alpha", 0.01),
+            }),
+            "HardSigmoid" => self.activation(Activation::HardSigmoid {
+                alpha: self.float("alpha", 0.2),
+                beta: self.float("beta", 0.5),
+            }),
+            "Clip" => {
+                let (min, max) = if self.opset < 11 {
+                    (
+                        self.float("min", f32::NEG_INFINITY),
+                        self.float("max", f32::INFINITY),
+                    )
+                } else {
+                    let get = |k, d| -> Result<f32> {
+                        Ok(match self.input(k)? {
+                            None => d,
+                            Some(_) => *self
+                                .konst(k)?
+                                .ok_or_else(|| self.unsupported("Clip bounds must be constants"))?
+                                .to_f32()
+                                .first()
+                                .unwrap_or(&d),
+                        })
+                    };
+                    (get(1, f32::NEG_INFINITY)?, get(2, f32::INFINITY)?)
+                };
+                self.activation(Activation::Clip { min, max })
+            }
+            "Add" | "Sub" | "Mul" | "Div" => {
+                let bop = match op {
+                    "Add" => BinaryOp::Add,
+                    "Sub" => BinaryOp::Sub,
+                    "Mul" => BinaryOp::Mul,
+                    _ => BinaryOp::Div,
+                };
+                let (a, b) = (self.required(0)?, self.required(1)?);
+                self.binary(bop, a, b)
+            }
+            "Sum" => {
+                let n = self.node.input.len();
+                if n == 1 {
+                    return self.alias(self.required(0)?);
+                }
+                let mut acc = self.required(0)?;
+                for k in 1..n {
+                    let b = self.required(k)?;
+                    if k + 1 == n {
+                        return self.binary(BinaryOp::Add, acc, b);
+                    }
+                    let shape = self.broadcast(&self.shape(acc), &self.shape(b))?;
+                    let name = format!("{}.sum{k}", self.node_name());
+                    let out = self.g.add_value(&name, shape, None);
+                    self.g.nodes.push(super::graph::Node {
+                        name: name.clone(),
+                        op: Op::Binary {
+                            op: BinaryOp::Add,
+                            clamp: None,
+                        },
+                        inputs: vec![Some(acc), Some(b)],
+                        output: out,
+                    });
+                    acc = out;
+                }
+                Ok(())
+            }
+            "MaxPool" | "AveragePool" => self.pool(op == "MaxPool"),
+            "GlobalAveragePool" => {
+                let x = self.required(0)?;
+                let s = self.shape(x);
+                if s.len() != 4 {
+                    return Err(self.unsupported("only 4-D (NCHW) inputs are supported"));
+                }
+                let window = Window2d {
+                    kernel: [s[2], s[3]],
+                    stride: [1, 1],
+                    dilation: [1, 1],
+                    pad_begin: [0, 0],
+                };
+                self.emit(
+                    Op::AvgPool {
+                        window,
+                        pad_end: [0, 0],
+                        count_include_pad: false,
+                    },
+                    vec![Some(x)],
+                    vec![s[0], s[1], 1, 1],
+                )
+            }
+            "Concat" => {
+                let inputs: Vec<usize> = (0..self.node.input.len())
+                    .map(|k| self.required(k))
+                    .collect::<Result<_>>()?;
+                let first = self.shape(inputs[0]);
+                let axis = self.axis(self.int("axis", 1), first.len())?;
+                let mut shape = first.clone();
+                shape[axis] = 0;
+                for &v in &inputs {
+                    let s = self.shape(v);
+                    if s.len() != first.len() || (0..s.len()).any(|d| d != axis && s[d] != first[d])
+                    {
+                        return Err(self.invalid(format!(
+                            "input shapes {first:?} and {s:?} differ outside axis {axis}"
+                        )));
+                    }
+                    shape[axis] += s[axis];
+                }
+                // A constant input becomes a constant tensor in the file: fine.
+                self.emit(
+                    Op::Concat { axis },
+                    inputs.into_iter().map(Some).collect(),
+                    shape,
+                )
+            }
+            "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => {
+                let x = self.required(0)?;
+                let shape = self.reshaped(&self.shape(x))?;
+                self.emit(Op::Copy, vec![Some(x)], shape)
+            }
+            "Transpose" => {
+                let x = self.required(0)?;
+                let s = self.shape(x);
+                let perm = self.perm(s.len())?;
+                let shape = perm.iter().map(|&p| s[p]).collect();
+                self.emit(Op::Transpose { perm }, vec![Some(x)], shape)
+            }
+            "Pad" => self.pad(),
+            "Resize" | "Upsample" => self.resize(),
+            "Softmax" => self.softmax(),
+            "LRN" => {
+                let x = self.required(0)?;
+                let s = self.shape(x);
+                if s.len() != 4 {
+                    return Err(self.unsupported("only 4-D (NCHW) inputs are supported"));
+                }
+                let size = self.int("size", 0);
+                if size < 1 {
+                    return Err(self.invalid("size must be >= 1"));
+                }
+                let p = LrnParams {
+                    size: size as usize,
+                    alpha: self.float("alpha", 1e-4),
+                    beta: self.float("beta", 0.75),
+                    bias: self.float("bias", 1.0),
+                };
+                self.emit(Op::Lrn(p), vec![Some(x)], s)
+            }
+            _ => Err(self.unsupported("no Tern kernel for this op")),
+        }
+    }
+
+    fn activation(&mut self, act: Activation) -> Result<()> {
+        let x = self.required(0)?;
+        let s = self.shape(x);
+        self.emit(Op::Activation(act), vec![Some(x)], s)
+    }
+
+    fn broadcast(&self, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+        let rank = a.len().max(b.len());
+        let mut out = vec![0; rank];
+        for d in 0..rank {
+            let da = if d + a.len() >= rank {
+                a[d + a.len() - rank]
+            } else {
+                1
+            };
+            let db = if d + b.len() >= rank {
+                b[d + b.len() - rank]
+            } else {
+                1
+            };
+            out[d] = match (da, db) {
+                (x, y) if x == y => x,
+                (1, y) => y,
+                (x, 1) => x,
+                _ => return Err(self.invalid(format!("shapes {a:?} and {b:?} do not broadcast"))),
+            };
+        }
+        if rank > 6 {
+            return Err(self.unsupported("rank above 6"));
+        }
+        Ok(out)
+    }
+
+    fn binary(&mut self, op: BinaryOp, a: usize, b: usize) -> Result<()> {
+        let shape = self.broadcast(&self.shape(a), &self.shape(b))?;
+        self.emit(
+            Op::Binary { op, clamp: None },
+            vec![Some(a), Some(b)],
+            shape,
+        )
+    }
+
+    /// Output shape of Reshape/Flatten/Squeeze/Unsqueeze applied to `s`.
+    fn reshaped(&self, s: &[usize]) -> Result<Vec<usize>> {
+        let n: usize = s.iter().product();
+        let shape = match self.node.op_type.as_str() {
+            "Reshape" => {
+                let target = self.const_ints(1, "shape")?;
+                let allow_zero = self.int("allowzero", 0) == 1;
+                let mut out: Vec<usize> = Vec::new();
+                let mut infer = None;
+                for (d, &t) in target.iter().enumerate() {
+                    match t {
+                        -1 => {
+                            infer = Some(d);
+                            out.push(1);
+                        }
+                        0 if !allow_zero => out.push(
+                            *s.get(d)
+                                .ok_or_else(|| self.invalid("0 in shape past the input rank"))?,
+                        ),
+                        t if t >= 0 => out.push(t as usize),
+                        _ => return Err(self.invalid(format!("bad target shape {target:?}"))),
+                    }
+                }
+                if let Some(d) = infer {
+                    let known: usize = out.iter().product();
+                    if known == 0 || n % known != 0 {
+                        return Err(
+                            self.invalid(format!("cannot infer -1 reshaping {s:?} to {target:?}"))
+                        );
+                    }
+                    out[d] = n / known;
+                }
+                out
+            }
+            "Flatten" => {
+                let axis = self.int("axis", 1);
+                let axis = if axis < 0 {
+                    axis + s.len() as i64
+                } else {
+                    axis
+                } as usize;
+                let outer: usize = s[..axis.min(s.len())].iter().product();
+                vec![outer, n / outer.max(1)]
+            }
+            "Squeeze" => {
+                let axes = if self.opset >= 13 {
+                    self.input(1)?
+                        .map(|_| self.const_ints(1, "axes"))
+                        .transpose()?
+                } else {
+                    self.ints("axes")
+                };
+                match axes {
+                    None => s.iter().copied().filter(|&d| d != 1).collect(),
+                    Some(axes) => {
+                        let axes: Vec<usize> = axes
+                            .iter()
+                            .map(|&a| self.axis(a, s.len()))
+                            .collect::<Result<_>>()?;
+                        s.iter()
+                            .enumerate()
+                            .filter(|(d, _)| !axes.contains(d))
+                            .map(|(_, &v)| v)
+                            .collect()
+                    }
+                }
+            }
+            _ => {
+                let axes = if self.opset >= 13 {
+                    self.const_ints(1, "axes")?
+                } else {
+                    self.ints("axes").unwrap_or_default()
+                };
+                let rank = s.len() + axes.len();
+                let axes: Vec<usize> = axes
+                    .iter()
+                    .map(|&a| self.axis(a, rank))
+                    .collect::<Result<_>>()?;
+                let mut it = s.iter();
+                (0..rank)
+                    .map(|d| {
+                        if axes.contains(&d) {
+                            1
+                        } else {
+                            *it.next().unwrap_or(&1)
+                        }
+                    })
+                    .collect()
+            }
+        };
+        if shape.iter().product::<usize>() != n {
+            return Err(self.invalid(format!(
+                "reshaping {s:?} to {shape:?} changes the element count"
+            )));
+        }
+        if shape.len() > 6 {
+            return Err(self.unsupported("rank above 6"));
+        }
+        Ok(shape)
+    }
+
+    fn perm(&self, rank: usize) -> Result<Vec<usize>> {
+        let perm: Vec<usize> = match self.ints("perm") {
+            Some(p) => p
+                .iter()
+                .map(|&a| self.axis(a, rank))
+                .collect::<Result<_>>()?,
+            None => (0..rank).rev().collect(),
+        };
+        let mut sorted = perm.clone();
+        sorted.sort_unstable();
+        if sorted != (0..rank).collect::<Vec<_>>() {
+            return Err(self.invalid(format!("perm {perm:?} is not a permutation")));
+        }
+        Ok(perm)
+    }
+
+    /// Spatial geometry shared by Conv and pooling: `(window, pad_end, out_hw)`.
+    fn window(
+        &self,
+        in_hw: [usize; 2],
+        kernel: [usize; 2],
+        ceil_mode: bool,
+    ) -> Result<(Window2d, [usize; 2], [usize; 2])> {
+        let two = |name: &str, default: usize| -> Result<[usize; 2]> {
+            match self.ints(name) {
+                None => Ok([default; 2]),
+                Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 1) => {
+                    Ok([v[0] as usize, v[1] as usize])
+                }
+                Some(v) => {
+                    Err(self.unsupported(format!("{name} = {v:?}: only 2-D windows are supported")))
+                }
+            }
+        };
+        let stride = two("strides", 1)?;
+        let dilation = two("dilations", 1)?;
+        let auto_pad = self.string("auto_pad", "NOTSET");
+        let mut begin = [0usize; 2];
+        let mut end = [0usize; 2];
+        let mut out = [0usize; 2];
+        for d in 0..2 {
+            let extent = dilation[d] * (kernel[d] - 1) + 1;
+            match auto_pad.as_str() {
+                "SAME_UPPER" | "SAME_LOWER" => {
+                    out[d] = in_hw[d].div_ceil(stride[d]);
+                    let total = ((out[d] - 1) * stride[d] + extent).saturating_sub(in_hw[d]);
+                    let small = total / 2;
+                    (begin[d], end[d]) = if auto_pad == "SAME_UPPER" {
+                        (small, total - small)
+                    } else {
+                        (total - small, small)
+                    };
+                }
+                "VALID" | "NOTSET" => {
+                    if auto_pad == "NOTSET" {
+                        if let Some(p) = self.ints("pads") {
+                            if p.len() != 4 || p.iter().any(|&v| v < 0) {
+                                return Err(self.unsupported(format!(
+                                    "pads {p:?}: only non-negative 2-D pads are supported"
+                                )));
+                            }
+                            begin[d] = p[d] as usize;
+                            end[d] = p[d + 2] as usize;
+                        }
+                    }
+                    let padded = in_hw[d] + begin[d] + end[d];
+                    if padded < extent {
+                        return Err(self.invalid(format!(
+                            "window {extent} larger than padded input {padded}"
+                        )));
+                    }
+                    let span = padded - extent;
+                    out[d] = if ceil_mode {
+                        span.div_ceil(stride[d]) + 1
+                    } else {
+                        span / stride[d] + 1
+                    };
+                    if ceil_mode && (out[d] - 1) * stride[d] >= in_hw[d] + begin[d] {
+                        out[d] -= 1;
+                    }
+                }
+                other => return Err(self.unsupported(format!("auto_pad {other}"))),
+            }
+        }
+        Ok((
+            Window2d {
+                kernel,
+                stride,
+                dilation,
+                pad_begin: begin,
+            },
+            end,
+            out,
+        ))
+    }
+
+    fn conv(&mut self) -> Result<()> {
+        let (x, w) = (self.required(0)?, self.required(1)?);
+        let bias = self.input(2)?;
+        let (xs, ws) = (self.shape(x), self.shape(w));
+        if xs.len() != 4 || ws.len() != 4 {
+            return Err(self.unsupported("only 2-D convolutions (4-D NCHW input) are supported"));
+        }
+        if !self.g.is_const(w) || bias.is_some_and(|b| !self.g.is_const(b)) {
+            return Err(self.unsupported("weights and bias must be constants"));
+        }
+        let groups = self.int("group", 1).max(1) as usize;
+        if xs[1] != ws[1] * groups || ws[0] % groups != 0 {
+            return Err(self.invalid(format!(
+                "input {xs:?}, weights {ws:?} and group {groups} disagree"
+            )));
+        }
+        let (window, pad_end, out) = self.window([xs[2], xs[3]], [ws[2], ws[3]], false)?;
+        self.emit(
+            Op::Conv {
+                window,
+                pad_end,
+                groups,
+                clamp: None,
+            },
+            vec![Some(x), Some(w), bias],
+            vec![xs[0], ws[0], out[0], out[1]],
+        )
+    }
+
+    fn conv_transpose(&mut self) -> Result<()> {
+        let (x, w) = (self.required(0)?, self.required(1)?);
+        let bias = self.input(2)?;
+        let (xs, ws) = (self.shape(x), self.shape(w));
+        if xs.len() != 4
+            || ws.len() != 4
+            || !self.g.is_const(w)
+            || bias.is_some_and(|b| !self.g.is_const(b))
+        {
+            return Err(self.unsupported(
+                "only 2-D transposed convolutions with constant weights are supported",
+            ));
+        }
+        let groups = self.int("group", 1).max(1) as usize;
+        let (cin, cout_g, kh, kw) = (ws[0], ws[1], ws[2], ws[3]);
+        if xs[1] != cin || cin % groups != 0 {
+            return Err(self.invalid("input channels differ from weights"));
+        }
+        let two = |name: &str, d: usize| {
+            self.ints(name)
+                .map(|v| {
+                    [
+                        v[0].max(0) as usize,
+                        v.get(1).copied().unwrap_or(v[0]).max(0) as usize,
+                    ]
+                })
+                .unwrap_or([d; 2])
+        };
+        let stride = two("strides", 1);
+        let dilation = two("dilations", 1);
+        let out_pad = two("output_padding", 0);
+        let mut begin = [0usize; 2];
+        let mut out = [0usize; 2];
+        let auto_pad = self.string("auto_pad", "NOTSET");
+        let explicit_out = self.ints("output_shape");
+        for d in 0..2 {
+            let k = [kh, kw][d];
+            let full = stride[d] * (xs[2 + d] - 1) + out_pad[d] + (k - 1) * dilation[d] + 1;
+            if let Some(os) = &explicit_out {
+                let target = os[os.len() - 2 + d] as usize;
+                let total = full.saturating_sub(target);
+                begin[d] = if auto_pad == "SAME_UPPER" {
+                    total / 2
+                } else {
+                    total - total / 2
+                };
+                out[d] = target;
+            } else if auto_pad.starts_with("SAME") {
+                out[d] = xs[2 + d] * stride[d];
+                let total = full.saturating_sub(out[d]);
+                begin[d] = if auto_pad == "SAME_UPPER" {
+                    total / 2
+                } else {
+                    total - total / 2
+                };
+            } else {
+                let p = self.ints("pads").unwrap_or(vec![0; 4]);
+                begin[d] = p[d].max(0) as usize;
+                out[d] = full
+                    .checked_sub(begin[d] + p[d + 2].max(0) as usize)
+                    .ok_or_else(|| self.invalid("pads larger than the output"))?;
+            }
+        }
+        // Repack [Cin][Cout/g][kh][kw] -> [Cout][Cin/g][kh][kw].
+        let data = self.g.const_f32(w).unwrap_or_default();
+        let cin_g = cin / groups;
+        let cout = cout_g * groups;
+        let khw = kh * kw;
+        let mut packed = vec![0f32; data.len()];
+        for ic in 0..cin {
+            let group = ic / cin_g;
+            for ocl in 0..cout_g {
+                let oc = group * cout_g + ocl;
+                let src = (ic * cout_g + ocl) * khw;
+                let dst = (oc * cin_g + ic % cin_g) * khw;
+                packed[dst..dst + khw].copy_from_slice(&data[src..src + khw]);
+            }
+        }
+        let name = format!("{}.packed", self.g.values[w].name);
+        let wp = self.g.add_value(
+            &name,
+            vec![cout, cin_g, kh, kw],
+            Some(ConstData::F32(packed)),
+        );
+        let window = Window2d {
+            kernel: [kh, kw],
+            stride,
+            dilation,
+            pad_begin: begin,
+        };
+        self.emit(
+            Op::ConvTranspose {
+                window,
+                groups,
+                clamp: None,
+            },
+            vec![Some(x), Some(wp), bias],
+            vec![xs[0], cout, out[0], out[1]],
+        )
+    }
+
+    /// A fully connected node from `x [.., K]` and weights given as `[K][N]` (`transposed == false`) or `[N][K]`.
+    fn fully_connected(
+        &mut self,
+        x: usize,
+        w: Vec<f32>,
+        k: usize,
+        n: usize,
+        transposed: bool,
+        bias: Option<Vec<f32>>,
+    ) -> Result<()> {
+        let packed = if transposed {
+            w
+        } else {
+            let mut p = vec![0f32; w.len()];
+            for r in 0..k {
+                for c in 0..n {
+                    p[c * k + r] = w[r * n + c];
+                }
+            }
+            p
+        };
+        let base = self.node_name();
+        let wv = self.g.add_value(
+            &format!("{base}.weight"),
+            vec![n, k],
+            Some(ConstData::F32(packed)),
+        );
+        let bv = bias.map(|b| {
+            self.g
+                .add_value(&format!("{base}.bias"), vec![n], Some(ConstData::F32(b)))
+        });
+        let mut shape = self.shape(x);
+        *shape
+            .last_mut()
+            .ok_or_else(|| self.invalid("scalar input"))? = n;
+        self.emit(
+            Op::FullyConnected { clamp: None },
+            vec![Some(x), Some(wv), bv],
+            shape,
+        )
+    }
+
+    fn gemm(&mut self) -> Result<()> {
+        let (a, b) = (self.required(0)?, self.required(1)?);
+        let (as_, bs) = (self.shape(a), self.shape(b));
+        if self.int("transA", 0) != 0 || as_.len() != 2 || bs.len() != 2 {
+            return Err(self.unsupported("only Gemm with 2-D A (transA = 0) is supported"));
+        }
+        let bdata = self.g.const_f32(b).ok_or_else(|| self.unsupported("B must be a constant (activation x activation products come with the transformer support)"))?;
+        let trans_b = self.int("transB", 0) != 0;
+        let (k, n) = if trans_b {
+            (bs[1], bs[0])
+        } else {
+            (bs[0], bs[1])
+        };
+        if as_[1] != k {
+            return Err(self.invalid(format!("A {as_:?} and B {bs:?} disagree")));
+        }
+        let alpha = self.float("alpha", 1.0);
+        let beta = self.float("beta", 1.0);
+        let bdata: Vec<f32> = bdata.iter().map(|v| v * alpha).collect();
+        let bias = match self.input(2)? {
+            None => None,
+            Some(c) => {
+                let cdata = self
+                    .g
+                    .const_f32(c)
+                    .ok_or_else(|| self.unsupported("C must be a constant"))?;
+                let cs = self.shape(c);
+                let per_row = cs.iter().product::<usize>();
+                if per_row == 1 {
+                    Some(vec![cdata[0] * beta; n])
+                } else if per_row == n && cs.last() == Some(&n) {
+                    Some(cdata.iter().map(|v| v * beta).collect())
+                } else {
+                    return Err(self.unsupported(format!(
+                        "C of shape {cs:?} (only scalar or per-column bias)"
+                    )));
+                }
+            }
+        };
+        self.fully_connected(a, bdata, k, n, trans_b, bias)
+    }
+
+    fn matmul(&mut self) -> Result<()> {
+        let (a, b) = (self.required(0)?, self.required(1)?);
+        let bs = self.shape(b);
+        let Some(bdata) = self.g.const_f32(b) else {
+            return Err(self.unsupported(
+                "MatMul of two activations is not supported yet (transformer support)",
+            ));
+        };
+        if bs.len() != 2 || self.shape(a).last() != Some(&bs[0]) {
+            return Err(self.unsupported(format!(
+                "MatMul with constant B of shape {bs:?} (need 2-D [K, N] matching A's last axis)"
+            )));
+        }
+        self.fully_connected(a, bdata, bs[0], bs[1], false, None)
+    }
+
+    fn batch_norm(&mut self) -> Result<()> {
+        let x = self.required(0)?;
+        let consts: Vec<Vec<f32>> = (1..5)
+            .map(|k| {
+                self.konst(k)?.map(|c| c.to_f32()).ok_or_else(|| {
+                    self.unsupported("scale, bias, mean and var must be constants (inference mode)")
+                })
+            })
+            .collect::<Result<_>>()?;
+        let eps = self.float("epsilon", 1e-5);
+        let s = self.shape(x);
+        let c = *s
+            .get(1)
+            .ok_or_else(|| self.invalid("input needs a channel axis"))?;
+        if consts.iter().any(|v| v.len() != c) {
+            return Err(self.invalid("parameter lengths differ from the channel count"));
+        }
+        let scale: Vec<f32> = (0..c)
+            .map(|i| consts[0][i] / (consts[3][i] + eps).sqrt())
+            .collect();
+        let shift: Vec<f32> = (0..c)
+            .map(|i| consts[1][i] - consts[2][i] * scale[i])
+            .collect();
+        let mut cshape = vec![c];
+        cshape.extend(std::iter::repeat_n(1, s.len().saturating_sub(2)));
+        let base = self.node_name();
+        let sv = self.g.add_value(
+            &format!("{base}.scale"),
+            cshape.clone(),
+            Some(ConstData::F32(scale)),
+        );
+        let bv = self.g.add_value(
+            &format!("{base}.shift"),
+            cshape,
+            Some(ConstData::F32(shift)),
+        );
+        let mid = self.g.add_value(&format!("{base}.scaled"), s.clone(), None);
+        self.g.nodes.push(super::graph::Node {
+            name: format!("{base}.mul"),
+            op: Op::Binary {
+                op: BinaryOp::Mul,
+                clamp: None,
+            },
+            inputs: vec![Some(x), Some(sv)],
+            output: mid,
+        });
+        self.emit(
+            Op::Binary {
+                op: BinaryOp::Add,
+                clamp: None,
+            },
+            vec![Some(mid), Some(bv)],
+            s,
+        )
+    }
+
+    fn pool(&mut self, max: bool) -> Result<()> {
+        let x = self.required(0)?;
+        let s = self.shape(x);
+        if s.len() != 4 {
+            return Err(self.unsupported("only 2-D pooling (4-D NCHW input) is supported"));
+        }
+        if self.node.output.len() > 1 {
+            return Err(self.unsupported("MaxPool with an Indices output"));
+        }
+        let kernel = self
+            .ints("kernel_shape")
+            .filter(|k| k.len() == 2 && k.iter().all(|&v| v >= 1))
+            .ok_or_else(|| self.unsupported("kernel_shape must be 2-D"))?;
+        let ceil = self.int("ceil_mode", 0) == 1;
+        let (window, pad_end, out) =
+            self.window([s[2], s[3]], [kernel[0] as usize, kernel[1] as usize], ceil)?;
+        let op = if max {
+            if self.int("storage_order", 0) != 0 {
+                return Err(self.unsupported("storage_order = 1"));
+            }
+            Op::MaxPool { window }
+        } else {
+            Op::AvgPool {
+                window,
+                pad_end,
+                count_include_pad: self.int("count_include_pad", 0) == 1,
+            }
+        };
+        self.emit(op, vec![Some(x)], vec![s[0], s[1], out[0], out[1]])
+    }
+
+    fn pad(&mut self) -> Result<()> {
+        let x = self.required(0)?;
+        let s = self.shape(x);
+        let rank = s.len();
+        let (pads, value) = if self.opset < 11 {
+            (
+                self.ints("pads").unwrap_or_default(),
+                self.float("value", 0.0),
+            )
+        } else {
+            let pads = self.const_ints(1, "pads")?;
+            let value = match self.input(2)? {
+                None => 0.0,
+                Some(_) => self
+                    .konst(2)?
+                    .ok_or_else(|| self.unsupported("constant_value must be a constant"))?
+                    .to_f32()
+                    .first()
+                    .copied()
+                    .unwrap_or(0.0),
+            };
+            if self.input(3)?.is_some() {
+                return Err(self.unsupported("the axes input"));
+            }
+            (pads, value)
+        };
+        if pads.len() != 2 * rank || pads.iter().any(|&p| p < 0) {
+            return Err(
+                self.unsupported(format!("pads {pads:?} (need 2 x rank non-negative values)"))
+            );
+        }
+        let mode = match self.string("mode", "constant").as_str() {
+            "constant" => pad_mode::CONSTANT,
+            "reflect" => pad_mode::REFLECT,
+            "edge" => pad_mode::EDGE,
+            other => return Err(self.unsupported(format!("mode {other}"))),
+        };
+        let begins: Vec<usize> = pads[..rank].iter().map(|&p| p as usize).collect();
+        let ends: Vec<usize> = pads[rank..].iter().map(|&p| p as usize).collect();
+        let shape = (0..rank).map(|d| s[d] + begins[d] + ends[d]).collect();
+        self.emit(
+            Op::Pad {
+                mode,
+                value,
+                begins,
+                ends,
+            },
+            vec![Some(x)],
+            shape,
+        )
+    }
+
+    fn resize(&mut self) -> Result<()> {
+        let x = self.required(0)?;
+        let s = self.shape(x);
+        if s.len() != 4 {
+            return Err(self.unsupported("only 4-D (NCHW) inputs are supported"));
+        }
+        let upsample = self.node.op_type == "Upsample";
+        let (scales_at, sizes_at) = if upsample || self.opset < 11 {
+            (1, usize::MAX)
+        } else {
+            (2, 3)
+        };
+        let scales = match self.input(scales_at)? {
+            Some(_) => self
+                .konst(scales_at)?
+                .ok_or_else(|| self.unsupported("scales must be a constant"))?
+                .to_f32(),
+            None => self
+                .ints("scales")
+                .map(|v| v.iter().map(|&x| x as f32).collect())
+                .unwrap_or_default(),
+        };
+        let sizes = if sizes_at != usize::MAX {
+            self.input(sizes_at)?
+                .map(|_| self.const_ints(sizes_at, "sizes"))
+                .transpose()?
+        } else {
+            None
+        };
+        let (out, num, den): ([usize; 4], [u32; 2], [u32; 2]) = match (sizes, scales.is_empty()) {
+            (Some(sz), _) if sz.len() == 4 => {
+                let out = [
+                    sz[0] as usize,
+                    sz[1] as usize,
+                    sz[2] as usize,
+                    sz[3] as usize,
+                ];
+                (
+                    out,
+                    [s[2] as u32, s[3] as u32],
+                    [out[2] as u32, out[3] as u32],
+                )
+            }
+            (_, false) if scales.len() == 4 => {
+                let out = [0, 1, 2, 3].map(|d| (s[d] as f32 * scales[d]).floor() as usize);
+                // ratio = 1 / scale as a rational with denominator 2^16.
+                let den = |v: f32| ((v as f64) * 65536.0).round().max(1.0) as u32;
+                (out, [65536, 65536], [den(scales[2]), den(scales[3])])
+            }
+            _ => return Err(self.unsupported("Resize needs 4 scales or 4 sizes")),
+        };
+        if out[0] != s[0] || out[1] != s[1] {
+            return Err(self.unsupported("resizing the batch or channel axis"));
+        }
+        let mode = self.string("mode", "nearest");
+        let linear = match mode.as_str() {
+            "nearest" => false,
+            "linear" | "bilinear" => true,
+            other => return Err(self.unsupported(format!("mode {other}"))),
+        };
+        let default_coord = if upsample || self.opset < 11 {
+            "asymmetric"
+        } else {
+            "half_pixel"
+        };
+        let coord = match self
+            .string("coordinate_transformation_mode", default_coord)
+            .as_str()
+        {
+            "half_pixel" => CoordinateMode::HalfPixel,
+            "pytorch_half_pixel" => CoordinateMode::PytorchHalfPixel,
+            "align_corners" => CoordinateMode::AlignCorners,
+            "asymmetric" => CoordinateMode::Asymmetric,
+            other => {
+                return Err(self.unsupported(format!("coordinate_transformation_mode {other}")));
+            }
+        };
+        let default_nearest = if upsample || self.opset < 11 {
+            "floor"
+        } else {
+            "round_prefer_floor"
+        };
+        let nearest = match self.string("nearest_mode", default_nearest).as_str() {
+            "round_prefer_floor" => NearestMode::RoundPreferFloor,
+            "round_prefer_ceil" => NearestMode::RoundPreferCeil,
+            "floor" => NearestMode::Floor,
+            "ceil" => NearestMode::Ceil,
+            other => return Err(self.unsupported(format!("nearest_mode {other}"))),
+        };
+        if self.int("antialias", 0) != 0
+            || self.string("keep_aspect_ratio_policy", "stretch") != "stretch"
+            || self.ints("axes").is_some()
+        {
+            return Err(self.unsupported("antialias, keep_aspect_ratio_policy and axes"));
+        }
+        let params = ResizeParams {
+            linear,
+            nearest,
+            geometry: ResizeGeometry {
+                coord,
+                ratio_num: num,
+                ratio_den: den,
+            },
+        };
+        self.emit(Op::Resize(params), vec![Some(x)], out.to_vec())
+    }
+
+    fn softmax(&mut self) -> Result<()> {
+        let x = self.required(0)?;
+        let s = self.shape(x);
+        let default = if self.opset >= 13 { -1 } else { 1 };
+        let axis = self.axis(self.int("axis", default), s.len())?;
+        if self.opset >= 13 || axis + 1 == s.len() {
+            return self.emit(Op::Softmax { axis }, vec![Some(x)], s);
+        }
+        // Opset < 13 flattens [axis..] into one axis: reshape, softmax, reshape back.
+        let outer: usize = s[..axis].iter().product();
+        let inner: usize = s[axis..].iter().product();
+        let base = self.node_name();
+        let flat = self
+            .g
+            .add_value(&format!("{base}.flat"), vec![outer, inner], None);
+        self.g.nodes.push(super::graph::Node {
+            name: format!("{base}.flatten"),
+            op: Op::Copy,
+            inputs: vec![Some(x)],
+            output: flat,
+        });
+        let soft = self
+            .g
+            .add_value(&format!("{base}.softmax"), vec![outer, inner], None);
+        self.g.nodes.push(super::graph::Node {
+            name: base.clone(),
+            op: Op::Softmax { axis: 1 },
+            inputs: vec![Some(flat)],
+            output: soft,
+        });
+        self.emit(Op::Copy, vec![Some(soft)], s)
+    }
+
+    /// Evaluates a node whose inputs are all constants; None when it has no folding rule.
+    fn fold(&self) -> Result<Option<(Vec<usize>, ConstData)>> {
+        let op = self.node.op_type.as_str();
+        let Some(x) = self.input(0)? else {
+            return Ok(None);
+        };
+        let xs = self.shape(x);
+        let xd = self.g.values[x]
+            .konst
+            .clone()
+            .unwrap_or(ConstData::F32(vec![]));
+        Ok(Some(match op {
+            "Cast" => {
+                let to = self.int("to", 1);
+                match to {
+                    1 | 10 | 11 => (xs, ConstData::F32(xd.to_f32())),
+                    6 | 7 | 2 | 3 | 4 | 5 | 9 | 12 | 13 => (xs, ConstData::I64(xd.to_i64())),
+                    _ => return Ok(None),
+                }
+            }
+            "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => (self.reshaped(&xs)?, xd),
+            "Gather" => {
+                let idx = self.const_ints(1, "indices")?;
+                let is = self.shape(self.required(1)?);
+                let axis = self.axis(self.int("axis", 0), xs.len())?;
+                let outer: usize = xs[..axis].iter().product();
+                let inner: usize = xs[axis + 1..].iter().product();
+                let mut shape = xs[..axis].to_vec();
+                shape.extend(&is);
+                shape.extend(&xs[axis + 1..]);
+                let pick = |o: usize, i: i64, j: usize| -> Result<usize> {
+                    let i = if i < 0 { i + xs[axis] as i64 } else { i };
+                    if i < 0 || i as usize >= xs[axis] {
+                        return Err(self.invalid("gather index out of range"));
+                    }
+                    Ok((o * xs[axis] + i as usize) * inner + j)
+                };
+                let mut order = Vec::new();
+                for o in 0..outer {
+                    for &i in &idx {
+                        for j in 0..inner {
+                            order.push(pick(o, i, j)?);
+                        }
+                    }
+                }
+                let data = match &xd {
+                    ConstData::F32(v) => ConstData::F32(order.iter().map(|&k| v[k]).collect()),
+                    ConstData::I64(v) => ConstData::I64(order.iter().map(|&k| v[k]).collect()),
+                };
+                (shape, data)
+            }
+            "Concat" => {
+                let axis = self.axis(self.int("axis", 0), xs.len())?;
+                let parts: Vec<(Vec<usize>, ConstData)> = (0..self.node.input.len())
+                    .map(|k| {
+                        let v = self.required(k)?;
+                        Ok((
+                            self.shape(v),
+                            self.g.values[v]
+                                .konst
+                                .clone()
+                                .unwrap_or(ConstData::F32(vec![])),
+                        ))
+                    })
+                    .collect::<Result<_>>()?;
+                let outer: usize = xs[..axis].iter().product();
+                let inner: usize = xs[axis + 1..].iter().product();
+                let mut shape = xs.clone();
+                shape[axis] = parts.iter().map(|(s, _)| s[axis]).sum();
+                let ints = parts.iter().all(|(_, d)| matches!(d, ConstData::I64(_)));
+                let mut f = Vec::new();
+                let mut i = Vec::new();
+                for o in 0..outer {
+                    for (s, d) in &parts {
+                        let block = s[axis] * inner;
+                        if ints {
+                            i.extend_from_slice(&d.to_i64()[o * block..(o + 1) * block]);
+                        } else {
+                            f.extend_from_slice(&d.to_f32()[o * block..(o + 1) * block]);
+                        }
+                    }
+                }
+                (
+                    shape,
+                    if ints {
+                        ConstData::I64(i)
+                    } else {
+                        ConstData::F32(f)
+                    },
+                )
+            }
+            "Add" | "Sub" | "Mul" | "Div" => {
+                let b = self.required(1)?;
+                let bs = self.shape(b);
+                let bd = self.g.values[b]
+                    .konst
+                    .clone()
+                    .unwrap_or(ConstData::F32(vec![]));
+                let shape = self.broadcast(&xs, &bs)?;
+                let bop = match op {
+                    "Add" => BinaryOp::Add,
+                    "Sub" => BinaryOp::Sub,
+                    "Mul" => BinaryOp::Mul,
+                    _ => BinaryOp::Div,
+                };
+                let n: usize = shape.iter().product();
+                let mut out = vec![0f32; n];
+                binary_f32(
+                    bop,
+                    &xd.to_f32(),
+                    &xs,
+                    &bd.to_f32(),
+                    &bs,
+                    &mut out,
+                    &shape,
+                    ClampF32::NONE,
+                );
+                if matches!((&xd, &bd), (ConstData::I64(_), ConstData::I64(_))) {
+                    (
+                        shape,
+                        ConstData::I64(out.iter().map(|&v| v as i64).collect()),
+                    )
+                } else {
+                    (shape, ConstData::F32(out))
+                }
+            }
+            "Sqrt" => (
+                xs,
+                ConstData::F32(xd.to_f32().iter().map(|v| v.sqrt()).collect()),
+            ),
+            "Neg" => match xd {
+                ConstData::F32(v) => (xs, ConstData::F32(v.iter().map(|x| -x).collect())),
+                ConstData::I64(v) => (xs, ConstData::I64(v.iter().map(|x| -x).collect())),
+            },
+            "Transpose" => {
+                let perm = self.perm(xs.len())?;
+                let shape: Vec<usize> = perm.iter().map(|&p| xs[p]).collect();
+                let v = xd.to_f32();
+                let mut out = vec![0f32; v.len()];
+                tern_runtime::kernels::transpose::transpose(&v, &xs, &perm, &mut out);
+                (shape, ConstData::F32(out))
+            }
+            "Slice" if xs.len() == 1 && self.opset >= 10 => {
+                let starts = self.const_ints(1, "starts")?;
+                let ends = self.const_ints(2, "ends")?;
+                let step = match self.input(4)? {
+                    Some(_) => self.const_ints(4, "steps")?[0],
+                    None => 1,
+                };
+                let n = xs[0] as i64;
+                let norm = |v: i64| if v < 0 { (v + n).max(0) } else { v.min(n) };
+                if step != 1 {
+                    return Ok(None);
+                }
+                let (a, b) = (norm(starts[0]) as usize, norm(ends[0]) as usize);
+                let b = b.max(a);
+                let data = match xd {
+                    ConstData::F32(v) => ConstData::F32(v[a..b].to_vec()),
+                    ConstData::I64(v) => ConstData::I64(v[a..b].to_vec()),
+                };
+                (vec![b - a], data)
+            }
+            _ => return Ok(None),
+        }))
+    }
+}

@@ -1,0 +1,233 @@
+//! ONNX -> `.tern` conversion (`tern convert`): import, graph rewrites,
+//! calibration and quantization, arena planning, and the file writer.
+//!
+//! Everything costly happens here, once, so that the runtime only reads a
+//! validated file and runs it.
+
+pub mod calibrate;
+pub mod file;
+pub mod graph;
+pub mod import;
+pub mod lower;
+pub mod passes;
+
+use std::path::{Path, PathBuf};
+
+use tern_runtime::format::DType;
+use tract_onnx::prelude::Framework;
+
+pub use calibrate::Method;
+use file::{FileModel, Placement, Storage};
+use graph::Graph;
+
+/// Errors of the converter.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// An ONNX op (or attribute) Tern has no kernel for.
+    #[error("unsupported ONNX op {op_type} (node '{node}', opset {opset}): {why}")]
+    UnsupportedOp {
+        /// ONNX op type.
+        op_type: String,
+        /// Node name.
+        node: String,
+        /// Model opset.
+        opset: i64,
+        /// What exactly is unsupported.
+        why: String,
+    },
+    /// The ONNX model is malformed.
+    #[error("invalid ONNX model: {0}")]
+    Invalid(String),
+    /// Reading the ONNX file failed.
+    #[error("cannot read ONNX model {path}: {message}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// tract's message.
+        message: String,
+    },
+    /// The runtime refused the model the converter wrote (a converter bug).
+    #[error("runtime error: {0}")]
+    Runtime(#[from] tern_runtime::Error),
+    /// Calibration data could not be used.
+    #[error("calibration data: {0}")]
+    Calibration(String),
+}
+
+/// Precision of the converted model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Precision {
+    /// Float weights and activations.
+    F32,
+    /// f16 weights (half the size), f32 compute.
+    F16,
+    /// int8 weights and activations (TFLite int8 spec).
+    Int8,
+}
+
+impl Precision {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::Int8 => "int8",
+        }
+    }
+}
+
+/// What `convert` produced.
+pub struct Converted {
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+    /// The model as written (tensors, ops, arena offsets).
+    pub file: FileModel,
+    /// The arena plan.
+    pub plan: Vec<Placement>,
+    /// The optimized graph.
+    pub graph: Graph,
+}
+
+/// Reads `path` and builds the optimized graph (batch size `batch` for dynamic dims).
+pub fn load_graph(path: &Path, batch: usize) -> Result<Graph, ConvertError> {
+    let proto = tract_onnx::onnx()
+        .proto_model_for_path(path)
+        .map_err(|e| ConvertError::Read {
+            path: path.to_owned(),
+            message: format!("{e:#}"),
+        })?;
+    let mut g = import::import(&proto, &import::ImportOptions { dynamic_dim: batch })?;
+    passes::optimize(&mut g);
+    if g.inputs.len() != 1 {
+        return Err(ConvertError::Invalid(format!(
+            "{} graph inputs; Tern models take exactly one",
+            g.inputs.len()
+        )));
+    }
+    let mut metadata: Vec<(String, String)> = proto
+        .metadata_props
+        .iter()
+        .map(|p| (p.key.clone(), p.value.clone()))
+        .collect();
+    metadata.retain(|(k, _)| !k.starts_with("tern."));
+    Ok(g)
+}
+
+/// Converts `g` at `precision`; int8 needs `calibration` samples (one input each).
+pub fn convert(
+    g: &Graph,
+    precision: Precision,
+    calibration: &[Vec<f32>],
+    method: Method,
+    metadata: Vec<(String, String)>,
+    progress: impl FnMut(usize),
+) -> Result<Converted, ConvertError> {
+    let ranges = if precision == Precision::Int8 {
+        if calibration.is_empty() {
+            return Err(ConvertError::Calibration(
+                "int8 needs calibration samples".into(),
+            ));
+        }
+        calibrate::calibrate(g, calibration, method, progress)?
+    } else {
+        lower::Ranges::new()
+    };
+    let mut file = lower::lower(g, precision, &ranges)?;
+    file.metadata = metadata;
+    file.metadata
+        .push(("tern.precision".into(), precision.name().into()));
+    if precision == Precision::Int8 {
+        let m = format!("{method:?}").to_lowercase();
+        file.metadata.push((
+            "tern.calibration".into(),
+            format!("{m}, {} samples", calibration.len()),
+        ));
+    }
+    let plan = file.plan_arena();
+    let bytes = file.to_bytes(&format!("tern-export {}", env!("CARGO_PKG_VERSION")));
+    // The runtime must accept what we wrote.
+    let aligned = tern_runtime::AlignedBytes::new(&bytes);
+    tern_runtime::Model::from_bytes(&aligned)?;
+    Ok(Converted {
+        bytes,
+        file,
+        plan,
+        graph: g.clone(),
+    })
+}
+
+impl Converted {
+    /// The per-op summary table and totals printed by `tern convert`.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let f = &self.file;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{:<4} {:<34} {:<16} {:<18} {:>10} {:>8} {:>12}",
+            "#", "node", "op", "output shape", "params", "prec", "MACs"
+        );
+        let mut total_macs = 0u64;
+        let mut total_params = 0usize;
+        for (i, op) in f.ops.iter().enumerate() {
+            let out = &f.tensors[op.output as usize];
+            let params: usize = op
+                .inputs
+                .iter()
+                .filter(|&&t| t != tern_runtime::format::NONE_INDEX)
+                .map(|&t| &f.tensors[t as usize])
+                .filter(|t| matches!(t.storage, Storage::Constant(_)))
+                .map(|t| t.shape.iter().product::<usize>())
+                .sum();
+            let weight = op
+                .inputs
+                .get(1)
+                .filter(|&&t| t != tern_runtime::format::NONE_INDEX)
+                .map(|&t| &f.tensors[t as usize]);
+            let macs = match (op.opcode, weight) {
+                (tern_runtime::Opcode::Conv2d | tern_runtime::Opcode::ConvTranspose2d, Some(w)) => {
+                    (out.shape.iter().product::<usize>() * w.shape[1..].iter().product::<usize>())
+                        as u64
+                }
+                (tern_runtime::Opcode::FullyConnected, Some(w)) => {
+                    (out.shape.iter().product::<usize>() * w.shape[1]) as u64
+                }
+                _ => 0,
+            };
+            total_macs += macs;
+            total_params += params;
+            let prec = match (out.dtype, weight.map(|w| w.dtype)) {
+                (DType::I8, _) => "int8",
+                (_, Some(DType::F16)) => "f16w",
+                _ => "f32",
+            };
+            let mut name = op.name.clone();
+            if name.len() > 34 {
+                name = format!("{}..", &name[..name.floor_char_boundary(32)]);
+            }
+            let _ = writeln!(
+                s,
+                "{:<4} {:<34} {:<16} {:<18} {:>10} {:>8} {:>12}",
+                i,
+                name,
+                op.opcode.name(),
+                format!("{:?}", out.shape),
+                params,
+                prec,
+                macs
+            );
+        }
+        let _ = writeln!(
+            s,
+            "total: {} ops, {} parameters, {:.2} MMACs, file {:.1} KiB, arena {:.1} KiB ({} buffers planned greedy-by-size; sum of buffers {:.1} KiB)",
+            f.ops.len(),
+            total_params,
+            total_macs as f64 / 1e6,
+            self.bytes.len() as f64 / 1024.0,
+            f.arena_size as f64 / 1024.0,
+            self.plan.len(),
+            self.plan.iter().map(|p| p.size).sum::<usize>() as f64 / 1024.0,
+        );
+        s
+    }
+}

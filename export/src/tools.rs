@@ -1,0 +1,342 @@
+//! `tern eval`, `tern run` and `tern inspect`: host-side tools over `.tern` files,
+//! running them through the same `tern-runtime` that firmware links.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use tern_runtime::{Interpreter, Model, Quant, Storage};
+
+use crate::data::fashion_mnist::{CLASSES, Dataset, PIXELS, Split};
+use crate::error::{Error, Result};
+use crate::onnx::reference::{OnnxReference, argmax_rows};
+
+/// Maps a `.tern` file, naming the path in any error.
+pub fn open_model(path: &Path) -> Result<Model<'static>> {
+    Model::open(path).map_err(|source| Error::Runtime {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// A dataset spec `fashion-mnist:SPLIT[:N]`: the split and how many images.
+pub fn parse_dataset(spec: &str) -> Result<(Split, Option<usize>)> {
+    let bad = |why: &str| Error::InvalidOption {
+        option: "--dataset",
+        reason: format!("'{spec}': {why} (expected fashion-mnist:train|test[:N])"),
+    };
+    let mut parts = spec.split(':');
+    if parts.next() != Some("fashion-mnist") {
+        return Err(bad("unknown dataset"));
+    }
+    let split = match parts.next() {
+        Some("train") => Split::Train,
+        Some("test") | None => Split::Test,
+        Some(_) => return Err(bad("unknown split")),
+    };
+    let limit = parts
+        .next()
+        .map(|n| n.parse::<usize>().map_err(|_| bad("N is not a number")))
+        .transpose()?;
+    Ok((split, limit))
+}
+
+/// What `tern eval` measured.
+#[derive(Clone, Debug)]
+pub struct EvalReport {
+    /// Images evaluated.
+    pub images: usize,
+    /// Top-1 accuracy of the `.tern` model.
+    pub accuracy: f64,
+    /// Mean batch-1 `invoke` time in microseconds.
+    pub micros_per_image: f64,
+    /// Reference comparison, when a reference ONNX was given.
+    pub reference: Option<ReferenceComparison>,
+}
+
+/// The `.tern` model against the f32 ONNX model through tract.
+#[derive(Clone, Debug)]
+pub struct ReferenceComparison {
+    /// Top-1 accuracy of the ONNX model through tract.
+    pub accuracy: f64,
+    /// Fraction of images where both models pick the same class.
+    pub agreement: f64,
+    /// Largest absolute difference of any output value.
+    pub max_abs_diff: f32,
+    /// Mean absolute difference of the output values.
+    pub mean_abs_diff: f32,
+}
+
+/// Outputs (as f32, dequantized) of `model` for every image, and the mean invoke time.
+pub fn run_images(
+    model: &Model<'_>,
+    images: &[f32],
+) -> std::result::Result<(Vec<f32>, f64), tern_runtime::Error> {
+    let mut interp = Interpreter::with_allocated_arena(model)?;
+    let per = model.input(0)?.len();
+    let out_len = model.output(0)?.len();
+    let n = images.len() / per;
+    let mut outputs = vec![0f32; n * out_len];
+    let mut seconds = 0.0;
+    for (i, image) in images.chunks_exact(per).enumerate() {
+        interp.set_input_f32(0, image)?;
+        let start = Instant::now();
+        interp.invoke()?;
+        seconds += start.elapsed().as_secs_f64();
+        interp
+            .output(0)?
+            .read_f32(&mut outputs[i * out_len..(i + 1) * out_len])?;
+    }
+    Ok((outputs, 1e6 * seconds / n.max(1) as f64))
+}
+
+/// Evaluates `path` on Fashion-MNIST, optionally against `reference`.
+pub fn eval(
+    path: &Path,
+    split: Split,
+    limit: Option<usize>,
+    reference: Option<&Path>,
+) -> Result<EvalReport> {
+    let model = open_model(path)?;
+    let rt = |source| Error::Runtime {
+        path: path.to_owned(),
+        source,
+    };
+    let mut data = Dataset::load(split)?;
+    if let Some(n) = limit {
+        data.truncate(n);
+    }
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let images = data.images_f32(&indices);
+    let labels = data.labels_at(&indices);
+    if model.input(0).map_err(rt)?.len() != PIXELS {
+        return Err(Error::InvalidOption {
+            option: "model",
+            reason: format!(
+                "{} takes {} values per input, not a 28x28 image",
+                path.display(),
+                model.input(0).map_err(rt)?.len()
+            ),
+        });
+    }
+    let (outputs, micros) = run_images(&model, &images).map_err(rt)?;
+    let predicted = argmax_rows(&outputs, CLASSES);
+    let correct = predicted
+        .iter()
+        .zip(&labels)
+        .filter(|(p, l)| **p == **l as usize)
+        .count();
+    let reference = match reference {
+        None => None,
+        Some(onnx) => {
+            let r = OnnxReference::load(onnx, 100)?;
+            let ref_out = r.predict(&images)?;
+            let ref_pred = argmax_rows(&ref_out, CLASSES);
+            let ref_correct = ref_pred
+                .iter()
+                .zip(&labels)
+                .filter(|(p, l)| **p == **l as usize)
+                .count();
+            let agree = ref_pred
+                .iter()
+                .zip(&predicted)
+                .filter(|(a, b)| a == b)
+                .count();
+            let diffs: Vec<f32> = ref_out
+                .iter()
+                .zip(&outputs)
+                .map(|(a, b)| (a - b).abs())
+                .collect();
+            Some(ReferenceComparison {
+                accuracy: ref_correct as f64 / labels.len() as f64,
+                agreement: agree as f64 / labels.len() as f64,
+                max_abs_diff: diffs.iter().fold(0f32, |m, &d| m.max(d)),
+                mean_abs_diff: diffs.iter().sum::<f32>() / diffs.len().max(1) as f32,
+            })
+        }
+    };
+    Ok(EvalReport {
+        images: labels.len(),
+        accuracy: correct as f64 / labels.len() as f64,
+        micros_per_image: micros,
+        reference,
+    })
+}
+
+/// Reads a `.npy` file of f32 (or f64) values.
+pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    use ndarray_npy::ReadNpyExt;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let bad = |e: ndarray_npy::ReadNpyError| Error::InvalidOption {
+        option: "--input",
+        reason: format!("{}: {e}", path.display()),
+    };
+    match ndarray::ArrayD::<f32>::read_npy(&file) {
+        Ok(a) => Ok((a.shape().to_vec(), a.iter().copied().collect())),
+        Err(_) => {
+            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            let a = ndarray::ArrayD::<f64>::read_npy(file).map_err(bad)?;
+            Ok((a.shape().to_vec(), a.iter().map(|&v| v as f32).collect()))
+        }
+    }
+}
+
+/// `tern run`: one inference from `input` (.npy) to `output` (.npy, f32).
+pub fn run_npy(model_path: &Path, input: &Path, output: &Path) -> Result<Vec<usize>> {
+    use ndarray_npy::WriteNpyExt;
+    let model = open_model(model_path)?;
+    let rt = |source| Error::Runtime {
+        path: model_path.to_owned(),
+        source,
+    };
+    let (_, values) = read_npy(input)?;
+    let mut interp = Interpreter::with_allocated_arena(&model).map_err(rt)?;
+    interp.set_input_f32(0, &values).map_err(rt)?;
+    interp.invoke().map_err(rt)?;
+    let out = interp.output(0).map_err(rt)?;
+    let shape = out.info.shape().to_vec();
+    let mut values = vec![0f32; out.info.len()];
+    out.read_f32(&mut values).map_err(rt)?;
+    let array = ndarray::ArrayD::from_shape_vec(shape.clone(), values).map_err(|e| {
+        Error::InvalidOption {
+            option: "output",
+            reason: e.to_string(),
+        }
+    })?;
+    let file = std::fs::File::create(output).map_err(|e| Error::io(output, e))?;
+    array.write_npy(file).map_err(|e| Error::InvalidOption {
+        option: "--output",
+        reason: format!("{}: {e}", output.display()),
+    })?;
+    Ok(shape)
+}
+
+/// `tern inspect`: header, metadata, tensors, ops and the arena plan.
+pub fn inspect(path: &Path, verify: bool) -> Result<String> {
+    let model = open_model(path)?;
+    let mut s = String::new();
+    let (major, minor) = model.version();
+    let file_len = model.bytes().len();
+    let _ = writeln!(
+        s,
+        "{}: .tern format {major}.{minor}, {} bytes, written by {}",
+        path.display(),
+        file_len,
+        model.producer()
+    );
+    let _ = writeln!(
+        s,
+        "ops: {}, tensors: {}, arena: {} bytes planned ({} with alignment slack)",
+        model.op_count(),
+        model.tensor_count(),
+        model.planned_arena_size(),
+        model.arena_size()
+    );
+    if verify {
+        model.verify_data().map_err(|source| Error::Runtime {
+            path: path.to_owned(),
+            source,
+        })?;
+        let _ = writeln!(s, "data checksum: ok");
+    }
+    for (k, v) in model.metadata() {
+        let _ = writeln!(s, "  {k} = {v}");
+    }
+    for (kind, count) in [
+        ("input", model.input_count()),
+        ("output", model.output_count()),
+    ] {
+        for i in 0..count {
+            let t = if kind == "input" {
+                model.input(i)
+            } else {
+                model.output(i)
+            };
+            if let Ok(t) = t {
+                let _ = writeln!(
+                    s,
+                    "{kind} {i}: '{}' {} {:?} {}",
+                    t.name,
+                    t.dtype.name(),
+                    t.shape(),
+                    quant_text(&t.quant)
+                );
+            }
+        }
+    }
+    let _ = writeln!(s, "\nops:");
+    for i in 0..model.op_count() {
+        let Some(op) = model.op(i) else { continue };
+        let y = model.tensor(op.outputs[0] as usize);
+        let _ = writeln!(
+            s,
+            "  #{i:<3} {:<16} {:<36} -> {:?} {}",
+            op.opcode.name(),
+            op.name,
+            y.map(|t| t.shape().to_vec()).unwrap_or_default(),
+            y.map(|t| t.dtype.name()).unwrap_or("?")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\ntensors (arena plan: offset..end bytes; constants: data offset):"
+    );
+    let mut rows: Vec<_> = (0..model.tensor_count())
+        .filter_map(|t| model.tensor(t))
+        .collect();
+    rows.sort_by_key(|t| (t.storage == Storage::Constant, t.offset));
+    for t in rows {
+        let place = match t.storage {
+            Storage::Arena => format!("arena {:>8}..{:<8}", t.offset, t.offset + t.byte_len),
+            Storage::Constant => format!("const {:>8} +{:<7}", t.offset, t.byte_len),
+        };
+        let _ = writeln!(
+            s,
+            "  {place} {:<4} {:<20} {} {}",
+            t.dtype.name(),
+            format!("{:?}", t.shape()),
+            t.name,
+            quant_text(&t.quant)
+        );
+    }
+    Ok(s)
+}
+
+fn quant_text(q: &Quant) -> String {
+    match q {
+        Quant::None => String::new(),
+        Quant::PerTensor { scale, zero_point } => {
+            format!("(scale {scale:.6}, zero point {zero_point})")
+        }
+        Quant::PerChannel { scales } => format!("(per-channel, scales in tensor #{scales})"),
+    }
+}
+
+/// Calibration samples from `fashion-mnist:SPLIT:N` or a folder of `.npy` files.
+pub fn calibration_samples(spec: &str) -> Result<Vec<Vec<f32>>> {
+    if spec.starts_with("fashion-mnist") {
+        let (split, limit) = parse_dataset(spec)?;
+        let mut data = Dataset::load(split)?;
+        let n = limit.unwrap_or(1000).min(data.len());
+        // Spread the samples over the split rather than taking its head.
+        let step = data.len() / n.max(1);
+        let indices: Vec<usize> = (0..n).map(|i| i * step).collect();
+        let images = data.images_f32(&indices);
+        data.truncate(0);
+        return Ok(images.chunks_exact(PIXELS).map(<[f32]>::to_vec).collect());
+    }
+    let dir = PathBuf::from(spec);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| Error::io(&dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "npy"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::InvalidOption {
+            option: "--calibration-data",
+            reason: format!("{} holds no .npy files", dir.display()),
+        });
+    }
+    files.iter().map(|f| read_npy(f).map(|(_, v)| v)).collect()
+}

@@ -1,0 +1,454 @@
+//! Typed parameters of each opcode, decoded from (and encoded to) the parameter pool.
+//!
+//! One `u32` word per field; floats are stored as their IEEE bits, signed
+//! integers as two's complement. The converter encodes with `encode`, the
+//! runtime decodes with `decode`, so the two cannot drift apart. This module
+//! checks word counts and enum codes; shape checks belong to [`crate::model`].
+
+use crate::kernels::{
+    BinaryOp, CoordinateMode, NearestMode, ResizeGeometry, Window2d, activation_f32::Activation,
+};
+use crate::quant::Requant;
+
+/// A sink for parameter words (a `Vec<u32>` in the converter).
+pub trait Words {
+    /// Appends one word.
+    fn word(&mut self, w: u32);
+}
+
+#[cfg(feature = "alloc")]
+impl Words for alloc::vec::Vec<u32> {
+    fn word(&mut self, w: u32) {
+        self.push(w);
+    }
+}
+
+fn f(w: u32) -> f32 {
+    f32::from_bits(w)
+}
+
+fn i(w: u32) -> i32 {
+    w as i32
+}
+
+fn window_words(w: &Window2d, out: &mut impl Words) {
+    for v in [
+        w.kernel[0],
+        w.kernel[1],
+        w.stride[0],
+        w.stride[1],
+        w.dilation[0],
+        w.dilation[1],
+        w.pad_begin[0],
+        w.pad_begin[1],
+    ] {
+        out.word(v as u32);
+    }
+}
+
+fn window_decode(p: &[u32]) -> Option<Window2d> {
+    let p: &[u32; 8] = p.get(..8)?.try_into().ok()?;
+    let u = |k: usize| p[k] as usize;
+    let window = Window2d {
+        kernel: [u(0), u(1)],
+        stride: [u(2), u(3)],
+        dilation: [u(4), u(5)],
+        pad_begin: [u(6), u(7)],
+    };
+    let positive = window
+        .kernel
+        .iter()
+        .chain(&window.stride)
+        .chain(&window.dilation);
+    positive.clone().all(|&v| v >= 1).then_some(window)
+}
+
+/// Bounds of a fused output clamp, as raw words: f32 bits for float ops, i32 for int8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClampWords {
+    /// Lower bound bits.
+    pub min: u32,
+    /// Upper bound bits.
+    pub max: u32,
+}
+
+impl ClampWords {
+    /// A float clamp.
+    pub fn f32(min: f32, max: f32) -> ClampWords {
+        ClampWords {
+            min: min.to_bits(),
+            max: max.to_bits(),
+        }
+    }
+    /// An int8 clamp.
+    pub fn i8(min: i32, max: i32) -> ClampWords {
+        ClampWords {
+            min: min as u32,
+            max: max as u32,
+        }
+    }
+    /// As a float clamp.
+    pub fn as_f32(self) -> crate::kernels::ClampF32 {
+        crate::kernels::ClampF32 {
+            min: f(self.min),
+            max: f(self.max),
+        }
+    }
+    /// As int8 bounds `(min, max)`.
+    pub fn as_i8(self) -> (i32, i32) {
+        (i(self.min), i(self.max))
+    }
+}
+
+/// Conv2d / ConvTranspose2d parameters: window, groups, clamp (11 words).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ConvParams {
+    /// Sliding window.
+    pub window: Window2d,
+    /// Channel groups (>= 1).
+    pub groups: usize,
+    /// Fused clamp.
+    pub clamp: ClampWords,
+}
+
+impl ConvParams {
+    /// Appends the parameter words.
+    pub fn encode(&self, out: &mut impl Words) {
+        window_words(&self.window, out);
+        out.word(self.groups as u32);
+        out.word(self.clamp.min);
+        out.word(self.clamp.max);
+    }
+    /// Decodes; `None` on a wrong word count or zero extents.
+    pub fn decode(p: &[u32]) -> Option<ConvParams> {
+        if p.len() != 11 || p[8] == 0 {
+            return None;
+        }
+        Some(ConvParams {
+            window: window_decode(p)?,
+            groups: p[8] as usize,
+            clamp: ClampWords {
+                min: p[9],
+                max: p[10],
+            },
+        })
+    }
+}
+
+/// FullyConnected parameters: the fused clamp (2 words).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FullyConnectedParams {
+    /// Fused clamp.
+    pub clamp: ClampWords,
+}
+
+impl FullyConnectedParams {
+    /// Appends the parameter words.
+    pub fn encode(&self, out: &mut impl Words) {
+        out.word(self.clamp.min);
+        out.word(self.clamp.max);
+    }
+    /// Decodes.
+    pub fn decode(p: &[u32]) -> Option<FullyConnectedParams> {
+        match p {
+            [min, max] => Some(FullyConnectedParams {
+                clamp: ClampWords {
+                    min: *min,
+                    max: *max,
+                },
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// MaxPool2d / AvgPool2d parameters (8 words for max, 11 for average).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PoolParams {
+    /// Sliding window.
+    pub window: Window2d,
+    /// Padding after the last row / column (average pooling's divisor needs it).
+    pub pad_end: [usize; 2],
+    /// Average pooling counts padding taps in the divisor.
+    pub count_include_pad: bool,
+}
+
+impl PoolParams {
+    /// Appends the words of a max pool (`average == false`) or an average pool.
+    pub fn encode(&self, average: bool, out: &mut impl Words) {
+        window_words(&self.window, out);
+        if average {
+            out.word(self.pad_end[0] as u32);
+            out.word(self.pad_end[1] as u32);
+            out.word(self.count_include_pad as u32);
+        }
+    }
+    /// Decodes a max pool (8 words) or an average pool (11 words).
+    pub fn decode(p: &[u32], average: bool) -> Option<PoolParams> {
+        let window = window_decode(p)?;
+        match (average, p.len()) {
+            (false, 8) => Some(PoolParams {
+                window,
+                pad_end: [0, 0],
+                count_include_pad: false,
+            }),
+            (true, 11) if p[10] <= 1 => Some(PoolParams {
+                window,
+                pad_end: [p[8] as usize, p[9] as usize],
+                count_include_pad: p[10] == 1,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Activation parameters: kind and up to two floats (3 words).
+pub fn encode_activation(act: Activation, out: &mut impl Words) {
+    let (kind, a, b) = match act {
+        Activation::Relu => (0, 0.0, 0.0),
+        Activation::Clip { min, max } => (1, min, max),
+        Activation::LeakyRelu { alpha } => (2, alpha, 0.0),
+        Activation::Sigmoid => (3, 0.0, 0.0),
+        Activation::Tanh => (4, 0.0, 0.0),
+        Activation::HardSigmoid { alpha, beta } => (5, alpha, beta),
+        Activation::HardSwish => (6, 0.0, 0.0),
+    };
+    out.word(kind);
+    out.word(f32::to_bits(a));
+    out.word(f32::to_bits(b));
+}
+
+/// Decodes [`encode_activation`]'s words.
+pub fn decode_activation(p: &[u32]) -> Option<Activation> {
+    let [kind, a, b] = p else { return None };
+    let (a, b) = (f(*a), f(*b));
+    Some(match kind {
+        0 => Activation::Relu,
+        1 => Activation::Clip { min: a, max: b },
+        2 => Activation::LeakyRelu { alpha: a },
+        3 => Activation::Sigmoid,
+        4 => Activation::Tanh,
+        5 => Activation::HardSigmoid { alpha: a, beta: b },
+        6 => Activation::HardSwish,
+        _ => return None,
+    })
+}
+
+fn binary_op_code(op: BinaryOp) -> u32 {
+    match op {
+        BinaryOp::Add => 0,
+        BinaryOp::Sub => 1,
+        BinaryOp::Mul => 2,
+        BinaryOp::Div => 3,
+    }
+}
+
+fn binary_op(code: u32) -> Option<BinaryOp> {
+    Some(match code {
+        0 => BinaryOp::Add,
+        1 => BinaryOp::Sub,
+        2 => BinaryOp::Mul,
+        3 => BinaryOp::Div,
+        _ => return None,
+    })
+}
+
+/// Float Binary parameters: op and clamp (3 words).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BinaryF32Params {
+    /// The operation.
+    pub op: BinaryOp,
+    /// Fused clamp.
+    pub clamp: ClampWords,
+}
+
+impl BinaryF32Params {
+    /// Appends the parameter words.
+    pub fn encode(&self, out: &mut impl Words) {
+        out.word(binary_op_code(self.op));
+        out.word(self.clamp.min);
+        out.word(self.clamp.max);
+    }
+    /// Decodes.
+    pub fn decode(p: &[u32]) -> Option<BinaryF32Params> {
+        let [op, min, max] = p else { return None };
+        Some(BinaryF32Params {
+            op: binary_op(*op)?,
+            clamp: ClampWords {
+                min: *min,
+                max: *max,
+            },
+        })
+    }
+}
+
+/// Appends int8 Binary parameters (13 words).
+pub fn encode_binary_s8(p: &crate::kernels::binary_s8::BinaryS8Params, out: &mut impl Words) {
+    out.word(binary_op_code(p.op));
+    for v in [
+        p.a_zero_point,
+        p.b_zero_point,
+        p.output_zero_point,
+        p.a_requant.multiplier,
+        p.a_requant.shift,
+        p.b_requant.multiplier,
+        p.b_requant.shift,
+        p.output_requant.multiplier,
+        p.output_requant.shift,
+        p.left_shift,
+        p.act_min,
+        p.act_max,
+    ] {
+        out.word(v as u32);
+    }
+}
+
+/// Decodes [`encode_binary_s8`]'s words.
+pub fn decode_binary_s8(p: &[u32]) -> Option<crate::kernels::binary_s8::BinaryS8Params> {
+    if p.len() != 13 {
+        return None;
+    }
+    let r = |k: usize| Requant {
+        multiplier: i(p[k]),
+        shift: i(p[k + 1]),
+    };
+    let params = crate::kernels::binary_s8::BinaryS8Params {
+        op: binary_op(p[0])?,
+        a_zero_point: i(p[1]),
+        b_zero_point: i(p[2]),
+        output_zero_point: i(p[3]),
+        a_requant: r(4),
+        b_requant: r(6),
+        output_requant: r(8),
+        left_shift: i(p[10]),
+        act_min: i(p[11]),
+        act_max: i(p[12]),
+    };
+    ((0..=30).contains(&params.left_shift)
+        && [params.a_requant, params.b_requant, params.output_requant]
+            .iter()
+            .all(|r| (-31..=30).contains(&r.shift)))
+    .then_some(params)
+}
+
+/// Requantization of one int8 Concat input (3 words each after axis and output zero point).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConcatInputQuant {
+    /// The input's zero point.
+    pub zero_point: i32,
+    /// `input_scale / output_scale` in fixed point.
+    pub requant: Requant,
+}
+
+/// Resize parameters (7 words).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ResizeParams {
+    /// Bilinear (true) or nearest.
+    pub linear: bool,
+    /// Rounding of nearest mode.
+    pub nearest: NearestMode,
+    /// Coordinate mapping.
+    pub geometry: ResizeGeometry,
+}
+
+impl ResizeParams {
+    /// Appends the parameter words.
+    pub fn encode(&self, out: &mut impl Words) {
+        out.word(self.linear as u32);
+        out.word(match self.geometry.coord {
+            CoordinateMode::HalfPixel => 0,
+            CoordinateMode::PytorchHalfPixel => 1,
+            CoordinateMode::AlignCorners => 2,
+            CoordinateMode::Asymmetric => 3,
+        });
+        out.word(match self.nearest {
+            NearestMode::RoundPreferFloor => 0,
+            NearestMode::RoundPreferCeil => 1,
+            NearestMode::Floor => 2,
+            NearestMode::Ceil => 3,
+        });
+        for v in self
+            .geometry
+            .ratio_num
+            .into_iter()
+            .chain(self.geometry.ratio_den)
+        {
+            out.word(v);
+        }
+    }
+    /// Decodes; ratios must be positive.
+    pub fn decode(p: &[u32]) -> Option<ResizeParams> {
+        let [linear, coord, nearest, nh, nw, dh, dw] = p else {
+            return None;
+        };
+        if [*nh, *nw, *dh, *dw].contains(&0) || *linear > 1 {
+            return None;
+        }
+        Some(ResizeParams {
+            linear: *linear == 1,
+            nearest: match nearest {
+                0 => NearestMode::RoundPreferFloor,
+                1 => NearestMode::RoundPreferCeil,
+                2 => NearestMode::Floor,
+                3 => NearestMode::Ceil,
+                _ => return None,
+            },
+            geometry: ResizeGeometry {
+                coord: match coord {
+                    0 => CoordinateMode::HalfPixel,
+                    1 => CoordinateMode::PytorchHalfPixel,
+                    2 => CoordinateMode::AlignCorners,
+                    3 => CoordinateMode::Asymmetric,
+                    _ => return None,
+                },
+                ratio_num: [*nh, *nw],
+                ratio_den: [*dh, *dw],
+            },
+        })
+    }
+}
+
+/// Pad modes as stored (word 0 of Pad's parameters).
+pub mod pad_mode {
+    /// Constant value (word 1 holds its bits: f32, or i8 as i32).
+    pub const CONSTANT: u32 = 0;
+    /// Reflect at the borders (edge not repeated).
+    pub const REFLECT: u32 = 1;
+    /// Repeat the edge value.
+    pub const EDGE: u32 = 2;
+}
+
+/// LRN parameters (4 words).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LrnParams {
+    /// Channels in the window.
+    pub size: usize,
+    /// Scale.
+    pub alpha: f32,
+    /// Exponent.
+    pub beta: f32,
+    /// Offset.
+    pub bias: f32,
+}
+
+impl LrnParams {
+    /// Appends the parameter words.
+    pub fn encode(&self, out: &mut impl Words) {
+        out.word(self.size as u32);
+        out.word(self.alpha.to_bits());
+        out.word(self.beta.to_bits());
+        out.word(self.bias.to_bits());
+    }
+    /// Decodes; size must be >= 1.
+    pub fn decode(p: &[u32]) -> Option<LrnParams> {
+        let [size, alpha, beta, bias] = p else {
+            return None;
+        };
+        (*size >= 1).then_some(LrnParams {
+            size: *size as usize,
+            alpha: f(*alpha),
+            beta: f(*beta),
+            bias: f(*bias),
+        })
+    }
+}

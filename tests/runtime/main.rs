@@ -1,0 +1,8 @@
+//! Integration tests of the converter and the runtime: accuracy of converted
+//! models against tract, the ONNX model zoo, bad input, and the no-allocation
+//! guarantee of `invoke`.
+
+mod bad_input;
+mod cnn_accuracy;
+mod model_zoo;
+mod no_alloc;
