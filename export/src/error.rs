@@ -62,7 +62,7 @@ pub enum Error {
     },
     /// Conversion to `.tern` failed.
     #[error(transparent)]
-    Convert(#[from] crate::convert::ConvertError),
+    Convert(Box<crate::convert::ConvertError>),
     /// The Tern runtime refused a model or an input.
     #[error("{path}: {source}")]
     Runtime {
@@ -70,7 +70,7 @@ pub enum Error {
         path: PathBuf,
         /// The runtime's error.
         #[source]
-        source: tern_runtime::Error,
+        source: Box<tern_runtime::Error>,
     },
     /// An ONNX file could not be read or run by tract.
     #[error("ONNX model {path}: {message}")]
@@ -80,6 +80,12 @@ pub enum Error {
         /// tract's description of the failure.
         message: String,
     },
+}
+
+impl From<crate::convert::ConvertError> for Error {
+    fn from(e: crate::convert::ConvertError) -> Self {
+        Error::Convert(Box::new(e))
+    }
 }
 
 /// Result alias for the export crate.

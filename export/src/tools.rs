@@ -15,7 +15,7 @@ use crate::onnx::reference::{OnnxReference, argmax_rows};
 pub fn open_model(path: &Path) -> Result<Model<'static>> {
     Model::open(path).map_err(|source| Error::Runtime {
         path: path.to_owned(),
-        source,
+        source: Box::new(source),
     })
 }
 
@@ -98,9 +98,9 @@ pub fn eval(
     reference: Option<&Path>,
 ) -> Result<EvalReport> {
     let model = open_model(path)?;
-    let rt = |source| Error::Runtime {
+    let rt = |source: tern_runtime::Error| Error::Runtime {
         path: path.to_owned(),
-        source,
+        source: Box::new(source),
     };
     let mut data = Dataset::load(split)?;
     if let Some(n) = limit {
@@ -185,9 +185,9 @@ pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
 pub fn run_npy(model_path: &Path, input: &Path, output: &Path) -> Result<Vec<usize>> {
     use ndarray_npy::WriteNpyExt;
     let model = open_model(model_path)?;
-    let rt = |source| Error::Runtime {
+    let rt = |source: tern_runtime::Error| Error::Runtime {
         path: model_path.to_owned(),
-        source,
+        source: Box::new(source),
     };
     let (_, values) = read_npy(input)?;
     let mut interp = Interpreter::with_allocated_arena(&model).map_err(rt)?;
@@ -235,7 +235,7 @@ pub fn inspect(path: &Path, verify: bool) -> Result<String> {
     if verify {
         model.verify_data().map_err(|source| Error::Runtime {
             path: path.to_owned(),
-            source,
+            source: Box::new(source),
         })?;
         let _ = writeln!(s, "data checksum: ok");
     }

@@ -140,7 +140,7 @@ pub enum Error {
         /// Elements expected.
         expected: usize,
         /// Shape expected (first `rank` entries).
-        shape: [usize; crate::format::MAX_RANK],
+        shape: [u32; crate::format::MAX_RANK],
         /// Elements given.
         got: usize,
     },

@@ -17,6 +17,27 @@ enum Arena<'a> {
     Owned(alloc::vec::Vec<u8>),
 }
 
+impl Arena<'_> {
+    // Without `alloc` the match has one arm.
+    #[allow(clippy::infallible_destructuring_match)]
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Arena::Borrowed(a) => a,
+            #[cfg(feature = "alloc")]
+            Arena::Owned(a) => a,
+        }
+    }
+
+    #[allow(clippy::infallible_destructuring_match)]
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        match self {
+            Arena::Borrowed(a) => a,
+            #[cfg(feature = "alloc")]
+            Arena::Owned(a) => a,
+        }
+    }
+}
+
 /// Executes a model's ops in order over one arena.
 pub struct Interpreter<'m, 'a> {
     model: &'m Model<'m>,
@@ -119,22 +140,13 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     }
 
     fn arena(&self) -> &[u8] {
-        let a: &[u8] = match &self.arena {
-            Arena::Borrowed(a) => a,
-            #[cfg(feature = "alloc")]
-            Arena::Owned(a) => a,
-        };
+        let a = self.arena.bytes();
         &a[self.base..self.base + self.model.planned_arena_size()]
     }
 
     fn arena_mut(&mut self) -> &mut [u8] {
         let (base, len) = (self.base, self.model.planned_arena_size());
-        let a: &mut [u8] = match &mut self.arena {
-            Arena::Borrowed(a) => a,
-            #[cfg(feature = "alloc")]
-            Arena::Owned(a) => a,
-        };
-        &mut a[base..base + len]
+        &mut self.arena.bytes_mut()[base..base + len]
     }
 
     fn bytes_of(&self, t: &TensorInfo<'_>) -> &[u8] {
@@ -157,8 +169,11 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     pub fn set_input_f32(&mut self, i: usize, values: &[f32]) -> Result<()> {
         let (info, bytes) = self.input_mut(i)?;
         if values.len() != info.len() {
-            let mut shape = [0usize; MAX_RANK];
-            shape[..info.rank].copy_from_slice(info.shape());
+            let mut shape = [0u32; MAX_RANK];
+            for (s, &d) in shape.iter_mut().zip(info.shape()) {
+                // Dims are u32 in the file, so this never saturates.
+                *s = u32::try_from(d).unwrap_or(u32::MAX);
+            }
             return Err(Error::InputShape {
                 index: i,
                 name: ShortName::new(info.name),
@@ -258,12 +273,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
         let model = self.model;
         let arena = {
             let (base, len) = (self.base, model.planned_arena_size());
-            let a: &mut [u8] = match &mut self.arena {
-                Arena::Borrowed(a) => a,
-                #[cfg(feature = "alloc")]
-                Arena::Owned(a) => a,
-            };
-            &mut a[base..base + len]
+            &mut self.arena.bytes_mut()[base..base + len]
         };
         let mem = OpMemory::new(model, arena);
         let x = inputs[0].ok_or_else(|| bad("missing input"))?;
@@ -434,7 +444,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                 let (xs, ys, out) = (shape4(&x), shape4(&y), mem.output(&y));
                 let w = &params.window;
                 match (x.dtype, average) {
-                    (DType::I8, false) => kernels::max_pool2d_s8::max_pool2d_s8(
+                    (DType::I8, false) => kernels::max_pool2d_s8_fast::max_pool2d_s8_fast(
                         mem.typed(&x),
                         xs,
                         w,

@@ -481,7 +481,7 @@ impl<'a> Model<'a> {
 
 /// Reads the header and meta header and checks that every table lies inside the file.
 fn parse(b: &[u8]) -> Result<Layout> {
-    if (b.as_ptr() as usize) % BUFFER_ALIGN != 0 {
+    if !(b.as_ptr() as usize).is_multiple_of(BUFFER_ALIGN) {
         return Err(Error::MisalignedBuffer {
             address: b.as_ptr() as usize,
             align: BUFFER_ALIGN,
@@ -608,7 +608,7 @@ fn parse(b: &[u8]) -> Result<Layout> {
     }
     let data = u64_at(b, format::header::DATA_OFFSET);
     let data_len = u64_at(b, format::header::DATA_LEN);
-    if data % DATA_ALIGN as u64 != 0 || data < meta_end as u64 {
+    if !data.is_multiple_of(DATA_ALIGN as u64) || data < meta_end as u64 {
         return Err(bad_header(
             "data_offset",
             data,

@@ -88,7 +88,7 @@ fn check_tensor(model: &Model<'_>, index: usize) -> Result<()> {
     match t.quant {
         Quant::None => {}
         Quant::PerTensor { scale, zero_point } => {
-            if !(scale.is_finite() && scale > 0.0) || !(-128..=127).contains(&zero_point) {
+            if !(scale.is_finite() && scale > 0.0 && (-128..=127).contains(&zero_point)) {
                 return Err(bad(
                     "quantization scale must be finite and positive, zero point in [-128, 127]",
                 ));

@@ -3,6 +3,11 @@
 //! `.venv` by `cargo xtask setup`). Their weights are synthetic constants
 //! (ConstantOfShape), which exercises constant folding; their expected outputs
 //! come from the ONNX reference evaluator on the input `arange(n) / n`.
+//!
+//! Constant weights make most of those outputs a uniform softmax (every
+//! probability 1/1000), which a wrong kernel could still match. So each
+//! network is also run with its ConstantOfShape weights replaced by
+//! pseudo-random ones, on a pseudo-random input, against tract.
 
 use std::path::PathBuf;
 
@@ -41,6 +46,138 @@ fn run(model: &Model<'_>, input: &[f32]) -> Vec<f32> {
     tern_export::tools::run_images(model, input)
         .expect("runs")
         .0
+}
+
+/// Deterministic pseudo-random values in `[0, 1)`.
+struct Noise(u32);
+
+impl Noise {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 17;
+        self.0 ^= self.0 << 5;
+        (self.0 >> 8) as f32 / (1u32 << 24) as f32
+    }
+}
+
+/// `light_{name}.onnx` with every float ConstantOfShape node replaced by an
+/// initializer of pseudo-random values: weights (rank >= 2) uniform in
+/// `±sqrt(3 / fan_in)`, vectors (biases, BatchNorm parameters) in `[0.5, 1.5)`
+/// so that variances stay positive.
+fn with_random_weights(name: &str) -> PathBuf {
+    use tract_onnx::pb::{ModelProto, TensorProto};
+    let path = light_dir().join(format!("light_{name}.onnx"));
+    let mut model =
+        ModelProto::decode(std::fs::read(&path).expect("model").as_slice()).expect("ModelProto");
+    let graph = model.graph.as_mut().expect("graph");
+    let shapes: std::collections::HashMap<String, Vec<i64>> = graph
+        .initializer
+        .iter()
+        .filter(|t| t.data_type == 7)
+        .map(|t| {
+            let mut dims = t.int64_data.clone();
+            if dims.is_empty() {
+                dims = t
+                    .raw_data
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+                    .collect();
+            }
+            (t.name.clone(), dims)
+        })
+        .collect();
+    let mut noise = Noise(0x1234_5678);
+    let mut nodes = Vec::new();
+    for node in std::mem::take(&mut graph.node) {
+        let float_value = node
+            .attribute
+            .iter()
+            .find(|a| a.name == "value")
+            .and_then(|a| a.t.as_ref())
+            .is_none_or(|t| t.data_type == 1);
+        let dims = node.input.first().and_then(|i| shapes.get(i));
+        match dims {
+            Some(dims) if node.op_type == "ConstantOfShape" && float_value => {
+                let n: i64 = dims.iter().product();
+                let (lo, hi) = if dims.len() >= 2 {
+                    let a = (3.0 / (n / dims[0]).max(1) as f32).sqrt();
+                    (-a, a)
+                } else {
+                    (0.5, 1.5)
+                };
+                graph.initializer.push(TensorProto {
+                    name: node.output[0].clone(),
+                    dims: dims.clone(),
+                    data_type: 1,
+                    float_data: (0..n).map(|_| lo + (hi - lo) * noise.next()).collect(),
+                    ..TensorProto::default()
+                });
+            }
+            _ => nodes.push(node),
+        }
+    }
+    graph.node = nodes;
+    // One folder per model: the tests run in parallel and a scratch folder is wiped when made.
+    tern_tests::write_scratch(
+        &format!("model-zoo-random-{name}"),
+        "model.onnx",
+        &model.encode_to_vec(),
+    )
+}
+
+/// The random-weight variant of `light_{name}` through Tern f32 and through
+/// tract on one pseudo-random input: within 1e-4 of the largest output.
+fn check_random_weights(name: &str) {
+    use tract_onnx::prelude::*;
+    let path = with_random_weights(name);
+    let graph = convert::load_graph(&path, 1).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let shape: Vec<usize> = graph.values[graph.inputs[0]].shape.clone();
+    let mut noise = Noise(0x0bad_cafe);
+    let input: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|_| noise.next())
+        .collect();
+    let converted = convert::convert(
+        &graph,
+        Precision::F32,
+        &[],
+        Method::Minmax,
+        Vec::new(),
+        |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{name} f32: {e}"));
+    let bytes = AlignedBytes::new(&converted.bytes);
+    let model = Model::from_bytes(&bytes).expect("valid");
+    let got = run(&model, &input);
+
+    let plan = tract_onnx::onnx()
+        .model_for_path(&path)
+        .and_then(|m| m.with_input_fact(0, f32::fact(&shape).into()))
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .unwrap_or_else(|e| panic!("{name}: tract: {e:#}"));
+    let x = Tensor::from_shape(&shape, &input).expect("input tensor");
+    let out = plan.run(tvec!(x.into())).expect("tract runs");
+    let expected: Vec<f32> = out[0]
+        .to_plain_array_view::<f32>()
+        .expect("f32 output")
+        .iter()
+        .copied()
+        .collect();
+    assert_eq!(got.len(), expected.len(), "{name}: output length");
+    let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    let spread = expected.iter().fold(f32::INFINITY, |m, &v| m.min(v));
+    let max_diff = got
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    println!(
+        "{name} (random weights): f32 max |tern - tract| {max_diff:.2e}, outputs in [{spread:.2e}, {scale:.2e}]"
+    );
+    assert!(
+        max_diff <= 1e-4 * scale + 1e-6,
+        "{name} (random weights): max diff {max_diff} vs scale {scale}"
+    );
 }
 
 /// Converts `light_{name}.onnx` to f32 (must match the reference outputs) and to
@@ -82,6 +219,8 @@ fn check(name: &str) {
         max_diff <= 1e-4 * scale + 1e-6,
         "{name}: f32 max diff {max_diff} vs scale {scale}"
     );
+
+    check_random_weights(name);
 
     // int8, calibrated on the reference input and two pseudo-random images.
     let mut seed = 0x9e37_79b9_u32;

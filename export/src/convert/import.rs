@@ -304,10 +304,10 @@ impl NodeCtx<'_> {
 
     fn all_inputs_const(&self) -> Result<bool> {
         for k in 0..self.node.input.len() {
-            if let Some(v) = self.input(k)? {
-                if !self.g.is_const(v) {
-                    return Ok(false);
-                }
+            if let Some(v) = self.input(k)?
+                && !self.g.is_const(v)
+            {
+                return Ok(false);
             }
         }
         Ok(true)
@@ -361,10 +361,11 @@ impl NodeCtx<'_> {
             }
             _ => {}
         }
-        if self.all_inputs_const()? && op != "ConstantOfShape" {
-            if let Some((shape, data)) = self.fold()? {
-                return self.define_const(shape, data);
-            }
+        if self.all_inputs_const()?
+            && op != "ConstantOfShape"
+            && let Some((shape, data)) = self.fold()?
+        {
+            return self.define_const(shape, data);
         }
         match op {
             "ConstantOfShape" => {
@@ -614,7 +615,7 @@ impl NodeCtx<'_> {
                 }
                 if let Some(d) = infer {
                     let known: usize = out.iter().product();
-                    if known == 0 || n % known != 0 {
+                    if known == 0 || !n.is_multiple_of(known) {
                         return Err(
                             self.invalid(format!("cannot infer -1 reshaping {s:?} to {target:?}"))
                         );
@@ -744,16 +745,16 @@ impl NodeCtx<'_> {
                     };
                 }
                 "VALID" | "NOTSET" => {
-                    if auto_pad == "NOTSET" {
-                        if let Some(p) = self.ints("pads") {
-                            if p.len() != 4 || p.iter().any(|&v| v < 0) {
-                                return Err(self.unsupported(format!(
-                                    "pads {p:?}: only non-negative 2-D pads are supported"
-                                )));
-                            }
-                            begin[d] = p[d] as usize;
-                            end[d] = p[d + 2] as usize;
+                    if auto_pad == "NOTSET"
+                        && let Some(p) = self.ints("pads")
+                    {
+                        if p.len() != 4 || p.iter().any(|&v| v < 0) {
+                            return Err(self.unsupported(format!(
+                                "pads {p:?}: only non-negative 2-D pads are supported"
+                            )));
                         }
+                        begin[d] = p[d] as usize;
+                        end[d] = p[d + 2] as usize;
                     }
                     let padded = in_hw[d] + begin[d] + end[d];
                     if padded < extent {

@@ -48,10 +48,16 @@ pub enum ConvertError {
     },
     /// The runtime refused the model the converter wrote (a converter bug).
     #[error("runtime error: {0}")]
-    Runtime(#[from] tern_runtime::Error),
+    Runtime(Box<tern_runtime::Error>),
     /// Calibration data could not be used.
     #[error("calibration data: {0}")]
     Calibration(String),
+}
+
+impl From<tern_runtime::Error> for ConvertError {
+    fn from(e: tern_runtime::Error) -> Self {
+        ConvertError::Runtime(Box::new(e))
+    }
 }
 
 /// Precision of the converted model.

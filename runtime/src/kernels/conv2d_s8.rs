@@ -48,14 +48,22 @@ impl ConvS8Quant<'_> {
 
     /// `out[i] = self.finish(requant, acc[i])` for a whole row, bit for bit.
     ///
-    /// The same arithmetic as [`Requant::apply`] with the per-factor decisions
-    /// (shift split, rounding mask) hoisted out of the loop and no branches in
-    /// it, so that LLVM vectorizes it; requantization otherwise dominates
-    /// kernels with few multiply-adds per output (depthwise, pointwise).
+    /// The same arithmetic as [`Requant::apply`] rearranged so that LLVM
+    /// vectorizes it: per-factor decisions are hoisted out of the loop, the
+    /// saturating left shift uses `i32` compares, the rounding doubling high
+    /// multiply is `(x * m + 2^30) >> 31` (equal to the nudge-and-truncate form
+    /// for every input but `i32::MIN * i32::MIN`), and the rounded value is
+    /// clamped to `±2^25` before adding the zero point (which cannot change an
+    /// int8 result while `|output_zero_point| <= 2^24`). Factors or zero points
+    /// outside those ranges take the per-element path. Requantization otherwise
+    /// dominates kernels with few multiply-adds per output (depthwise). Always
+    /// inlined, so that it is compiled for the instruction set of its caller.
+    #[inline(always)]
     pub(crate) fn finish_row(&self, requant: Requant, acc: &[i32], out: &mut [i8]) {
         debug_assert!(out.len() <= acc.len());
-        if requant.multiplier == i32::MIN {
-            // The one input where the saturating doubling multiply special-cases.
+        const BOUND: i32 = 1 << 25;
+        let zero_point = self.output_zero_point;
+        if requant.multiplier == i32::MIN || !(-(1 << 24)..=1 << 24).contains(&zero_point) {
             for (o, &a) in out.iter_mut().zip(acc) {
                 *o = self.finish(requant, a);
             }
@@ -66,20 +74,22 @@ impl ConvS8Quant<'_> {
         let multiplier = requant.multiplier as i64;
         let mask = ((1i64 << right) - 1) as i32;
         let half = mask >> 1;
-        let (zero_point, act_min, act_max) = (self.output_zero_point, self.act_min, self.act_max);
-        let requantize = |x: i32| -> i8 {
-            let shifted = ((x as i64) << left).clamp(i32::MIN as i64, i32::MAX as i64);
-            let product = shifted * multiplier;
-            let nudged = product + if product >= 0 { 1 << 30 } else { 1 - (1 << 30) };
-            // Division by 2^31 rounding toward zero (saturating_rounding_doubling_high_mul).
-            let high = ((nudged + ((nudged >> 63) & ((1 << 31) - 1))) >> 31) as i32;
-            // rounding_divide_by_pot(high, right): ties away from zero.
+        let (largest, smallest) = (i32::MAX >> left, i32::MIN >> left);
+        let (act_min, act_max) = (self.act_min, self.act_max);
+        for (o, &x) in out.iter_mut().zip(acc) {
+            // Saturating x << left.
+            let shifted = if x > largest {
+                i32::MAX
+            } else if x < smallest {
+                i32::MIN
+            } else {
+                x << left
+            };
+            let high = ((shifted as i64 * multiplier + (1 << 30)) >> 31) as i32;
+            // Rounding division by 2^right, ties away from zero.
             let rounded = (high >> right) + ((high & mask) > half + ((high >> 31) & 1)) as i32;
-            let value = rounded.saturating_add(zero_point);
-            value.max(act_min).min(act_max).clamp(-128, 127) as i8
-        };
-        for (o, &a) in out.iter_mut().zip(acc) {
-            *o = requantize(a);
+            let value = rounded.clamp(-BOUND, BOUND) + zero_point;
+            *o = value.max(act_min).min(act_max).clamp(-128, 127) as i8;
         }
     }
 }
@@ -117,7 +127,9 @@ pub fn conv2d_s8(
     output: &mut [i8],
     out_shape: Shape4,
 ) {
-    debug_assert!(groups >= 1 && in_shape.c % groups == 0 && out_shape.c % groups == 0);
+    debug_assert!(
+        groups >= 1 && in_shape.c.is_multiple_of(groups) && out_shape.c.is_multiple_of(groups)
+    );
     debug_assert_eq!(in_shape.n, out_shape.n);
     debug_assert!(input.len() >= in_shape.len() && output.len() >= out_shape.len());
     let [kh, kw] = window.kernel;
@@ -301,15 +313,37 @@ mod tests {
             1 << 30,
             -(1 << 30),
         ]);
-        let multipliers = [0, 1, 1 << 30, 1_500_000_000, i32::MAX, -5, i32::MIN];
+        let multipliers = [
+            0,
+            1,
+            1 << 30,
+            1_500_000_000,
+            i32::MAX,
+            -5,
+            i32::MIN,
+            -(1 << 30),
+        ];
         for shift in -31..=31 {
             for &multiplier in &multipliers {
                 let requant = [Requant { multiplier, shift }];
-                let (act_min, act_max) =
-                    [(-128, 127), (0, 6), (10, -10), (-300, 300)][rng.urange(0, 3)];
+                let (act_min, act_max) = [
+                    (-128, 127),
+                    (0, 6),
+                    (10, -10),
+                    (-300, 300),
+                    (200, 300),
+                    (-300, -200),
+                ][rng.urange(0, 5)];
                 let quant = ConvS8Quant {
                     input_zero_point: 0,
-                    output_zero_point: rng.range(-128, 127),
+                    output_zero_point: [
+                        rng.range(-128, 127),
+                        rng.range(-128, 127),
+                        1 << 24,
+                        -(1 << 24),
+                        (1 << 24) + 1,
+                        i32::MIN,
+                    ][rng.urange(0, 5)],
                     requant: &requant,
                     act_min,
                     act_max,

@@ -2,37 +2,42 @@
 //!
 //! Two strategies, chosen from the geometry alone:
 //!
-//! * **Direct** (`c_in / groups == 1`: depthwise, with or without a channel
-//!   multiplier): per output row, each kernel tap adds `w * (x - zp)` to a
+//! * **Direct** (`c_in / groups == 1` with `groups > 1`: depthwise, with or
+//!   without a channel multiplier): per output row, each kernel tap adds `w * (x - zp)` to a
 //!   stack row of `i32` accumulators, reading a stack copy of the input row
 //!   padded with the zero point, so borders need no special case and the inner
 //!   loops vectorize (16-bit multiplies) when the stride is 1. No scratch.
 //! * **Im2col + dot products** (everything else): for each tile of up to
-//!   [`PIXEL_TILE`] output pixels, the receptive fields are copied into scratch
+//!   [`pixel_tile`] output pixels, the receptive fields are copied into scratch
 //!   as `i16` values `x - input_zero_point` (padding taps become 0, so no
 //!   zero-point correction is needed), one row of `K = c_in/groups * kh * kw`
 //!   per pixel, zero-padded to a multiple of 16. Each output channel's weight
-//!   row is widened to `i16` once per tile, then [`dot_i16`] computes one output
-//!   per pixel of the tile.
+//!   row is widened to `i16` once per tile, then [`super::dot`] computes one
+//!   output per pixel of the tile.
 //!
-//! [`dot_i16`] is deliberately a single-accumulator reduction over fixed 16-lane
-//! chunks of `i16`, in a function of its own: measured on x86-64 (SSE2
-//! baseline), that is the shape LLVM reliably lowers to `pmaddwd` (8
-//! multiply-adds per instruction, ~20 G MAC/s on one core here), whereas
-//! register-blocked variants (4 channels x 2 pixels) and `i8` operands fell
-//! back to `pmullw`/scalar code at 2-6 G MAC/s. On AArch64 the same loop
-//! becomes `smlal`/`smlal2`.
+//! The body is compiled twice on x86-64 (see [`super::cpu`]): AVX2 gives the
+//! requantization signed 64-bit multiplies that SSE2 lacks.
 //!
 //! All sums use wrapping `i32` arithmetic like the reference, so the two agree
 //! bit for bit for every input.
 
 use super::conv2d_s8::{ConvS8Quant, bias_of};
+use super::dot::{DOT_LANES, dot_i16_rows};
 use super::{Shape4, Window2d};
 
-/// Output pixels gathered per im2col tile.
-pub const PIXEL_TILE: usize = 16;
-/// Lanes of one [`dot_i16`] chunk; scratch rows are zero-padded to a multiple of it.
-pub(crate) const DOT_LANES: usize = 16;
+/// Fewest output pixels gathered per im2col tile.
+pub const MIN_PIXEL_TILE: usize = 16;
+/// Most output pixels gathered per im2col tile.
+pub const MAX_PIXEL_TILE: usize = 128;
+/// Target `i16` values per im2col tile (4 KiB, well inside L1).
+const TILE_VALUES: usize = 2048;
+
+/// Output pixels per im2col tile for padded row length `kp`: about
+/// [`TILE_VALUES`] values, so that short rows (a first layer's `K = 9`) still
+/// amortize the per-tile, per-channel work over many pixels.
+pub fn pixel_tile(kp: usize) -> usize {
+    (TILE_VALUES / kp.max(1)).clamp(MIN_PIXEL_TILE, MAX_PIXEL_TILE)
+}
 /// Output columns per accumulator row of the direct (depthwise) path.
 const DIRECT_CHUNK: usize = 64;
 /// The direct path processes whole groups of this many columns.
@@ -43,10 +48,11 @@ const DIRECT_ROW: usize = 256;
 /// Scratch bytes [`conv2d_s8_fast`] needs for this geometry (0 for the direct path).
 ///
 /// `2 * (tile + 1) * round_up(K, 16) + 1` where `K = c_in / groups * kh * kw` and
-/// `tile = min(oh * ow, 16)`: `i16` im2col rows for one tile of pixels plus one
-/// widened weight row, and one byte of slack so that the `i16` view can start
-/// on an even address whatever the scratch alignment. 0 when `c_in / groups <= 1`
-/// (direct path) or the output is empty.
+/// `tile = min(oh * ow, pixel_tile(round_up(K, 16)))`: `i16` im2col rows for
+/// one tile of pixels plus one widened weight row, and one byte of slack so
+/// that the `i16` view can start on an even address whatever the scratch
+/// alignment. 0 for the direct path (`c_in / groups == 1` with `groups > 1`) or
+/// an empty output.
 pub fn conv2d_s8_fast_scratch_len(
     in_shape: Shape4,
     window: &Window2d,
@@ -58,17 +64,19 @@ pub fn conv2d_s8_fast_scratch_len(
     }
     let cin_g = in_shape.c / groups;
     let pixels = out_shape.h * out_shape.w;
-    if uses_direct_path(cin_g, window) || pixels == 0 {
+    if uses_direct_path(cin_g, groups, window) || pixels == 0 {
         return 0;
     }
     let kp = padded_taps(cin_g, window);
-    2 * (pixels.min(PIXEL_TILE) + 1) * kp + 1
+    2 * (pixels.min(pixel_tile(kp)) + 1) * kp + 1
 }
 
-/// True when the direct path runs: one input channel per group (depthwise), or
-/// a degenerate empty kernel.
-fn uses_direct_path(cin_g: usize, window: &Window2d) -> bool {
-    cin_g <= 1 || window.kernel[0] * window.kernel[1] == 0
+/// True when the direct path runs: one input channel per group in a grouped
+/// convolution (depthwise), or a degenerate empty kernel. A dense convolution
+/// of a single channel (a first layer) shares each receptive field across all
+/// output channels, which im2col exploits: measured 2.5x faster there.
+fn uses_direct_path(cin_g: usize, groups: usize, window: &Window2d) -> bool {
+    (cin_g <= 1 && groups > 1) || cin_g == 0 || window.kernel[0] * window.kernel[1] == 0
 }
 
 /// `K` rounded up to a multiple of [`DOT_LANES`].
@@ -76,13 +84,31 @@ fn padded_taps(cin_g: usize, window: &Window2d) -> usize {
     (cin_g * window.kernel[0] * window.kernel[1]).next_multiple_of(DOT_LANES)
 }
 
-/// Int8 2-D convolution, same contract as [`super::conv2d_s8::conv2d_s8`] and bit-exact with it.
-///
-/// `scratch` must hold at least [`conv2d_s8_fast_scratch_len`] bytes (any
-/// alignment); it may be empty when that length is 0. Its contents on return are
-/// unspecified.
+super::cpu::multiversion! {
+    /// Int8 2-D convolution, same contract as [`super::conv2d_s8::conv2d_s8`] and bit-exact with it.
+    ///
+    /// `scratch` must hold at least [`conv2d_s8_fast_scratch_len`] bytes (any
+    /// alignment); it may be empty when that length is 0. Its contents on return are
+    /// unspecified.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_s8_fast(
+        input: &[i8],
+        in_shape: Shape4,
+        weights: &[i8],
+        bias: &[i32],
+        window: &Window2d,
+        groups: usize,
+        quant: &ConvS8Quant,
+        output: &mut [i8],
+        out_shape: Shape4,
+        scratch: &mut [i8],
+    ) => conv2d_s8_fast_body;
+}
+
+/// The body of [`conv2d_s8_fast`], compiled once per instruction set.
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d_s8_fast(
+#[inline(always)]
+fn conv2d_s8_fast_body(
     input: &[i8],
     in_shape: Shape4,
     weights: &[i8],
@@ -94,14 +120,16 @@ pub fn conv2d_s8_fast(
     out_shape: Shape4,
     scratch: &mut [i8],
 ) {
-    debug_assert!(groups >= 1 && in_shape.c % groups == 0 && out_shape.c % groups == 0);
+    debug_assert!(
+        groups >= 1 && in_shape.c.is_multiple_of(groups) && out_shape.c.is_multiple_of(groups)
+    );
     debug_assert_eq!(in_shape.n, out_shape.n);
     debug_assert!(input.len() >= in_shape.len() && output.len() >= out_shape.len());
     debug_assert!(bias.is_empty() || bias.len() >= out_shape.c);
     if out_shape.is_empty() {
         return;
     }
-    if uses_direct_path(in_shape.c / groups, window) {
+    if uses_direct_path(in_shape.c / groups, groups, window) {
         conv_direct(
             input, in_shape, weights, bias, window, groups, quant, output, out_shape,
         );
@@ -133,6 +161,7 @@ fn direct_chunk(window: &Window2d) -> usize {
 /// `i32` accumulators over a whole number of 16-lane groups. Kernels too wide
 /// for the buffer fall back to the reference.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn conv_direct(
     input: &[i8],
     in_shape: Shape4,
@@ -233,6 +262,7 @@ fn conv_direct(
 
 /// Im2col + dot-product path for two or more input channels per group.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn conv_im2col(
     input: &[i8],
     in_shape: Shape4,
@@ -257,14 +287,15 @@ fn conv_im2col(
     );
     let (_, scratch16, _) = bytemuck::pod_align_to_mut::<i8, i16>(scratch);
     let (w_row, cols) = scratch16.split_at_mut(kp);
-    let cols = &mut cols[..pixels.min(PIXEL_TILE) * kp];
-    let mut sums = [0i32; PIXEL_TILE];
+    let tile = pixel_tile(kp);
+    let cols = &mut cols[..pixels.min(tile) * kp];
+    let mut sums = [0i32; MAX_PIXEL_TILE];
 
     for n in 0..out_shape.n {
         for g in 0..groups {
             let mut p0 = 0;
             while p0 < pixels {
-                let count = (pixels - p0).min(PIXEL_TILE);
+                let count = (pixels - p0).min(tile);
                 let cols = &mut cols[..count * kp];
                 im2col_tile(
                     input,
@@ -287,11 +318,13 @@ fn conv_im2col(
                     w_row[taps..].fill(0);
                     let requant = quant.requant_of(oc);
                     let bias = bias_of(bias, oc);
-                    for (sum, col) in sums.iter_mut().zip(cols.chunks_exact(kp)) {
-                        *sum = bias.wrapping_add(dot_i16(w_row, col));
+                    let sums = &mut sums[..count];
+                    dot_i16_rows(w_row, cols, kp, sums);
+                    for sum in sums.iter_mut() {
+                        *sum = sum.wrapping_add(bias);
                     }
                     let out = &mut output[(n * out_shape.c + oc) * pixels + p0..][..count];
-                    quant.finish_row(requant, &sums[..count], out);
+                    quant.finish_row(requant, sums, out);
                 }
                 p0 += count;
             }
@@ -304,6 +337,7 @@ fn conv_im2col(
 /// `ic0..ic0 + cin_g`, as `x - input_zero_point` (0 for padding and for the
 /// row tail past `K`).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn im2col_tile(
     input: &[i8],
     in_shape: Shape4,
@@ -389,27 +423,6 @@ fn im2col_tile(
     }
 }
 
-/// `sum(a[i] * b[i])` (wrapping `i32`) over the first `16 * min(a.len(), b.len()) / 16` elements.
-///
-/// Callers pass rows zero-padded to a multiple of [`DOT_LANES`]. Kept out of line
-/// and in exactly this shape (one 16-lane accumulator, fixed-size chunks, a
-/// final horizontal sum) because that is what LLVM lowers to `pmaddwd` on
-/// x86-64; see the module documentation before changing it.
-#[inline(never)]
-pub(crate) fn dot_i16(a: &[i16], b: &[i16]) -> i32 {
-    let (a, _) = a.as_chunks::<DOT_LANES>();
-    let (b, _) = b.as_chunks::<DOT_LANES>();
-    let chunks = a.len().min(b.len());
-    let (a, b) = (&a[..chunks], &b[..chunks]);
-    let mut acc = [0i32; DOT_LANES];
-    for c in 0..chunks {
-        for l in 0..DOT_LANES {
-            acc[l] = acc[l].wrapping_add(a[c][l] as i32 * b[c][l] as i32);
-        }
-    }
-    acc.iter().fold(0i32, |sum, &v| sum.wrapping_add(v))
-}
-
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -483,6 +496,53 @@ mod tests {
 
     /// The fast kernel must equal the reference bit for bit on every geometry,
     /// zero point and clamp; scratch is handed over misaligned and dirty on purpose.
+    /// Runs [`conv2d_s8_fast`] (the copy this CPU dispatches to) and its
+    /// portable body, asserts that they agree, and returns the output.
+    #[allow(clippy::too_many_arguments)]
+    fn run_both(
+        input: &[i8],
+        in_shape: Shape4,
+        weights: &[i8],
+        bias: &[i32],
+        window: &Window2d,
+        groups: usize,
+        quant: &ConvS8Quant,
+        out_shape: Shape4,
+        scratch: &mut [i8],
+    ) -> Vec<i8> {
+        let mut dispatched = vec![0i8; out_shape.len()];
+        conv2d_s8_fast(
+            input,
+            in_shape,
+            weights,
+            bias,
+            window,
+            groups,
+            quant,
+            &mut dispatched,
+            out_shape,
+            scratch,
+        );
+        let mut portable = vec![0i8; out_shape.len()];
+        conv2d_s8_fast_body(
+            input,
+            in_shape,
+            weights,
+            bias,
+            window,
+            groups,
+            quant,
+            &mut portable,
+            out_shape,
+            scratch,
+        );
+        assert_eq!(
+            dispatched, portable,
+            "dispatched and portable copies differ"
+        );
+        dispatched
+    }
+
     #[test]
     fn bit_exact_with_reference_on_random_geometries() {
         let mut rng = XorShift(0xC0FF_EE01);
@@ -536,8 +596,7 @@ mod tests {
             let len = conv2d_s8_fast_scratch_len(c.in_shape, &c.window, c.groups, c.out_shape);
             let mut scratch_store = vec![0x55i8; len + 1];
             let scratch = &mut scratch_store[1..]; // odd address when the Vec is aligned
-            let mut got = vec![0i8; c.out_shape.len()];
-            conv2d_s8_fast(
+            let got = run_both(
                 &input,
                 c.in_shape,
                 &weights,
@@ -545,7 +604,6 @@ mod tests {
                 &c.window,
                 c.groups,
                 &quant,
-                &mut got,
                 c.out_shape,
                 scratch,
             );
@@ -589,8 +647,7 @@ mod tests {
             &input, in_shape, &weights, &bias, &window, 1, &quant, &mut want, out_shape,
         );
         let mut scratch = vec![0i8; conv2d_s8_fast_scratch_len(in_shape, &window, 1, out_shape)];
-        let mut got = vec![0i8; out_shape.len()];
-        conv2d_s8_fast(
+        let got = run_both(
             &input,
             in_shape,
             &weights,
@@ -598,7 +655,6 @@ mod tests {
             &window,
             1,
             &quant,
-            &mut got,
             out_shape,
             &mut scratch,
         );
@@ -617,7 +673,13 @@ mod tests {
         };
         let s = Shape4::new(1, 8, 10, 10);
         assert_eq!(conv2d_s8_fast_scratch_len(s, &window, 8, s), 0);
-        // Dense 8 -> 8: K = 72 -> 80 padded, tile = 16 -> 2 * (16 + 1) * 80 + 1.
-        assert_eq!(conv2d_s8_fast_scratch_len(s, &window, 1, s), 2721);
+        // Dense 8 -> 8: K = 72 -> 80 padded, tile = 2048 / 80 = 25 -> 2 * (25 + 1) * 80 + 1.
+        assert_eq!(conv2d_s8_fast_scratch_len(s, &window, 1, s), 4161);
+        // Dense 1 -> 8 (a first layer) takes the im2col path: K = 9 -> 16, tile 100 (all pixels).
+        let one = Shape4::new(1, 1, 10, 10);
+        assert_eq!(
+            conv2d_s8_fast_scratch_len(one, &window, 1, s),
+            2 * 101 * 16 + 1
+        );
     }
 }

@@ -31,7 +31,9 @@ pub fn conv_transpose2d_s8(
     output: &mut [i8],
     out_shape: Shape4,
 ) {
-    debug_assert!(groups >= 1 && in_shape.c % groups == 0 && out_shape.c % groups == 0);
+    debug_assert!(
+        groups >= 1 && in_shape.c.is_multiple_of(groups) && out_shape.c.is_multiple_of(groups)
+    );
     debug_assert_eq!(in_shape.n, out_shape.n);
     debug_assert!(input.len() >= in_shape.len() && output.len() >= out_shape.len());
     debug_assert!(window.stride[0] >= 1 && window.stride[1] >= 1);

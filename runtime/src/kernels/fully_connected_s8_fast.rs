@@ -10,17 +10,33 @@
 //! stay on the stack. Stack use is about 1.2 KiB.
 
 use super::conv2d_s8::{ConvS8Quant, bias_of};
-use super::conv2d_s8_fast::{DOT_LANES, dot_i16};
+use super::dot::{DOT_LANES, dot_i16};
 
 /// `i16` elements per widened chunk of a row (512 bytes per buffer).
 const K_CHUNK: usize = 256;
 /// Output features whose accumulators are kept while the input chunks stream by.
 pub const OUT_BLOCK: usize = 32;
 
-/// Int8 fully connected layer, same contract as
-/// [`super::fully_connected_s8::fully_connected_s8`] and bit-exact with it.
+super::cpu::multiversion! {
+    /// Int8 fully connected layer, same contract as
+    /// [`super::fully_connected_s8::fully_connected_s8`] and bit-exact with it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fully_connected_s8_fast(
+        input: &[i8],
+        rows: usize,
+        in_features: usize,
+        weights: &[i8],
+        out_features: usize,
+        bias: &[i32],
+        quant: &ConvS8Quant,
+        output: &mut [i8],
+    ) => fully_connected_s8_fast_body;
+}
+
+/// The body of [`fully_connected_s8_fast`], compiled once per instruction set.
 #[allow(clippy::too_many_arguments)]
-pub fn fully_connected_s8_fast(
+#[inline(always)]
+fn fully_connected_s8_fast_body(
     input: &[i8],
     rows: usize,
     in_features: usize,
@@ -122,6 +138,11 @@ mod tests {
             fully_connected_s8(&input, rows, k, &weights, n, &bias, &quant, &mut want);
             fully_connected_s8_fast(&input, rows, k, &weights, n, &bias, &quant, &mut got);
             assert_eq!(got, want, "case {case}: rows {rows} k {k} n {n}");
+            fully_connected_s8_fast_body(&input, rows, k, &weights, n, &bias, &quant, &mut got);
+            assert_eq!(
+                got, want,
+                "case {case} (portable copy): rows {rows} k {k} n {n}"
+            );
         }
     }
 }

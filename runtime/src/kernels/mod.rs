@@ -12,6 +12,9 @@
 //! fully connected layers `[out_features][in_features]` (each output's row is
 //! contiguous). Shapes of any rank are at most [`MAX_RANK`] dimensions.
 
+pub(crate) mod cpu;
+pub(crate) mod dot;
+
 // ---- f32 activations (weights f32 or f16 through `FloatWeight`) ----
 pub mod activation_f32;
 pub mod avg_pool2d_f32;
@@ -35,6 +38,7 @@ pub mod fully_connected_s8;
 pub mod fully_connected_s8_fast;
 pub mod lut_s8;
 pub mod max_pool2d_s8;
+pub mod max_pool2d_s8_fast;
 pub mod resize_s8;
 pub mod softmax_s8;
 

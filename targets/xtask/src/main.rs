@@ -5,7 +5,8 @@
 //!   `--train`, a freshly trained CNN) converted to f32/f16/int8 and evaluated.
 //! - `test`     the whole test suite (what `.ci/run` runs), after a formatting check
 //!   and a type check of the `gpu` feature; ends with a `tests: N passed, M failed` line.
-//! - `lint`     `cargo fmt --check` and `cargo clippy -D warnings` over the workspace.
+//! - `lint`     `cargo fmt --check` and `cargo clippy -D warnings` over the workspace
+//!   (plus the bare `no_std` runtime and the `gpu` feature).
 //! - `fixtures` retrains the four committed models under `tests/fixtures/`.
 
 use std::io::{BufRead, BufReader};
@@ -245,6 +246,16 @@ fn clippy() -> Result<(), String> {
         "clippy",
         "--workspace",
         "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // The runtime without `alloc`/`std`, as firmware builds it.
+    run(cargo().args([
+        "clippy",
+        "-p",
+        "tern-runtime",
+        "--no-default-features",
         "--",
         "-D",
         "warnings",

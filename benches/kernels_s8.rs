@@ -1,0 +1,288 @@
+//! Int8 kernels, portable reference against the fast variant, on the layer
+//! geometries that dominate small CNNs (the CNN fixture's two convolutions,
+//! first fully connected layer and first pooling, a depthwise and a pointwise
+//! layer). Each pair is
+//! checked bit for bit before it is timed.
+//!
+//! `cargo bench -p tern-benches --bench kernels_s8`
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group};
+use tern_runtime::kernels::conv2d_s8::{ConvS8Quant, conv2d_s8};
+use tern_runtime::kernels::conv2d_s8_fast::{conv2d_s8_fast, conv2d_s8_fast_scratch_len};
+use tern_runtime::kernels::fully_connected_s8::fully_connected_s8;
+use tern_runtime::kernels::fully_connected_s8_fast::fully_connected_s8_fast;
+use tern_runtime::kernels::max_pool2d_s8::max_pool2d_s8;
+use tern_runtime::kernels::max_pool2d_s8_fast::max_pool2d_s8_fast;
+use tern_runtime::kernels::{Shape4, Window2d};
+use tern_runtime::quant::Requant;
+
+/// Deterministic pseudo-random int8 values.
+fn values(len: usize, seed: u64) -> Vec<i8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 56) as i8
+        })
+        .collect()
+}
+
+struct ConvCase {
+    name: &'static str,
+    input: Shape4,
+    out_c: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    groups: usize,
+}
+
+impl ConvCase {
+    fn window(&self) -> Window2d {
+        Window2d {
+            kernel: [self.kernel; 2],
+            stride: [self.stride; 2],
+            dilation: [1, 1],
+            pad_begin: [self.pad; 2],
+        }
+    }
+
+    fn output(&self) -> Shape4 {
+        let o = |i: usize| (i + 2 * self.pad - self.kernel) / self.stride + 1;
+        Shape4::new(self.input.n, self.out_c, o(self.input.h), o(self.input.w))
+    }
+
+    fn macs(&self) -> u64 {
+        let out = self.output();
+        (out.len() * self.input.c / self.groups * self.kernel * self.kernel) as u64
+    }
+}
+
+const CONV_CASES: &[ConvCase] = &[
+    ConvCase {
+        name: "cnn_conv1_1x28x28_to_32_3x3",
+        input: Shape4 {
+            n: 1,
+            c: 1,
+            h: 28,
+            w: 28,
+        },
+        out_c: 32,
+        kernel: 3,
+        stride: 1,
+        pad: 1,
+        groups: 1,
+    },
+    ConvCase {
+        name: "cnn_conv2_32x14x14_to_64_3x3",
+        input: Shape4 {
+            n: 1,
+            c: 32,
+            h: 14,
+            w: 14,
+        },
+        out_c: 64,
+        kernel: 3,
+        stride: 1,
+        pad: 1,
+        groups: 1,
+    },
+    ConvCase {
+        name: "depthwise_64x28x28_3x3",
+        input: Shape4 {
+            n: 1,
+            c: 64,
+            h: 28,
+            w: 28,
+        },
+        out_c: 64,
+        kernel: 3,
+        stride: 1,
+        pad: 1,
+        groups: 64,
+    },
+    ConvCase {
+        name: "pointwise_64x28x28_to_128",
+        input: Shape4 {
+            n: 1,
+            c: 64,
+            h: 28,
+            w: 28,
+        },
+        out_c: 128,
+        kernel: 1,
+        stride: 1,
+        pad: 0,
+        groups: 1,
+    },
+];
+
+fn conv(c: &mut Criterion) {
+    let mut group = c.benchmark_group("conv2d_s8");
+    for case in CONV_CASES {
+        let (window, out_shape) = (case.window(), case.output());
+        let taps = case.input.c / case.groups * case.kernel * case.kernel;
+        let input = values(case.input.len(), 1);
+        let weights: Vec<i8> = values(case.out_c * taps, 2)
+            .into_iter()
+            .map(|w| w.max(-127))
+            .collect();
+        let bias: Vec<i32> = (0..case.out_c as i32).map(|i| i * 37 - 500).collect();
+        let requant: Vec<Requant> = (0..case.out_c)
+            .map(|i| Requant::from_real(0.0008 + 0.00001 * i as f64))
+            .collect();
+        let quant = ConvS8Quant {
+            input_zero_point: -3,
+            output_zero_point: 5,
+            requant: &requant,
+            act_min: -128,
+            act_max: 127,
+        };
+        let mut scratch =
+            vec![0i8; conv2d_s8_fast_scratch_len(case.input, &window, case.groups, out_shape)];
+        let mut reference = vec![0i8; out_shape.len()];
+        let mut fast = vec![0i8; out_shape.len()];
+        let run_reference = |out: &mut [i8]| {
+            conv2d_s8(
+                &input,
+                case.input,
+                &weights,
+                &bias,
+                &window,
+                case.groups,
+                &quant,
+                out,
+                out_shape,
+            )
+        };
+        let mut run_fast = |out: &mut [i8]| {
+            conv2d_s8_fast(
+                &input,
+                case.input,
+                &weights,
+                &bias,
+                &window,
+                case.groups,
+                &quant,
+                out,
+                out_shape,
+                &mut scratch,
+            )
+        };
+        run_reference(&mut reference);
+        run_fast(&mut fast);
+        assert_eq!(
+            reference, fast,
+            "{}: fast differs from reference",
+            case.name
+        );
+        group.throughput(Throughput::Elements(case.macs()));
+        group.bench_function(format!("{}/reference", case.name), |b| {
+            b.iter(|| run_reference(black_box(&mut reference)))
+        });
+        group.bench_function(format!("{}/fast", case.name), |b| {
+            b.iter(|| run_fast(black_box(&mut fast)))
+        });
+    }
+    group.finish();
+}
+
+fn fully_connected(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fully_connected_s8");
+    let (k, n) = (3136, 128);
+    let input = values(k, 3);
+    let weights: Vec<i8> = values(n * k, 4).into_iter().map(|w| w.max(-127)).collect();
+    let bias: Vec<i32> = (0..n as i32).map(|i| 100 - i * 3).collect();
+    let requant: Vec<Requant> = (0..n)
+        .map(|i| Requant::from_real(0.0005 + 0.00001 * i as f64))
+        .collect();
+    let quant = ConvS8Quant {
+        input_zero_point: 7,
+        output_zero_point: -2,
+        requant: &requant,
+        act_min: -2,
+        act_max: 127,
+    };
+    let mut reference = vec![0i8; n];
+    let mut fast = vec![0i8; n];
+    fully_connected_s8(&input, 1, k, &weights, n, &bias, &quant, &mut reference);
+    fully_connected_s8_fast(&input, 1, k, &weights, n, &bias, &quant, &mut fast);
+    assert_eq!(
+        reference, fast,
+        "fully connected: fast differs from reference"
+    );
+    group.throughput(Throughput::Elements((k * n) as u64));
+    group.bench_function("cnn_fc1_3136_to_128/reference", |b| {
+        b.iter(|| {
+            fully_connected_s8(
+                &input,
+                1,
+                k,
+                &weights,
+                n,
+                &bias,
+                &quant,
+                black_box(&mut reference),
+            )
+        })
+    });
+    group.bench_function("cnn_fc1_3136_to_128/fast", |b| {
+        b.iter(|| {
+            fully_connected_s8_fast(
+                &input,
+                1,
+                k,
+                &weights,
+                n,
+                &bias,
+                &quant,
+                black_box(&mut fast),
+            )
+        })
+    });
+    group.finish();
+}
+
+fn max_pool(c: &mut Criterion) {
+    let mut group = c.benchmark_group("max_pool2d_s8");
+    let (in_shape, out_shape) = (Shape4::new(1, 32, 28, 28), Shape4::new(1, 32, 14, 14));
+    let window = Window2d {
+        kernel: [2, 2],
+        stride: [2, 2],
+        dilation: [1, 1],
+        pad_begin: [0, 0],
+    };
+    let input = values(in_shape.len(), 5);
+    let mut reference = vec![0i8; out_shape.len()];
+    let mut fast = vec![0i8; out_shape.len()];
+    max_pool2d_s8(&input, in_shape, &window, &mut reference, out_shape);
+    max_pool2d_s8_fast(&input, in_shape, &window, &mut fast, out_shape);
+    assert_eq!(reference, fast, "max pool: fast differs from reference");
+    group.throughput(Throughput::Elements(in_shape.len() as u64));
+    group.bench_function("cnn_pool1_32x28x28_2x2/reference", |b| {
+        b.iter(|| {
+            max_pool2d_s8(
+                &input,
+                in_shape,
+                &window,
+                black_box(&mut reference),
+                out_shape,
+            )
+        })
+    });
+    group.bench_function("cnn_pool1_32x28x28_2x2/fast", |b| {
+        b.iter(|| max_pool2d_s8_fast(&input, in_shape, &window, black_box(&mut fast), out_shape))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, conv, fully_connected, max_pool);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,0 +1,56 @@
+//! CPU feature dispatch for the fast kernels.
+//!
+//! The fast kernels are plain portable Rust written so that LLVM vectorizes
+//! them. On AArch64 that already means NEON (part of the base ISA). On x86-64
+//! the base ISA stops at SSE2, which lacks the instructions the int8 kernels
+//! want most (`pmaddwd` on 256-bit registers, signed 32x32->64 multiplies for
+//! requantization, `pmaxsb`), so [`multiversion!`] compiles a kernel's body a
+//! second time with AVX2 enabled and picks that copy at run time when the CPU
+//! has it. Both copies are the same source, and integer arithmetic does not
+//! depend on vector width, so the results are identical bit for bit; the unit
+//! tests also run the portable copy directly against the reference.
+
+/// True when AVX2 code may run: detected at run time with `std`, otherwise
+/// decided at compile time (`-C target-feature=+avx2`).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn has_avx2() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(target_feature = "avx2")
+    }
+}
+
+/// Defines `fn $name(args)` that runs `$body(args)`, compiled with AVX2 when the
+/// CPU supports it (x86-64 only), and as portable code otherwise.
+///
+/// `$body` should be `#[inline(always)]`, as should everything hot it calls, so
+/// that the AVX2 copy is AVX2 code throughout.
+macro_rules! multiversion {
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident;
+    ) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if $crate::kernels::cpu::has_avx2() {
+                #[target_feature(enable = "avx2")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx2($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                // SAFETY: `has_avx2` confirmed that this CPU executes AVX2
+                // instructions, the only requirement of a `target_feature` fn.
+                return unsafe { avx2($($arg),*) };
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
+pub(crate) use multiversion;
