@@ -286,18 +286,8 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                 let out = mem.output(&y);
                 match x.dtype {
                     DType::I8 => {
-                        let requant: &[Requant] =
-                            mem.typed(&inputs[3].ok_or_else(|| bad("missing requant"))?);
-                        let bias: &[i32] =
-                            mem.typed(&inputs[2].ok_or_else(|| bad("missing bias"))?);
-                        let (act_min, act_max) = params.clamp.as_i8();
-                        let quant = kernels::conv2d_s8::ConvS8Quant {
-                            input_zero_point: x.zero_point(),
-                            output_zero_point: y.zero_point(),
-                            requant,
-                            act_min,
-                            act_max,
-                        };
+                        let (bias, quant) = s8_quant(&mem, &inputs, &x, &y, params.clamp)
+                            .ok_or_else(|| bad("missing bias or requant"))?;
                         let (xv, wv, yv) = (mem.typed(&x), mem.typed(&w), cast_mut(out));
                         if op.opcode == Opcode::Conv2d {
                             let scratch: &mut [i8] =
@@ -383,18 +373,8 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                 let out = mem.output(&y);
                 match x.dtype {
                     DType::I8 => {
-                        let requant: &[Requant] =
-                            mem.typed(&inputs[3].ok_or_else(|| bad("missing requant"))?);
-                        let bias: &[i32] =
-                            mem.typed(&inputs[2].ok_or_else(|| bad("missing bias"))?);
-                        let (act_min, act_max) = params.clamp.as_i8();
-                        let quant = kernels::conv2d_s8::ConvS8Quant {
-                            input_zero_point: x.zero_point(),
-                            output_zero_point: y.zero_point(),
-                            requant,
-                            act_min,
-                            act_max,
-                        };
+                        let (bias, quant) = s8_quant(&mem, &inputs, &x, &y, params.clamp)
+                            .ok_or_else(|| bad("missing bias or requant"))?;
                         kernels::fully_connected_s8_fast::fully_connected_s8_fast(
                             mem.typed(&x),
                             rows,
@@ -744,6 +724,29 @@ fn cast_mut<T: bytemuck::Pod>(bytes: &mut [u8]) -> &mut [T] {
 /// and scratch. Validation guaranteed that, within one op, the output and the
 /// scratch do not overlap each other or any input, and that every region lies
 /// inside the arena, so these slices never alias mutably.
+/// The int8 requantization inputs shared by Conv, ConvTranspose and
+/// FullyConnected: bias (input 2), requantization factors (input 3), the zero
+/// points and the fused clamp. `None` when input 2 or 3 is missing.
+fn s8_quant<'x>(
+    mem: &OpMemory<'x>,
+    inputs: &[Option<TensorInfo<'_>>; 4],
+    x: &TensorInfo<'_>,
+    y: &TensorInfo<'_>,
+    clamp: ops::ClampWords,
+) -> Option<(&'x [i32], kernels::conv2d_s8::ConvS8Quant<'x>)> {
+    let bias: &[i32] = mem.typed(inputs[2].as_ref()?);
+    let requant: &[Requant] = mem.typed(inputs[3].as_ref()?);
+    let (act_min, act_max) = clamp.as_i8();
+    let quant = kernels::conv2d_s8::ConvS8Quant {
+        input_zero_point: x.zero_point(),
+        output_zero_point: y.zero_point(),
+        requant,
+        act_min,
+        act_max,
+    };
+    Some((bias, quant))
+}
+
 struct OpMemory<'x> {
     model: &'x Model<'x>,
     arena: *mut u8,

@@ -37,19 +37,7 @@ mod tests {
     use super::*;
     use std::vec::Vec;
 
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use super::super::test_rng::XorShift;
 
     #[test]
     fn hand_computed_axis_1() {

@@ -14,6 +14,8 @@
 
 pub(crate) mod cpu;
 pub(crate) mod dot;
+#[cfg(test)]
+mod test_rng;
 
 // ---- f32 activations (weights f32 or f16 through `FloatWeight`) ----
 pub mod activation_f32;
