@@ -144,6 +144,16 @@ pub enum Error {
         /// Elements given.
         got: usize,
     },
+    /// A caller's buffer does not hold exactly a tensor's elements.
+    #[error("tensor '{name}' holds {expected} elements, the buffer given holds {got}")]
+    BufferLength {
+        /// Tensor name.
+        name: ShortName,
+        /// Elements of the tensor.
+        expected: usize,
+        /// Elements of the buffer.
+        got: usize,
+    },
     /// A typed view of a tensor asked for the wrong element type.
     #[error("tensor '{name}' is {actual:?}, not {wanted:?}")]
     WrongDType {

@@ -117,6 +117,17 @@ pub enum Storage {
     Constant = 1,
 }
 
+impl Storage {
+    /// The storage with record code `code`.
+    pub fn from_code(code: u8) -> Option<Storage> {
+        match code {
+            0 => Some(Storage::Arena),
+            1 => Some(Storage::Constant),
+            _ => None,
+        }
+    }
+}
+
 /// Quantization kind of a tensor record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -127,6 +138,18 @@ pub enum QuantKind {
     PerTensor = 1,
     /// One scale per index of axis 0 (zero point 0); scales in another tensor.
     PerChannel = 2,
+}
+
+impl QuantKind {
+    /// The kind with record code `code`.
+    pub fn from_code(code: u8) -> Option<QuantKind> {
+        match code {
+            0 => Some(QuantKind::None),
+            1 => Some(QuantKind::PerTensor),
+            2 => Some(QuantKind::PerChannel),
+            _ => None,
+        }
+    }
 }
 
 /// Byte offsets inside a tensor record.

@@ -68,32 +68,39 @@ impl<'t> TensorRef<'t> {
 
     fn typed<T: bytemuck::Pod>(&self, dtype: DType) -> Result<&'t [T]> {
         if self.info.dtype != dtype {
-            return Err(Error::WrongDType {
-                name: ShortName::new(self.info.name),
-                actual: self.info.dtype,
-                wanted: dtype,
-            });
+            return Err(wrong_dtype(&self.info, dtype));
         }
         Ok(bytemuck::cast_slice(self.bytes))
     }
 
-    /// Writes the tensor's values as f32 into `out`, dequantizing int8.
+    /// Writes the tensor's values as f32 into `out` (exactly its element count),
+    /// dequantizing int8.
     pub fn read_f32(&self, out: &mut [f32]) -> Result<()> {
+        if out.len() != self.info.len() {
+            return Err(Error::BufferLength {
+                name: ShortName::new(self.info.name),
+                expected: self.info.len(),
+                got: out.len(),
+            });
+        }
         match self.info.dtype {
             DType::F32 => out.copy_from_slice(self.as_f32()?),
             DType::I8 => {
                 let (scale, zero_point) = self.info.per_tensor().unwrap_or((1.0, 0));
                 kernels::quantize::dequantize_s8_f32(self.as_i8()?, scale, zero_point, out);
             }
-            other => {
-                return Err(Error::WrongDType {
-                    name: ShortName::new(self.info.name),
-                    actual: other,
-                    wanted: DType::F32,
-                });
-            }
+            _ => return Err(wrong_dtype(&self.info, DType::F32)),
         }
         Ok(())
+    }
+}
+
+/// `WrongDType` for a request of `wanted` values from `info`.
+fn wrong_dtype(info: &TensorInfo<'_>, wanted: DType) -> Error {
+    Error::WrongDType {
+        name: ShortName::new(info.name),
+        actual: info.dtype,
+        wanted,
     }
 }
 
@@ -193,13 +200,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                     bytemuck::cast_slice_mut(bytes),
                 );
             }
-            other => {
-                return Err(Error::WrongDType {
-                    name: ShortName::new(info.name),
-                    actual: other,
-                    wanted: DType::F32,
-                });
-            }
+            _ => return Err(wrong_dtype(&info, DType::F32)),
         }
         Ok(())
     }

@@ -306,27 +306,23 @@ impl<'a> Model<'a> {
         if rank > MAX_RANK {
             return Err("rank above 6");
         }
-        let storage = match r[format::tensor::STORAGE] {
-            0 => Storage::Arena,
-            1 => Storage::Constant,
-            _ => return Err("unknown storage code"),
-        };
+        let storage =
+            Storage::from_code(r[format::tensor::STORAGE]).ok_or("unknown storage code")?;
         let mut dims = [0usize; MAX_RANK];
         for (k, d) in dims.iter_mut().enumerate().take(rank) {
             *d = u32_at(r, format::tensor::DIMS + 4 * k) as usize;
         }
-        let quant = match r[format::tensor::QUANT_KIND] {
-            0 => Quant::None,
-            1 => Quant::PerTensor {
+        let quant = match QuantKind::from_code(r[format::tensor::QUANT_KIND]) {
+            Some(QuantKind::None) => Quant::None,
+            Some(QuantKind::PerTensor) => Quant::PerTensor {
                 scale: f32::from_bits(u32_at(r, format::tensor::SCALE)),
                 zero_point: u32_at(r, format::tensor::ZERO_POINT) as i32,
             },
-            2 => Quant::PerChannel {
+            Some(QuantKind::PerChannel) => Quant::PerChannel {
                 scales: u32_at(r, format::tensor::QUANT_SCALES) as usize,
             },
-            _ => return Err("unknown quantization kind"),
+            None => return Err("unknown quantization kind"),
         };
-        let _ = QuantKind::None;
         let offset = u64_at(r, format::tensor::OFFSET);
         let byte_len = u64_at(r, format::tensor::BYTE_LEN);
         if offset > usize::MAX as u64 / 2 || byte_len > usize::MAX as u64 / 2 {

@@ -156,6 +156,23 @@ fn wrong_input_shape_and_small_arena_are_refused() {
         interp.output(3).unwrap_err(),
         Error::NoSuchTensor { index: 3, .. }
     ));
+    let mut short = [0f32; 3];
+    let err = interp
+        .output(0)
+        .expect("output 0")
+        .read_f32(&mut short)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::BufferLength {
+                expected: 10,
+                got: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]

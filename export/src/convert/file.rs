@@ -215,8 +215,8 @@ impl FileModel {
             r[format::tensor::DTYPE] = t.dtype as u8;
             r[format::tensor::RANK] = t.shape.len() as u8;
             let (storage, offset) = match t.storage {
-                Storage::Arena => (0u8, t.offset),
-                Storage::Constant(_) => (1u8, const_offset[i]),
+                Storage::Arena => (format::Storage::Arena as u8, t.offset),
+                Storage::Constant(_) => (format::Storage::Constant as u8, const_offset[i]),
             };
             r[format::tensor::STORAGE] = storage;
             for (k, &d) in t.shape.iter().enumerate() {
@@ -230,14 +230,14 @@ impl FileModel {
             match t.quant {
                 TensorQuant::None => {}
                 TensorQuant::PerTensor { scale, zero_point } => {
-                    r[format::tensor::QUANT_KIND] = 1;
+                    r[format::tensor::QUANT_KIND] = format::QuantKind::PerTensor as u8;
                     r[format::tensor::SCALE..format::tensor::SCALE + 4]
                         .copy_from_slice(&scale.to_le_bytes());
                     r[format::tensor::ZERO_POINT..format::tensor::ZERO_POINT + 4]
                         .copy_from_slice(&zero_point.to_le_bytes());
                 }
                 TensorQuant::PerChannel { scales } => {
-                    r[format::tensor::QUANT_KIND] = 2;
+                    r[format::tensor::QUANT_KIND] = format::QuantKind::PerChannel as u8;
                     r[format::tensor::QUANT_SCALES..format::tensor::QUANT_SCALES + 4]
                         .copy_from_slice(&scales.to_le_bytes());
                 }
