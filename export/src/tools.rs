@@ -9,7 +9,7 @@ use tern_runtime::{Interpreter, Model, Quant, Storage};
 
 use crate::data::fashion_mnist::{CLASSES, Dataset, PIXELS, Split};
 use crate::error::{Error, Result};
-use crate::onnx::reference::{OnnxReference, argmax_rows};
+use crate::onnx::reference::{OnnxReference, argmax_rows, correct_predictions};
 
 /// Maps a `.tern` file, naming the path in any error.
 pub fn open_model(path: &Path) -> Result<Model<'static>> {
@@ -121,22 +121,14 @@ pub fn eval(
     }
     let (outputs, micros) = run_images(&model, &images).map_err(rt)?;
     let predicted = argmax_rows(&outputs, CLASSES);
-    let correct = predicted
-        .iter()
-        .zip(&labels)
-        .filter(|(p, l)| **p == **l as usize)
-        .count();
+    let correct = correct_predictions(&outputs, &labels);
     let reference = match reference {
         None => None,
         Some(onnx) => {
             let r = OnnxReference::load(onnx, 100)?;
             let ref_out = r.predict(&images)?;
             let ref_pred = argmax_rows(&ref_out, CLASSES);
-            let ref_correct = ref_pred
-                .iter()
-                .zip(&labels)
-                .filter(|(p, l)| **p == **l as usize)
-                .count();
+            let ref_correct = correct_predictions(&ref_out, &labels);
             let agree = ref_pred
                 .iter()
                 .zip(&predicted)

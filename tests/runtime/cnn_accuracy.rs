@@ -4,7 +4,7 @@
 use tern_export::convert::Precision;
 use tern_export::data::fashion_mnist::{CLASSES, PIXELS};
 use tern_export::models::ModelKind;
-use tern_export::onnx::reference::{OnnxReference, argmax_rows};
+use tern_export::onnx::reference::{OnnxReference, argmax_rows, correct_predictions};
 use tern_runtime::{AlignedBytes, Model};
 
 struct Run {
@@ -38,13 +38,7 @@ fn run(precision: Precision, images: usize) -> (Run, usize) {
 }
 
 fn accuracy(outputs: &[f32], labels: &[u8]) -> f64 {
-    let predicted = argmax_rows(outputs, CLASSES);
-    predicted
-        .iter()
-        .zip(labels)
-        .filter(|(p, l)| **p == **l as usize)
-        .count() as f64
-        / labels.len() as f64
+    correct_predictions(outputs, labels) as f64 / labels.len() as f64
 }
 
 /// f32: same math as tract up to summation order; the bound is 1e-5

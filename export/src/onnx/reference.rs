@@ -74,14 +74,20 @@ impl OnnxReference {
         let indices: Vec<usize> = (0..n).collect();
         for chunk in indices.chunks(self.batch * 8) {
             let probs = self.predict(&data.images_f32(chunk))?;
-            correct += argmax_rows(&probs, CLASSES)
-                .iter()
-                .zip(data.labels_at(chunk))
-                .filter(|(p, l)| **p == usize::from(*l))
-                .count();
+            correct += correct_predictions(&probs, &data.labels_at(chunk));
         }
         Ok(correct as f64 / n.max(1) as f64)
     }
+}
+
+/// How many rows of class scores (`labels.len()` rows of [`CLASSES`]) have
+/// their largest score at the row's label.
+pub fn correct_predictions(scores: &[f32], labels: &[u8]) -> usize {
+    argmax_rows(scores, CLASSES)
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| **p == usize::from(**l))
+        .count()
 }
 
 /// Index of the largest value in each row of `width` values.
