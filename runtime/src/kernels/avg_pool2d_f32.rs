@@ -1,6 +1,6 @@
 //! Float 2-D average pooling over NCHW (also global average pooling: kernel = `[H, W]`).
 
-use super::conv2d_f32::valid_range;
+use super::valid_range;
 use super::{Shape4, Window2d};
 
 /// Average pooling: each output is the mean of the window positions inside the input.

@@ -4,7 +4,7 @@
 //! values is the answer (the zero point averages to itself): a sum and one
 //! rounded integer division per output, ties away from zero as in TFLite.
 
-use super::max_pool2d_s8::valid_taps;
+use super::valid_taps;
 use super::{Shape4, Window2d};
 
 /// `sum / count` rounded to nearest, ties away from zero; `count > 0`.

@@ -13,7 +13,7 @@
 //! `k`, `acc[r][p] += w[r][k] * col[k][p]` over contiguous `p` (axpy form), which LLVM
 //! vectorizes on NEON, SSE and MVE without target-specific code.
 
-use super::{ClampF32, FloatWeight, Shape4, Window2d};
+use super::{ClampF32, FloatWeight, Shape4, Window2d, valid_range};
 
 /// Output channels per GEMM register tile.
 const TILE_OC: usize = 4;
@@ -140,31 +140,6 @@ pub fn conv2d_f32<W: FloatWeight>(
             gemm(weights_g, k, col, out_plane, bias_g, clamp, output_g);
         }
     }
-}
-
-/// Positions `i` in `0..count` with `0 <= i * stride + offset < limit`, as `(first, end)`.
-///
-/// The set is always one contiguous run (possibly empty, then `first == end`).
-#[inline]
-pub(crate) fn valid_range(
-    offset: isize,
-    stride: usize,
-    limit: usize,
-    count: usize,
-) -> (usize, usize) {
-    let s = stride as isize;
-    let first = if offset >= 0 {
-        0
-    } else {
-        ((-offset + s - 1) / s) as usize
-    };
-    let room = limit as isize - offset;
-    let end = if room <= 0 {
-        0
-    } else {
-        (((room + s - 1) / s) as usize).min(count)
-    };
-    (first.min(end), end)
 }
 
 /// `dst[i] += w * src[i * stride]` for every `i` in `dst`.

@@ -5,7 +5,7 @@
 //! every input row that reaches it (`oy = iy*sh - pad_begin_h + ky*dh`) and every `kx`
 //! the matching input elements are accumulated with one (strided when `sw > 1`) axpy.
 
-use super::conv2d_f32::valid_range;
+use super::valid_range;
 use super::{ClampF32, FloatWeight, Shape4, Window2d};
 
 /// Transposed convolution:

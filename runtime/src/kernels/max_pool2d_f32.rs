@@ -1,6 +1,6 @@
 //! Float 2-D max pooling over NCHW.
 
-use super::conv2d_f32::valid_range;
+use super::valid_range;
 use super::{Shape4, Window2d};
 
 /// Max pooling: each output is the maximum over the window positions inside the input

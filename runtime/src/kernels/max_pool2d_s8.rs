@@ -4,29 +4,7 @@
 //! maximum commutes with the monotonic dequantization, so the result is the
 //! maximum of the quantized values: exact, no requantization.
 
-use super::{Shape4, Window2d};
-
-/// Kernel offsets `k` in `0..kernel` whose tap `o * stride + k * dilation - pad`
-/// falls inside `0..len`, as a half-open range.
-pub(crate) fn valid_taps(
-    o: usize,
-    kernel: usize,
-    stride: usize,
-    dilation: usize,
-    pad: usize,
-    len: usize,
-) -> (usize, usize) {
-    let start = o * stride;
-    // First k with start + k * d >= pad.
-    let lo = pad.saturating_sub(start).div_ceil(dilation);
-    // Last k with start + k * d - pad <= len - 1.
-    let hi = if start < len + pad {
-        ((len + pad - 1 - start) / dilation + 1).min(kernel)
-    } else {
-        0
-    };
-    (lo.min(hi), hi)
-}
+use super::{Shape4, Window2d, valid_taps};
 
 /// Int8 max pooling: `out[n][c][oy][ox] = max x[n][c][oy * sh + ky * dh - pad_h][ox * sw + kx * dw - pad_w]`
 /// over the taps inside the input (padding never wins). A window with no tap

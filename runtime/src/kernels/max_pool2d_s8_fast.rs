@@ -7,7 +7,8 @@
 //! is exact, so the order of reduction cannot change the result. Input rows
 //! wider than [`MAX_ROW`] fall back to the reference.
 
-use super::max_pool2d_s8::{max_pool2d_s8, valid_taps};
+use super::max_pool2d_s8::max_pool2d_s8;
+use super::valid_taps;
 use super::{Shape4, Window2d};
 
 /// Widest input row the stack buffer holds.

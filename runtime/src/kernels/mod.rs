@@ -230,3 +230,42 @@ pub struct ResizeGeometry {
     /// Denominators of the input/output ratios `[h, w]`, each >= 1.
     pub ratio_den: [u32; 2],
 }
+
+/// Positions `i` in `0..count` with `0 <= i * stride + offset < limit`, as `(first, end)`.
+///
+/// The set is always one contiguous run (possibly empty, then `first == end`).
+#[inline]
+pub(crate) fn valid_range(
+    offset: isize,
+    stride: usize,
+    limit: usize,
+    count: usize,
+) -> (usize, usize) {
+    let s = stride as isize;
+    let first = if offset >= 0 {
+        0
+    } else {
+        ((-offset + s - 1) / s) as usize
+    };
+    let room = limit as isize - offset;
+    let end = if room <= 0 {
+        0
+    } else {
+        (((room + s - 1) / s) as usize).min(count)
+    };
+    (first.min(end), end)
+}
+
+/// Kernel offsets `k` in `0..kernel` whose tap `o * stride + k * dilation - pad`
+/// falls inside `0..len`, as a half-open range ([`valid_range`] for output `o`).
+#[inline]
+pub(crate) fn valid_taps(
+    o: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    pad: usize,
+    len: usize,
+) -> (usize, usize) {
+    valid_range((o * stride) as isize - pad as isize, dilation, len, kernel)
+}
