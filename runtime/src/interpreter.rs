@@ -719,12 +719,6 @@ fn cast_mut<T: bytemuck::Pod>(bytes: &mut [u8]) -> &mut [T] {
     bytemuck::try_cast_slice_mut(bytes).unwrap_or(&mut [])
 }
 
-/// The memory one op sees: the model's constants and the arena.
-///
-/// Hands out a shared slice for each input and a mutable slice for the output
-/// and scratch. Validation guaranteed that, within one op, the output and the
-/// scratch do not overlap each other or any input, and that every region lies
-/// inside the arena, so these slices never alias mutably.
 /// The int8 requantization inputs shared by Conv, ConvTranspose and
 /// FullyConnected: bias (input 2), requantization factors (input 3), the zero
 /// points and the fused clamp. `None` when input 2 or 3 is missing.
@@ -748,6 +742,12 @@ fn s8_quant<'x>(
     Some((bias, quant))
 }
 
+/// The memory one op sees: the model's constants and the arena.
+///
+/// Hands out a shared slice for each input and a mutable slice for the output
+/// and scratch. Validation guaranteed that, within one op, the output and the
+/// scratch do not overlap each other or any input, and that every region lies
+/// inside the arena, so these slices never alias mutably.
 struct OpMemory<'x> {
     model: &'x Model<'x>,
     arena: *mut u8,

@@ -331,15 +331,6 @@ pub fn decode_binary_s8(p: &[u32]) -> Option<crate::kernels::binary_s8::BinaryS8
     .then_some(params)
 }
 
-/// Requantization of one int8 Concat input (3 words each after axis and output zero point).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConcatInputQuant {
-    /// The input's zero point.
-    pub zero_point: i32,
-    /// `input_scale / output_scale` in fixed point.
-    pub requant: Requant,
-}
-
 /// Resize parameters (7 words).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ResizeParams {

@@ -80,17 +80,8 @@ pub fn quantize_multiplier(real: f64) -> (i32, i32) {
         return (0, 0);
     }
     // real = q * 2^shift with q in [0.5, 1).
-    let mut shift = 0i32;
-    let mut q = real;
-    while q >= 1.0 {
-        q *= 0.5;
-        shift += 1;
-    }
-    while q < 0.5 {
-        q *= 2.0;
-        shift -= 1;
-    }
-    let mut q_fixed = libm_round(q * (1u64 << 31) as f64) as i64;
+    let (q, mut shift) = libm::frexp(real);
+    let mut q_fixed = libm::round(q * (1u64 << 31) as f64) as i64;
     if q_fixed == 1i64 << 31 {
         q_fixed /= 2;
         shift += 1;
@@ -102,25 +93,6 @@ pub fn quantize_multiplier(real: f64) -> (i32, i32) {
         return (i32::MAX, 30);
     }
     (q_fixed as i32, shift)
-}
-
-/// `f64::round` without `std` (ties away from zero).
-fn libm_round(x: f64) -> f64 {
-    let t = x as i64 as f64; // truncation toward zero; |x| < 2^63 here
-    let frac = x - t;
-    if frac >= 0.5 {
-        t + 1.0
-    } else if frac <= -0.5 {
-        t - 1.0
-    } else {
-        t
-    }
-}
-
-/// Saturates an `i32` to the int8 range.
-#[inline]
-pub fn saturate_i8(x: i32) -> i8 {
-    x.clamp(-128, 127) as i8
 }
 
 #[cfg(test)]

@@ -254,7 +254,13 @@ impl<'m> OpCheck<'m, '_> {
                         ops::BinaryF32Params::decode(p).ok_or("bad float binary parameters")?;
                     }
                     DType::I8 => {
-                        ops::decode_binary_s8(p).ok_or("bad int8 binary parameters")?;
+                        let q = ops::decode_binary_s8(p).ok_or("bad int8 binary parameters")?;
+                        // The parameter block repeats the tensors' zero points.
+                        if (q.a_zero_point, q.b_zero_point, q.output_zero_point)
+                            != (a.zero_point(), b.zero_point(), y.zero_point())
+                        {
+                            return Err("binary zero points differ from the tensors'");
+                        }
                     }
                     _ => return Err("binary ops take f32 or i8"),
                 }
@@ -279,6 +285,12 @@ impl<'m> OpCheck<'m, '_> {
                 for k in 0..self.op.inputs.len() {
                     let x = self.input(k)?;
                     expect_dtype(&x, y.dtype)?;
+                    // The parameter block repeats the tensors' zero points.
+                    if requant
+                        && (p[1] as i32, p[2 + 3 * k] as i32) != (y.zero_point(), x.zero_point())
+                    {
+                        return Err("concat zero points differ from the tensors'");
+                    }
                     if x.rank != y.rank || (0..y.rank).any(|d| d != axis && x.dims[d] != y.dims[d])
                     {
                         return Err("inputs differ from the output outside the concat axis");
@@ -369,6 +381,12 @@ impl<'m> OpCheck<'m, '_> {
                     DType::I8 => {
                         self.arity(2, 2)?;
                         expect_dtype(&y, DType::I8)?;
+                        // The kernel writes probabilities in steps of 1/256 from -128.
+                        if y.per_tensor() != Some((1.0 / 256.0, -128)) {
+                            return Err(
+                                "int8 softmax output must have scale 1/256, zero point -128",
+                            );
+                        }
                         let table = self.input(1)?;
                         expect_dtype(&table, DType::I32)?;
                         if table.len() != 256 {

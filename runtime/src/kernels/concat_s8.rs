@@ -17,7 +17,7 @@ const IDENTITY: Requant = Requant {
 /// For each `o` in `0..outer`, `input[o * input_block..][..input_block]` goes to
 /// `output[o * output_block + offset..][..input_block]` (like the untyped concat
 /// part), each value `x` becoming
-/// `saturate_i8(requant.apply(x - input_zero_point) + output_zero_point)` with
+/// `clamp(requant.apply(x - input_zero_point) + output_zero_point, -128, 127)` with
 /// `requant = input_scale / output_scale`. Identity factor and equal zero points
 /// copy the bytes unchanged (the same result).
 #[allow(clippy::too_many_arguments)]

@@ -229,9 +229,12 @@ fn conv_direct(
                         let row = &plane[iy * iw..][..iw];
                         let padded = &mut padded_row[..len];
                         padded[..inside_lo].fill(zp8);
-                        let start = (ix0 + inside_lo as isize) as usize;
-                        padded[inside_lo..inside_hi]
-                            .copy_from_slice(&row[start..start + inside_hi - inside_lo]);
+                        if inside_lo < inside_hi {
+                            // (A chunk may lie wholly in the end padding.)
+                            let start = (ix0 + inside_lo as isize) as usize;
+                            padded[inside_lo..inside_hi]
+                                .copy_from_slice(&row[start..start + inside_hi - inside_lo]);
+                        }
                         padded[inside_hi..].fill(zp8);
                         for kx in 0..kw {
                             let w = filter[ky * kw + kx] as i16;

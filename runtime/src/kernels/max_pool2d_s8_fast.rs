@@ -78,8 +78,10 @@ fn max_pool2d_s8_fast_body(
             for (ox, o) in out_row[..first].iter_mut().enumerate() {
                 *o = edge(ox);
             }
-            if kw == 2 && sw == 2 && dw == 1 {
-                // The common 2x2 / stride 2 window, written so that it vectorizes.
+            if kw == 2 && sw == 2 && dw == 1 && first < last {
+                // The common 2x2 / stride 2 window, written so that it vectorizes
+                // (`first` is capped at `ow`, so only a non-empty interior has
+                // `first * 2 >= pw`).
                 let start = first * 2 - pw;
                 let pairs = &rowmax[start..start + 2 * (last - first)];
                 for (o, pair) in out_row[first..last].iter_mut().zip(pairs.chunks_exact(2)) {

@@ -150,12 +150,6 @@ impl FloatWeight for half::f16 {
     }
 }
 
-/// Quantization of an int8 tensor: `real = scale * (q - zero_point)`.
-///
-/// Kernels only read `zero_point`; scales reach them folded into [`crate::quant::Requant`]s.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ZeroPoint(pub i32);
-
 /// Strides (in elements) of a row-major shape, with 0 for broadcast axes.
 ///
 /// `shape` is right-aligned into `out_rank` axes; axes of size 1 that the output
@@ -201,6 +195,39 @@ pub enum CoordinateMode {
     AlignCorners,
     /// `x_in = x_out * ratio`
     Asymmetric,
+}
+
+impl CoordinateMode {
+    /// The unclamped input coordinate of output index `x_out` along one axis as
+    /// an exact fraction `p / q` (`q > 0`), the one rule every Resize kernel uses:
+    /// - `HalfPixel`: `((2 * x_out + 1) * num - den) / (2 * den)`;
+    /// - `PytorchHalfPixel`: the same, but 0 when `out_len == 1`;
+    /// - `AlignCorners`: `x_out * (in_len - 1) / (out_len - 1)`, 0 when `out_len == 1`;
+    /// - `Asymmetric`: `x_out * num / den`.
+    ///
+    /// `ratio_num / ratio_den` is input length per output length (a zero
+    /// denominator counts as 1). `i128` keeps every `u32` input exact.
+    #[inline]
+    pub fn source_fraction(
+        self,
+        x_out: usize,
+        in_len: usize,
+        out_len: usize,
+        ratio_num: u32,
+        ratio_den: u32,
+    ) -> (i128, i128) {
+        let (x, num, den) = (x_out as i128, ratio_num as i128, ratio_den.max(1) as i128);
+        match self {
+            CoordinateMode::HalfPixel => ((2 * x + 1) * num - den, 2 * den),
+            CoordinateMode::PytorchHalfPixel if out_len > 1 => ((2 * x + 1) * num - den, 2 * den),
+            CoordinateMode::PytorchHalfPixel => (0, 1),
+            CoordinateMode::AlignCorners if out_len > 1 => {
+                (x * (in_len as i128 - 1), out_len as i128 - 1)
+            }
+            CoordinateMode::AlignCorners => (0, 1),
+            CoordinateMode::Asymmetric => (x * num, den),
+        }
+    }
 }
 
 /// How nearest-neighbour Resize rounds a fractional input coordinate (ONNX `nearest_mode`).

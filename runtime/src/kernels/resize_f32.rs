@@ -1,18 +1,9 @@
-//! Float bilinear Resize over H and W of NCHW (ONNX Resize, `mode = linear`), and the
-//! shared source-coordinate rule of the linear resizes.
+//! Float bilinear Resize over H and W of NCHW (ONNX Resize, `mode = linear`).
 
 use super::{CoordinateMode, ResizeGeometry, Shape4};
 
-/// Input coordinate of output index `x_out` along one axis, clamped to `[0, in_len - 1]`.
-///
-/// `ratio_num / ratio_den` is input length per output length. The unclamped coordinate
-/// is formed as an exact integer fraction and divided once in f32:
-/// - `HalfPixel`: `((2 * x_out + 1) * num - den) / (2 * den)`;
-/// - `PytorchHalfPixel`: the same, but 0 when `out_len == 1`;
-/// - `AlignCorners`: `x_out * (in_len - 1) / (out_len - 1)`, 0 when `out_len == 1`;
-/// - `Asymmetric`: `x_out * num / den`.
-///
-/// Returns 0 when `in_len == 0`.
+/// Input coordinate of output index `x_out` along one axis, clamped to `[0, in_len - 1]`:
+/// [`CoordinateMode::source_fraction`] divided once in f32. Returns 0 when `in_len == 0`.
 #[inline]
 pub fn source_coordinate(
     coord: CoordinateMode,
@@ -22,17 +13,7 @@ pub fn source_coordinate(
     ratio_num: u32,
     ratio_den: u32,
 ) -> f32 {
-    let (x, num, den) = (x_out as i64, ratio_num as i64, ratio_den.max(1) as i64);
-    let (p, q) = match coord {
-        CoordinateMode::HalfPixel => ((2 * x + 1) * num - den, 2 * den),
-        CoordinateMode::PytorchHalfPixel if out_len > 1 => ((2 * x + 1) * num - den, 2 * den),
-        CoordinateMode::PytorchHalfPixel => (0, 1),
-        CoordinateMode::AlignCorners if out_len > 1 => {
-            (x * (in_len as i64 - 1), out_len as i64 - 1)
-        }
-        CoordinateMode::AlignCorners => (0, 1),
-        CoordinateMode::Asymmetric => (x * num, den),
-    };
+    let (p, q) = coord.source_fraction(x_out, in_len, out_len, ratio_num, ratio_den);
     let hi = in_len.saturating_sub(1) as f32;
     let v = p as f32 / q as f32;
     if v < 0.0 {

@@ -27,26 +27,16 @@ pub fn nearest_source_index(
     ratio_num: u32,
     ratio_den: u32,
 ) -> usize {
-    let (x, num, den) = (x_out as i64, ratio_num as i64, ratio_den.max(1) as i64);
-    let (p, q) = match coord {
-        CoordinateMode::HalfPixel => ((2 * x + 1) * num - den, 2 * den),
-        CoordinateMode::PytorchHalfPixel if out_len > 1 => ((2 * x + 1) * num - den, 2 * den),
-        CoordinateMode::PytorchHalfPixel => (0, 1),
-        CoordinateMode::AlignCorners if out_len > 1 => {
-            (x * (in_len as i64 - 1), out_len as i64 - 1)
-        }
-        CoordinateMode::AlignCorners => (0, 1),
-        CoordinateMode::Asymmetric => (x * num, den),
-    };
+    let (p, q) = coord.source_fraction(x_out, in_len, out_len, ratio_num, ratio_den);
     let floor = p.div_euclid(q);
     let rem = p.rem_euclid(q); // p = floor * q + rem, 0 <= rem < q
     let index = match nearest {
         NearestMode::Floor => floor,
-        NearestMode::Ceil => floor + (rem > 0) as i64,
-        NearestMode::RoundPreferFloor => floor + (2 * rem > q) as i64,
-        NearestMode::RoundPreferCeil => floor + (2 * rem >= q) as i64,
+        NearestMode::Ceil => floor + (rem > 0) as i128,
+        NearestMode::RoundPreferFloor => floor + (2 * rem > q) as i128,
+        NearestMode::RoundPreferCeil => floor + (2 * rem >= q) as i128,
     };
-    index.clamp(0, in_len.saturating_sub(1) as i64) as usize
+    index.clamp(0, in_len.saturating_sub(1) as i128) as usize
 }
 
 /// Nearest-neighbour resize of each `[H][W]` plane: `out[oy][ox] = in[sy(oy)][sx(ox)]`

@@ -37,17 +37,7 @@ fn source_tap(
     num: u32,
     den: u32,
 ) -> Tap {
-    let (o, num, den) = (o as i128, num.max(1) as i128, den.max(1) as i128);
-    let (p, q) = match coord {
-        CoordinateMode::HalfPixel => ((2 * o + 1) * num - den, 2 * den),
-        CoordinateMode::PytorchHalfPixel if out_len > 1 => ((2 * o + 1) * num - den, 2 * den),
-        CoordinateMode::PytorchHalfPixel => (0, 1),
-        CoordinateMode::AlignCorners if out_len > 1 => {
-            (o * (in_len as i128 - 1), out_len as i128 - 1)
-        }
-        CoordinateMode::AlignCorners => (0, 1),
-        CoordinateMode::Asymmetric => (o * num, den),
-    };
+    let (p, q) = coord.source_fraction(o, in_len, out_len, num, den);
     let last = in_len.saturating_sub(1);
     let fixed = if p <= 0 {
         0

@@ -29,6 +29,9 @@ pub fn softmax_s8(
     };
     let exp = |max: i8, x: i8| table[(max as i32 - x as i32) as usize].max(0) as u64;
     let block = axis_len * inner;
+    if block == 0 {
+        return;
+    }
     for o in 0..outer {
         let src = &input[o * block..][..block];
         let dst = &mut output[o * block..][..block];
