@@ -242,12 +242,8 @@ fn convert(args: ConvertArgs) -> crate::Result<()> {
     let bar = if args.quiet || samples.is_empty() {
         indicatif::ProgressBar::hidden()
     } else {
-        let passes = if args.calibration == convert::Method::Minmax {
-            1
-        } else {
-            2
-        };
-        let bar = indicatif::ProgressBar::new((samples.len() * passes) as u64);
+        let total = samples.len() * args.calibration.passes();
+        let bar = indicatif::ProgressBar::new(total as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template("calibrating [{bar:30}] {pos}/{len} {per_sec}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),

@@ -121,14 +121,14 @@ pub fn eval(
     }
     let (outputs, micros) = run_images(&model, &images).map_err(rt)?;
     let predicted = argmax_rows(&outputs, CLASSES);
-    let correct = correct_predictions(&outputs, &labels);
+    let correct = correct_predictions(&predicted, &labels);
     let reference = match reference {
         None => None,
         Some(onnx) => {
             let r = OnnxReference::load(onnx, 100)?;
             let ref_out = r.predict(&images)?;
             let ref_pred = argmax_rows(&ref_out, CLASSES);
-            let ref_correct = correct_predictions(&ref_out, &labels);
+            let ref_correct = correct_predictions(&ref_pred, &labels);
             let agree = ref_pred
                 .iter()
                 .zip(&predicted)

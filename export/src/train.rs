@@ -15,7 +15,7 @@ use crate::data::Dataset;
 use crate::data::fashion_mnist::CLASSES;
 use crate::error::{Error, Result};
 use crate::models::ImageClassifier;
-use crate::onnx::reference::correct_predictions;
+use crate::onnx::reference::{argmax_rows, correct_predictions};
 
 /// Settings of one training run.
 #[derive(Debug, Clone)]
@@ -213,7 +213,7 @@ pub fn evaluate<M: ImageClassifier>(
     for chunk in indices.chunks(batch.max(1)) {
         let probs = predict(model, data, chunk, device);
         debug_assert_eq!(probs.len(), chunk.len() * CLASSES);
-        correct += correct_predictions(&probs, &data.labels_at(chunk));
+        correct += correct_predictions(&argmax_rows(&probs, CLASSES), &data.labels_at(chunk));
     }
     Ok(correct as f64 / data.len().max(1) as f64)
 }

@@ -37,8 +37,9 @@ fn run(precision: Precision, images: usize) -> (Run, usize) {
     )
 }
 
-fn accuracy(outputs: &[f32], labels: &[u8]) -> f64 {
-    correct_predictions(outputs, labels) as f64 / labels.len() as f64
+/// Top-1 accuracy of `predictions` (from [`argmax_rows`]).
+fn accuracy(predictions: &[usize], labels: &[u8]) -> f64 {
+    correct_predictions(predictions, labels) as f64 / labels.len() as f64
 }
 
 /// f32: same math as tract up to summation order; the bound is 1e-5
@@ -61,8 +62,8 @@ fn f32_matches_tract_within_1e5() {
 fn f16_accuracy_within_0_1_points() {
     let (r, _) = run(Precision::F16, 10_000);
     let (acc, ref_acc) = (
-        accuracy(&r.tern, &r.labels),
-        accuracy(&r.reference, &r.labels),
+        accuracy(&argmax_rows(&r.tern, CLASSES), &r.labels),
+        accuracy(&argmax_rows(&r.reference, CLASSES), &r.labels),
     );
     println!(
         "cnn f16: {:.2}% vs f32 {:.2}%",
@@ -77,14 +78,11 @@ fn f16_accuracy_within_0_1_points() {
 #[test]
 fn int8_accuracy_agreement_and_size() {
     let (r, tern_bytes) = run(Precision::Int8, 10_000);
-    let (acc, ref_acc) = (
-        accuracy(&r.tern, &r.labels),
-        accuracy(&r.reference, &r.labels),
-    );
     let (a, b) = (
         argmax_rows(&r.tern, CLASSES),
         argmax_rows(&r.reference, CLASSES),
     );
+    let (acc, ref_acc) = (accuracy(&a, &r.labels), accuracy(&b, &r.labels));
     let agreement = a.iter().zip(&b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64;
     let onnx_bytes = std::fs::metadata(tern_tests::fixture(ModelKind::Cnn))
         .expect("fixture")

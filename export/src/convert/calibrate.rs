@@ -21,6 +21,13 @@ pub enum Method {
     Entropy,
 }
 
+impl Method {
+    /// Passes over the samples: min/max needs one, the histogram methods a second.
+    pub fn passes(self) -> usize {
+        if self == Method::Minmax { 1 } else { 2 }
+    }
+}
+
 const BINS: usize = 2048;
 
 struct Stats {
@@ -30,6 +37,7 @@ struct Stats {
 }
 
 /// Ranges of every activation of `g` over `samples` (each one input tensor's values).
+/// `progress` gets the number of samples run so far, up to `samples.len() * method.passes()`.
 pub fn calibrate(
     g: &Graph,
     samples: &[Vec<f32>],
@@ -43,8 +51,7 @@ pub fn calibrate(
     let mut interp = Interpreter::with_allocated_arena(&model)?;
     let mut stats: HashMap<String, Stats> = HashMap::new();
     let input_name = g.values[g.inputs[0]].name.clone();
-    let passes = if method == Method::Minmax { 1 } else { 2 };
-    let total = samples.len() * passes;
+    let passes = method.passes();
     for pass in 0..passes {
         for (k, sample) in samples.iter().enumerate() {
             interp.set_input_f32(0, sample)?;
@@ -78,7 +85,6 @@ pub fn calibrate(
             progress(pass * samples.len() + k + 1);
         }
     }
-    let _ = total;
     let mut ranges = Ranges::new();
     for (id, value) in g.values.iter().enumerate() {
         let Some(s) = stats.get(&value.name) else {

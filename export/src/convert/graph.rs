@@ -127,27 +127,6 @@ pub enum Op {
 }
 
 impl Op {
-    /// Short op name for the summary table.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Op::Conv { groups, .. } if *groups > 1 => "Conv(grouped)",
-            Op::Conv { .. } => "Conv",
-            Op::ConvTranspose { .. } => "ConvTranspose",
-            Op::FullyConnected { .. } => "FullyConnected",
-            Op::MaxPool { .. } => "MaxPool",
-            Op::AvgPool { .. } => "AvgPool",
-            Op::Activation(_) => "Activation",
-            Op::Binary { .. } => "Binary",
-            Op::Concat { .. } => "Concat",
-            Op::Copy => "Reshape",
-            Op::Transpose { .. } => "Transpose",
-            Op::Pad { .. } => "Pad",
-            Op::Resize(_) => "Resize",
-            Op::Softmax { .. } => "Softmax",
-            Op::Lrn(_) => "LRN",
-        }
-    }
-
     /// The fused clamp slot of ops that have one.
     pub fn clamp_mut(&mut self) -> Option<&mut Clamp> {
         match self {
@@ -240,24 +219,6 @@ impl Graph {
             if self.nodes.len() == before {
                 break;
             }
-        }
-    }
-
-    /// Multiply-accumulates of the graph (convolutions and fully connected layers).
-    pub fn node_macs(&self, node: &Node) -> u64 {
-        let out = self.values[node.output].len() as u64;
-        let w = node
-            .inputs
-            .get(1)
-            .copied()
-            .flatten()
-            .map(|w| &self.values[w]);
-        match (&node.op, w) {
-            (Op::Conv { .. } | Op::ConvTranspose { .. }, Some(w)) => {
-                out * (w.shape[1] * w.shape[2] * w.shape[3]) as u64
-            }
-            (Op::FullyConnected { .. }, Some(w)) => out * w.shape[1] as u64,
-            _ => 0,
         }
     }
 }

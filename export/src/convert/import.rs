@@ -4,6 +4,7 @@
 //! a Tern op. Anything it cannot map is an [`ConvertError::UnsupportedOp`]
 //! naming the op type, node and opset: never a silent approximation.
 
+use tern_runtime::format::MAX_RANK;
 use tern_runtime::kernels::activation_f32::Activation;
 use tern_runtime::kernels::binary_f32::binary_f32;
 use tern_runtime::kernels::{
@@ -58,7 +59,7 @@ pub fn import(model: &ModelProto, options: &ImportOptions) -> Result<Graph> {
                 input.name, t.elem_type
             )));
         }
-        let shape =
+        let shape: Vec<usize> =
             t.shape
                 .as_ref()
                 .map(|s| {
@@ -73,6 +74,13 @@ pub fn import(model: &ModelProto, options: &ImportOptions) -> Result<Graph> {
                         .collect()
                 })
                 .unwrap_or_default();
+        if shape.len() > MAX_RANK {
+            return Err(ConvertError::Invalid(format!(
+                "graph input '{}' has rank {}; Tern supports at most rank {MAX_RANK}",
+                input.name,
+                shape.len()
+            )));
+        }
         let id = g.add_value(&input.name, shape, None);
         g.inputs.push(id);
     }
@@ -267,7 +275,11 @@ impl NodeCtx<'_> {
                 self.node.output.len()
             )));
         }
-        Ok(&self.node.output[0])
+        self.node
+            .output
+            .first()
+            .map(String::as_str)
+            .ok_or_else(|| self.invalid("node has no output"))
     }
 
     fn define_const(&mut self, shape: Vec<usize>, data: ConstData) -> Result<()> {
@@ -289,7 +301,23 @@ impl NodeCtx<'_> {
         Ok(())
     }
 
+    /// Rejects shapes the `.tern` format (and the runtime's kernels) cannot hold.
+    fn check_rank(&self, shape: &[usize]) -> Result<()> {
+        if shape.len() > MAX_RANK {
+            return Err(self.unsupported(format!(
+                "rank {} (shape {shape:?}); Tern supports at most rank {MAX_RANK}",
+                shape.len()
+            )));
+        }
+        Ok(())
+    }
+
     fn emit(&mut self, op: Op, inputs: Vec<Option<usize>>, shape: Vec<usize>) -> Result<()> {
+        // Every tensor the file will hold is an emitted node's input or output, or a graph input.
+        self.check_rank(&shape)?;
+        for &v in inputs.iter().flatten() {
+            self.check_rank(&self.g.values[v].shape)?;
+        }
         let name = self.output_name()?.to_string();
         let output = self.g.add_value(&name, shape, None);
         let node_name = self.node_name();
@@ -314,8 +342,11 @@ impl NodeCtx<'_> {
     }
 
     fn axis(&self, axis: i64, rank: usize) -> Result<usize> {
+        if rank == 0 {
+            return Err(self.invalid(format!("axis {axis} given for a rank-0 (scalar) input")));
+        }
         let a = if axis < 0 { axis + rank as i64 } else { axis };
-        if a < 0 || a as usize >= rank.max(1) {
+        if a < 0 || a as usize >= rank {
             return Err(self.invalid(format!("axis {axis} out of range for rank {rank}")));
         }
         Ok(a as usize)
@@ -362,7 +393,6 @@ impl NodeCtx<'_> {
             _ => {}
         }
         if self.all_inputs_const()?
-            && op != "ConstantOfShape"
             && let Some((shape, data)) = self.fold()?
         {
             return self.define_const(shape, data);
@@ -487,23 +517,9 @@ impl NodeCtx<'_> {
                 )
             }
             "Concat" => {
-                let inputs: Vec<usize> = (0..self.node.input.len())
-                    .map(|k| self.required(k))
-                    .collect::<Result<_>>()?;
-                let first = self.shape(inputs[0]);
-                let axis = self.axis(self.int("axis", 1), first.len())?;
-                let mut shape = first.clone();
-                shape[axis] = 0;
-                for &v in &inputs {
-                    let s = self.shape(v);
-                    if s.len() != first.len() || (0..s.len()).any(|d| d != axis && s[d] != first[d])
-                    {
-                        return Err(self.invalid(format!(
-                            "input shapes {first:?} and {s:?} differ outside axis {axis}"
-                        )));
-                    }
-                    shape[axis] += s[axis];
-                }
+                let inputs = self.concat_inputs()?;
+                let shapes: Vec<Vec<usize>> = inputs.iter().map(|&v| self.shape(v)).collect();
+                let (axis, shape) = self.concat_shape(&shapes)?;
                 // A constant input becomes a constant tensor in the file: fine.
                 self.emit(
                     Op::Concat { axis },
@@ -574,9 +590,6 @@ impl NodeCtx<'_> {
                 (x, 1) => x,
                 _ => return Err(self.invalid(format!("shapes {a:?} and {b:?} do not broadcast"))),
             };
-        }
-        if rank > 6 {
-            return Err(self.unsupported("rank above 6"));
         }
         Ok(out)
     }
@@ -685,10 +698,51 @@ impl NodeCtx<'_> {
                 "reshaping {s:?} to {shape:?} changes the element count"
             )));
         }
-        if shape.len() > 6 {
-            return Err(self.unsupported("rank above 6"));
-        }
         Ok(shape)
+    }
+
+    /// Value ids of Concat's inputs (at least one).
+    fn concat_inputs(&self) -> Result<Vec<usize>> {
+        if self.node.input.is_empty() {
+            return Err(self.invalid("Concat needs at least one input"));
+        }
+        (0..self.node.input.len())
+            .map(|k| self.required(k))
+            .collect()
+    }
+
+    /// Concat's axis and output shape from its input shapes, which must agree outside the axis.
+    fn concat_shape(&self, shapes: &[Vec<usize>]) -> Result<(usize, Vec<usize>)> {
+        let first = shapes
+            .first()
+            .ok_or_else(|| self.invalid("Concat needs at least one input"))?;
+        // `axis` is required from opset 4; opsets 1-3 default it to 1.
+        let axis = self.axis(self.int("axis", 1), first.len())?;
+        let mut shape = first.clone();
+        shape[axis] = 0;
+        for s in shapes {
+            if s.len() != first.len() || (0..s.len()).any(|d| d != axis && s[d] != first[d]) {
+                return Err(self.invalid(format!(
+                    "input shapes {first:?} and {s:?} differ outside axis {axis}"
+                )));
+            }
+            shape[axis] += s[axis];
+        }
+        Ok((axis, shape))
+    }
+
+    /// A pair attribute of a 2-D window (`strides`, `dilations`, `output_padding`):
+    /// `[default; 2]` when absent, else exactly 2 values, each at least `min`.
+    fn pair(&self, name: &str, default: usize, min: i64) -> Result<[usize; 2]> {
+        match self.ints(name) {
+            None => Ok([default; 2]),
+            Some(v) if v.len() == 2 && v.iter().all(|&x| x >= min) => {
+                Ok([v[0] as usize, v[1] as usize])
+            }
+            Some(v) => Err(self.unsupported(format!(
+                "{name} = {v:?}: only 2-D windows with values >= {min} are supported"
+            ))),
+        }
     }
 
     fn perm(&self, rank: usize) -> Result<Vec<usize>> {
@@ -714,19 +768,11 @@ impl NodeCtx<'_> {
         kernel: [usize; 2],
         ceil_mode: bool,
     ) -> Result<(Window2d, [usize; 2], [usize; 2])> {
-        let two = |name: &str, default: usize| -> Result<[usize; 2]> {
-            match self.ints(name) {
-                None => Ok([default; 2]),
-                Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 1) => {
-                    Ok([v[0] as usize, v[1] as usize])
-                }
-                Some(v) => {
-                    Err(self.unsupported(format!("{name} = {v:?}: only 2-D windows are supported")))
-                }
-            }
-        };
-        let stride = two("strides", 1)?;
-        let dilation = two("dilations", 1)?;
+        if kernel.contains(&0) {
+            return Err(self.invalid(format!("zero-size kernel {kernel:?}")));
+        }
+        let stride = self.pair("strides", 1, 1)?;
+        let dilation = self.pair("dilations", 1, 1)?;
         let auto_pad = self.string("auto_pad", "NOTSET");
         let mut begin = [0usize; 2];
         let mut end = [0usize; 2];
@@ -736,7 +782,8 @@ impl NodeCtx<'_> {
             match auto_pad.as_str() {
                 "SAME_UPPER" | "SAME_LOWER" => {
                     out[d] = in_hw[d].div_ceil(stride[d]);
-                    let total = ((out[d] - 1) * stride[d] + extent).saturating_sub(in_hw[d]);
+                    let total =
+                        (out[d].saturating_sub(1) * stride[d] + extent).saturating_sub(in_hw[d]);
                     let small = total / 2;
                     (begin[d], end[d]) = if auto_pad == "SAME_UPPER" {
                         (small, total - small)
@@ -834,28 +881,46 @@ impl NodeCtx<'_> {
         if xs[1] != cin || cin % groups != 0 {
             return Err(self.invalid("input channels differ from weights"));
         }
-        let two = |name: &str, d: usize| {
-            self.ints(name)
-                .map(|v| {
-                    [
-                        v[0].max(0) as usize,
-                        v.get(1).copied().unwrap_or(v[0]).max(0) as usize,
-                    ]
-                })
-                .unwrap_or([d; 2])
-        };
-        let stride = two("strides", 1);
-        let dilation = two("dilations", 1);
-        let out_pad = two("output_padding", 0);
+        if kh == 0 || kw == 0 || xs[2] == 0 || xs[3] == 0 {
+            return Err(self.invalid(format!(
+                "zero-size kernel {:?} or input {:?}",
+                [kh, kw],
+                [xs[2], xs[3]]
+            )));
+        }
+        let stride = self.pair("strides", 1, 1)?;
+        let dilation = self.pair("dilations", 1, 1)?;
+        let out_pad = self.pair("output_padding", 0, 0)?;
         let mut begin = [0usize; 2];
         let mut out = [0usize; 2];
         let auto_pad = self.string("auto_pad", "NOTSET");
-        let explicit_out = self.ints("output_shape");
+        let explicit_out = match self.ints("output_shape") {
+            Some(os) if os.len() < 2 || os[os.len() - 2..].iter().any(|&v| v < 0) => {
+                return Err(self.invalid(format!(
+                    "output_shape {os:?} (need at least 2 non-negative values)"
+                )));
+            }
+            Some(os) => Some([os[os.len() - 2] as usize, os[os.len() - 1] as usize]),
+            None => None,
+        };
+        // Explicit pads only count without output_shape and auto_pad SAME_*.
+        let uses_pads = explicit_out.is_none() && !auto_pad.starts_with("SAME");
+        let pads = match self.ints("pads").filter(|_| uses_pads) {
+            None => [0; 4],
+            Some(p) if p.len() == 4 && p.iter().all(|&v| v >= 0) => {
+                [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize]
+            }
+            Some(p) => {
+                return Err(self.unsupported(format!(
+                    "pads {p:?}: only non-negative 2-D pads are supported"
+                )));
+            }
+        };
         for d in 0..2 {
             let k = [kh, kw][d];
             let full = stride[d] * (xs[2 + d] - 1) + out_pad[d] + (k - 1) * dilation[d] + 1;
-            if let Some(os) = &explicit_out {
-                let target = os[os.len() - 2 + d] as usize;
+            if let Some(os) = explicit_out {
+                let target = os[d];
                 let total = full.saturating_sub(target);
                 begin[d] = if auto_pad == "SAME_UPPER" {
                     total / 2
@@ -872,10 +937,9 @@ impl NodeCtx<'_> {
                     total - total / 2
                 };
             } else {
-                let p = self.ints("pads").unwrap_or(vec![0; 4]);
-                begin[d] = p[d].max(0) as usize;
+                begin[d] = pads[d];
                 out[d] = full
-                    .checked_sub(begin[d] + p[d + 2].max(0) as usize)
+                    .checked_sub(pads[d] + pads[d + 2])
                     .ok_or_else(|| self.invalid("pads larger than the output"))?;
             }
         }
@@ -1348,44 +1412,30 @@ impl NodeCtx<'_> {
                 (shape, data)
             }
             "Concat" => {
-                let axis = self.axis(self.int("axis", 0), xs.len())?;
-                let parts: Vec<(Vec<usize>, ConstData)> = (0..self.node.input.len())
-                    .map(|k| {
-                        let v = self.required(k)?;
-                        Ok((
-                            self.shape(v),
-                            self.g.values[v]
-                                .konst
-                                .clone()
-                                .unwrap_or(ConstData::F32(vec![])),
-                        ))
+                let inputs = self.concat_inputs()?;
+                let shapes: Vec<Vec<usize>> = inputs.iter().map(|&v| self.shape(v)).collect();
+                let (axis, shape) = self.concat_shape(&shapes)?;
+                let parts: Vec<&ConstData> = inputs
+                    .iter()
+                    .map(|&v| {
+                        self.g.values[v]
+                            .konst
+                            .as_ref()
+                            .ok_or_else(|| self.invalid("Concat input is not a constant"))
                     })
                     .collect::<Result<_>>()?;
-                let outer: usize = xs[..axis].iter().product();
-                let inner: usize = xs[axis + 1..].iter().product();
-                let mut shape = xs.clone();
-                shape[axis] = parts.iter().map(|(s, _)| s[axis]).sum();
-                let ints = parts.iter().all(|(_, d)| matches!(d, ConstData::I64(_)));
-                let mut f = Vec::new();
-                let mut i = Vec::new();
-                for o in 0..outer {
-                    for (s, d) in &parts {
-                        let block = s[axis] * inner;
-                        if ints {
-                            i.extend_from_slice(&d.to_i64()[o * block..(o + 1) * block]);
-                        } else {
-                            f.extend_from_slice(&d.to_f32()[o * block..(o + 1) * block]);
-                        }
-                    }
-                }
-                (
-                    shape,
-                    if ints {
-                        ConstData::I64(i)
-                    } else {
-                        ConstData::F32(f)
-                    },
-                )
+                // Each input block is `shape[axis] * inner` values per outer index.
+                let outer: usize = shape[..axis].iter().product();
+                let inner: usize = shape[axis + 1..].iter().product();
+                let blocks: Vec<usize> = shapes.iter().map(|s| s[axis] * inner).collect();
+                let data = if parts.iter().all(|d| matches!(d, ConstData::I64(_))) {
+                    let values: Vec<Vec<i64>> = parts.iter().map(|d| d.to_i64()).collect();
+                    ConstData::I64(interleave(&values, &blocks, outer))
+                } else {
+                    let values: Vec<Vec<f32>> = parts.iter().map(|d| d.to_f32()).collect();
+                    ConstData::F32(interleave(&values, &blocks, outer))
+                };
+                (shape, data)
             }
             "Add" | "Sub" | "Mul" | "Div" => {
                 let b = self.required(1)?;
@@ -1395,6 +1445,7 @@ impl NodeCtx<'_> {
                     .clone()
                     .unwrap_or(ConstData::F32(vec![]));
                 let shape = self.broadcast(&xs, &bs)?;
+                self.check_rank(&shape)?; // binary_f32's limit
                 let bop = match op {
                     "Add" => BinaryOp::Add,
                     "Sub" => BinaryOp::Sub,
@@ -1431,6 +1482,7 @@ impl NodeCtx<'_> {
                 ConstData::I64(v) => (xs, ConstData::I64(v.iter().map(|x| -x).collect())),
             },
             "Transpose" => {
+                self.check_rank(&xs)?; // transpose's limit
                 let perm = self.perm(xs.len())?;
                 let shape: Vec<usize> = perm.iter().map(|&p| xs[p]).collect();
                 let v = xd.to_f32();
@@ -1439,10 +1491,15 @@ impl NodeCtx<'_> {
                 (shape, ConstData::F32(out))
             }
             "Slice" if xs.len() == 1 && self.opset >= 10 => {
-                let starts = self.const_ints(1, "starts")?;
-                let ends = self.const_ints(2, "ends")?;
+                let first = |k: usize, what: &str| -> Result<i64> {
+                    self.const_ints(k, what)?
+                        .first()
+                        .copied()
+                        .ok_or_else(|| self.invalid(format!("empty {what}")))
+                };
+                let (start, end) = (first(1, "starts")?, first(2, "ends")?);
                 let step = match self.input(4)? {
-                    Some(_) => self.const_ints(4, "steps")?[0],
+                    Some(_) => first(4, "steps")?,
                     None => 1,
                 };
                 let n = xs[0] as i64;
@@ -1450,7 +1507,7 @@ impl NodeCtx<'_> {
                 if step != 1 {
                     return Ok(None);
                 }
-                let (a, b) = (norm(starts[0]) as usize, norm(ends[0]) as usize);
+                let (a, b) = (norm(start) as usize, norm(end) as usize);
                 let b = b.max(a);
                 let data = match xd {
                     ConstData::F32(v) => ConstData::F32(v[a..b].to_vec()),
@@ -1460,5 +1517,233 @@ impl NodeCtx<'_> {
             }
             _ => return Ok(None),
         }))
+    }
+}
+
+/// Concatenation of `outer` rounds of one block from each part: `blocks[k]` values of
+/// `parts[k]` per round.
+fn interleave<T: Copy>(parts: &[Vec<T>], blocks: &[usize], outer: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(blocks.iter().sum::<usize>() * outer);
+    for o in 0..outer {
+        for (part, &block) in parts.iter().zip(blocks) {
+            out.extend_from_slice(&part[o * block..(o + 1) * block]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convert::passes;
+    use crate::onnx::builder::{Dim, GraphBuilder, attr_int, attr_ints};
+
+    fn import_graph(b: GraphBuilder) -> Result<Graph> {
+        import(&b.into_model("", &[]), &ImportOptions { dynamic_dim: 1 })
+    }
+
+    /// The import fails with a typed error (and does not panic).
+    fn rejected(b: GraphBuilder) {
+        match import_graph(b) {
+            Err(ConvertError::Invalid(_) | ConvertError::UnsupportedOp { .. }) => {}
+            Err(e) => panic!("unexpected error kind: {e}"),
+            Ok(_) => panic!("malformed model accepted"),
+        }
+    }
+
+    fn fixed(dims: &[i64]) -> Vec<Dim> {
+        dims.iter().map(|&d| Dim::Fixed(d)).collect()
+    }
+
+    /// `x [1, 2, x_hw]` (a constant when empty: graph inputs have no 0 dims) through a
+    /// ConvTranspose with `attrs` and `[2, 2, kernel]` weights.
+    fn conv_transpose(
+        kernel: [i64; 2],
+        x_hw: [i64; 2],
+        attrs: Vec<AttributeProto>,
+    ) -> GraphBuilder {
+        let mut b = GraphBuilder::new("t");
+        let x = if x_hw.contains(&0) {
+            b.weight("x", &[1, 2, x_hw[0], x_hw[1]], vec![])
+        } else {
+            b.input("x", &fixed(&[1, 2, x_hw[0], x_hw[1]]))
+        };
+        let n = (2 * 2 * kernel[0] * kernel[1]) as usize;
+        let w = b.weight("w", &[2, 2, kernel[0], kernel[1]], vec![0.5; n]);
+        let y = b.node("ConvTranspose", "y", &[&x, &w], attrs);
+        b.output(&y, &[]);
+        b
+    }
+
+    #[test]
+    fn conv_transpose_geometry() {
+        let g = import_graph(conv_transpose(
+            [3, 3],
+            [3, 3],
+            vec![
+                attr_ints("strides", &[2, 2]),
+                attr_ints("pads", &[1, 1, 1, 1]),
+            ],
+        ))
+        .expect("valid ConvTranspose");
+        assert_eq!(g.values[g.outputs[0]].shape, vec![1, 2, 5, 5]);
+        let g = import_graph(conv_transpose(
+            [3, 3],
+            [3, 3],
+            vec![
+                attr_ints("strides", &[2, 2]),
+                attr_ints("output_shape", &[6, 6]),
+            ],
+        ))
+        .expect("valid ConvTranspose");
+        assert_eq!(g.values[g.outputs[0]].shape, vec![1, 2, 6, 6]);
+    }
+
+    #[test]
+    fn malformed_conv_transpose_is_an_error() {
+        for attrs in [
+            vec![attr_ints("strides", &[])],
+            vec![attr_ints("dilations", &[])],
+            vec![attr_ints("output_padding", &[])],
+            vec![attr_ints("strides", &[0, 1])],
+            vec![attr_ints("output_shape", &[5])],
+            vec![attr_ints("output_shape", &[])],
+            vec![attr_ints("output_shape", &[-1, 4])],
+            vec![attr_ints("pads", &[1, 1])],
+            vec![attr_ints("pads", &[-1, 0, 0, 0])],
+        ] {
+            rejected(conv_transpose([3, 3], [3, 3], attrs));
+        }
+        rejected(conv_transpose([0, 3], [3, 3], vec![]));
+        rejected(conv_transpose([3, 3], [0, 3], vec![]));
+    }
+
+    #[test]
+    fn zero_size_conv_kernel_is_an_error() {
+        let mut b = GraphBuilder::new("t");
+        let x = b.input("x", &fixed(&[1, 1, 4, 4]));
+        let w = b.weight("w", &[1, 1, 0, 3], vec![]);
+        b.node("Conv", "y", &[&x, &w], vec![]);
+        rejected(b);
+    }
+
+    #[test]
+    fn malformed_concat_is_an_error() {
+        // No inputs.
+        let mut b = GraphBuilder::new("t");
+        b.node("Concat", "y", &[], vec![attr_int("axis", 0)]);
+        rejected(b);
+        // Scalars have no axis, constant or not.
+        let mut b = GraphBuilder::new("t");
+        let s = b.scalar("s", 1.0);
+        b.node("Concat", "y", &[&s, &s], vec![attr_int("axis", 0)]);
+        rejected(b);
+        let mut b = GraphBuilder::new("t");
+        let x = b.input("x", &[]);
+        b.node("Concat", "y", &[&x, &x], vec![attr_int("axis", 0)]);
+        rejected(b);
+        // Constants whose shapes differ outside the axis.
+        let mut b = GraphBuilder::new("t");
+        let p = b.weight("p", &[2, 3], vec![0.0; 6]);
+        let q = b.weight("q", &[1, 2], vec![0.0; 2]);
+        b.node("Concat", "y", &[&p, &q], vec![attr_int("axis", 0)]);
+        rejected(b);
+    }
+
+    #[test]
+    fn constant_concat_folds_like_the_runtime_concat() {
+        let mut b = GraphBuilder::new("t");
+        let x = b.input("x", &fixed(&[2, 5]));
+        let p = b.weight("p", &[2, 2], vec![1.0, 2.0, 3.0, 4.0]);
+        let q = b.weight("q", &[2, 1], vec![5.0, 6.0]);
+        let pq = b.node("Concat", "pq", &[&p, &q], vec![attr_int("axis", 1)]);
+        let t = b.ints("t", &[2, 1]);
+        let u = b.ints("u", &[2, 2]);
+        b.node("Concat", "tu", &[&t, &u], vec![attr_int("axis", 0)]);
+        let y = b.node("Concat", "y", &[&x, &pq], vec![attr_int("axis", 1)]);
+        b.output(&y, &[]);
+        let g = import_graph(b).expect("imports");
+        let pq = &g.values[g.by_name["pq"]];
+        assert_eq!(pq.shape, vec![2, 3]);
+        assert_eq!(
+            pq.konst,
+            Some(ConstData::F32(vec![1.0, 2.0, 5.0, 3.0, 4.0, 6.0]))
+        );
+        let tu = &g.values[g.by_name["tu"]];
+        assert_eq!(tu.konst, Some(ConstData::I64(vec![2, 1, 2, 2])));
+        assert_eq!(g.values[g.outputs[0]].shape, vec![2, 8]);
+    }
+
+    #[test]
+    fn gather_of_a_scalar_is_an_error() {
+        let mut b = GraphBuilder::new("t");
+        let s = b.scalar("s", 1.0);
+        let i = b.ints("i", &[0]);
+        b.node("Gather", "y", &[&s, &i], vec![]);
+        rejected(b);
+    }
+
+    #[test]
+    fn slice_fold_with_empty_starts_is_an_error() {
+        let mut b = GraphBuilder::new("t");
+        let x = b.ints("x", &[1, 2, 3]);
+        let starts = b.ints("starts", &[]);
+        let ends = b.ints("ends", &[2]);
+        b.node("Slice", "y", &[&x, &starts, &ends], vec![]);
+        rejected(b);
+        let mut b = GraphBuilder::new("t");
+        let x = b.ints("x", &[1, 2, 3]);
+        let starts = b.ints("starts", &[0]);
+        let ends = b.ints("ends", &[2]);
+        let axes = b.ints("axes", &[0]);
+        let steps = b.ints("steps", &[]);
+        b.node("Slice", "y", &[&x, &starts, &ends, &axes, &steps], vec![]);
+        rejected(b);
+    }
+
+    #[test]
+    fn node_without_output_is_an_error() {
+        let mut b = GraphBuilder::new("t");
+        let x = b.input("x", &fixed(&[2]));
+        b.node_multi("Dropout", "d", &[&x], &[], vec![]);
+        rejected(b);
+    }
+
+    #[test]
+    fn rank_above_the_format_limit_is_an_error() {
+        let mut b = GraphBuilder::new("t");
+        b.input("x", &fixed(&[1; MAX_RANK + 1]));
+        rejected(b);
+        // Transpose of a rank-7 activation (reshaped from a rank-2 input).
+        let mut b = GraphBuilder::new("t");
+        let x = b.input("x", &fixed(&[2, 3]));
+        let s = b.ints("s", &[1, 1, 1, 1, 1, 2, 3]);
+        let r = b.node("Reshape", "r", &[&x, &s], vec![]);
+        b.node("Transpose", "y", &[&r], vec![]);
+        rejected(b);
+        // A rank-7 constant that only feeds folding is fine.
+        let mut b = GraphBuilder::new("t");
+        let x = b.input("x", &fixed(&[2, 3]));
+        let c = b.weight("c", &[2, 3], vec![1.0; 6]);
+        let s7 = b.ints("s7", &[1, 1, 1, 1, 1, 2, 3]);
+        let c7 = b.node("Reshape", "c7", &[&c, &s7], vec![]);
+        let s2 = b.ints("s2", &[2, 3]);
+        let c2 = b.node("Reshape", "c2", &[&c7, &s2], vec![]);
+        let y = b.node("Add", "y", &[&x, &c2], vec![]);
+        b.output(&y, &[]);
+        import_graph(b).expect("rank-7 constants may be folded away");
+    }
+
+    #[test]
+    fn folding_into_zero_output_channels_does_not_panic() {
+        let mut b = GraphBuilder::new("t");
+        let x = b.input("x", &fixed(&[1, 1, 2, 2]));
+        let w = b.weight("w", &[0, 1, 1, 1], vec![]);
+        let c = b.node("Conv", "c", &[&x, &w], vec![]);
+        let k = b.scalar("k", 2.0);
+        let y = b.node("Mul", "y", &[&c, &k], vec![]);
+        b.output(&y, &[]);
+        let mut g = import_graph(b).expect("imports");
+        passes::optimize(&mut g);
     }
 }

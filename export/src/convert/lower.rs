@@ -42,6 +42,15 @@ impl QParams {
     }
 }
 
+impl From<QParams> for TensorQuant {
+    fn from(q: QParams) -> Self {
+        TensorQuant::PerTensor {
+            scale: q.scale,
+            zero_point: q.zero_point,
+        }
+    }
+}
+
 /// Calibrated `(min, max)` of each activation value, by value id.
 pub type Ranges = HashMap<usize, (f32, f32)>;
 
@@ -74,14 +83,7 @@ pub fn lower(g: &Graph, precision: Precision, ranges: &Ranges) -> Result<FileMod
         let t = if int8 {
             let q = l.range_q(v)?;
             l.qparams.insert(v, q);
-            l.arena_tensor(
-                v,
-                DType::I8,
-                TensorQuant::PerTensor {
-                    scale: q.scale,
-                    zero_point: q.zero_point,
-                },
-            )
+            l.arena_tensor(v, DType::I8, q.into())
         } else {
             l.arena_tensor(v, DType::F32, TensorQuant::None)
         };
@@ -174,10 +176,7 @@ impl Lowering<'_> {
                         DType::I8,
                         value.shape.clone(),
                         bytes,
-                        TensorQuant::PerTensor {
-                            scale: q.scale,
-                            zero_point: q.zero_point,
-                        },
+                        q.into(),
                     )
                 }
                 _ => self.constant(
@@ -200,13 +199,7 @@ impl Lowering<'_> {
             let (opcode, quant) = if dtype == DType::I8 {
                 let q = self.range_q(v)?;
                 self.qparams.insert(v, q);
-                (
-                    Opcode::Quantize,
-                    TensorQuant::PerTensor {
-                        scale: q.scale,
-                        zero_point: q.zero_point,
-                    },
-                )
+                (Opcode::Quantize, q.into())
             } else {
                 (Opcode::Dequantize, TensorQuant::None)
             };
@@ -270,10 +263,7 @@ impl Lowering<'_> {
         } else {
             None
         };
-        let quant = out_q.map_or(TensorQuant::None, |q| TensorQuant::PerTensor {
-            scale: q.scale,
-            zero_point: q.zero_point,
-        });
+        let quant = out_q.map_or(TensorQuant::None, TensorQuant::from);
         let y = self.arena_tensor(node.output, act_dtype, quant);
         if let Some(q) = out_q {
             self.qparams.insert(node.output, q);

@@ -90,8 +90,6 @@ pub struct Converted {
     pub file: FileModel,
     /// The arena plan.
     pub plan: Vec<Placement>,
-    /// The optimized graph.
-    pub graph: Graph,
 }
 
 /// Reads `path` and builds the optimized graph (batch size `batch` for dynamic dims).
@@ -110,12 +108,6 @@ pub fn load_graph(path: &Path, batch: usize) -> Result<Graph, ConvertError> {
             g.inputs.len()
         )));
     }
-    let mut metadata: Vec<(String, String)> = proto
-        .metadata_props
-        .iter()
-        .map(|p| (p.key.clone(), p.value.clone()))
-        .collect();
-    metadata.retain(|(k, _)| !k.starts_with("tern."));
     Ok(g)
 }
 
@@ -154,12 +146,7 @@ pub fn convert(
     // The runtime must accept what we wrote.
     let aligned = tern_runtime::AlignedBytes::new(&bytes);
     tern_runtime::Model::from_bytes(&aligned)?;
-    Ok(Converted {
-        bytes,
-        file,
-        plan,
-        graph: g.clone(),
-    })
+    Ok(Converted { bytes, file, plan })
 }
 
 impl Converted {

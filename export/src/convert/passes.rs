@@ -65,7 +65,10 @@ fn fold_affine_into_weights(g: &mut Graph) -> bool {
         let Some(w) = g.nodes[p].inputs[1] else {
             continue;
         };
-        let channels = g.values[w].shape[0];
+        let channels = g.values[w].shape.first().copied().unwrap_or(0);
+        if channels == 0 {
+            continue; // no output channel to fold into (and no row length)
+        }
         let Some(factor) = per_channel(g, b, channels, g.values[a].shape.len(), channel_axis)
         else {
             continue;

@@ -74,16 +74,16 @@ impl OnnxReference {
         let indices: Vec<usize> = (0..n).collect();
         for chunk in indices.chunks(self.batch * 8) {
             let probs = self.predict(&data.images_f32(chunk))?;
-            correct += correct_predictions(&probs, &data.labels_at(chunk));
+            correct += correct_predictions(&argmax_rows(&probs, CLASSES), &data.labels_at(chunk));
         }
         Ok(correct as f64 / n.max(1) as f64)
     }
 }
 
-/// How many rows of class scores (`labels.len()` rows of [`CLASSES`]) have
-/// their largest score at the row's label.
-pub fn correct_predictions(scores: &[f32], labels: &[u8]) -> usize {
-    argmax_rows(scores, CLASSES)
+/// How many predicted classes (one per row, e.g. from [`argmax_rows`]) equal
+/// the row's label.
+pub fn correct_predictions(predictions: &[usize], labels: &[u8]) -> usize {
+    predictions
         .iter()
         .zip(labels)
         .filter(|(p, l)| **p == usize::from(**l))
