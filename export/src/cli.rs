@@ -324,6 +324,8 @@ fn report(args: ReportArgs) -> crate::Result<()> {
         .model
         .file_stem()
         .map_or("model".into(), |s| s.to_string_lossy().into_owned());
+    // Images, labels and tract's outputs once for the three precisions.
+    let eval_set = crate::tools::EvalSet::load(split, limit, Some(&args.model))?;
     let mut rows = Vec::new();
     let mut reference = None;
     for precision in [Precision::F32, Precision::F16, Precision::Int8] {
@@ -344,7 +346,7 @@ fn report(args: ReportArgs) -> crate::Result<()> {
             .out_dir
             .join(format!("{stem}-{}.tern", precision.name()));
         std::fs::write(&path, &converted.bytes).map_err(|e| crate::Error::io(&path, e))?;
-        let r = crate::tools::eval(&path, split, limit, Some(&args.model))?;
+        let r = crate::tools::eval_on(&path, &eval_set)?;
         let c = r.reference.clone().expect("reference requested");
         reference.get_or_insert(c.accuracy);
         rows.push((

@@ -90,6 +90,35 @@ pub fn run_images(
     Ok((outputs, 1e6 * seconds / n.max(1) as f64))
 }
 
+/// Evaluation inputs loaded once: Fashion-MNIST images and labels and, when a
+/// reference ONNX model is given, its outputs through tract.
+pub struct EvalSet {
+    images: Vec<f32>,
+    labels: Vec<u8>,
+    reference: Option<Vec<f32>>,
+}
+
+impl EvalSet {
+    /// The first `limit` images of `split` (all if `None`), with `reference`'s outputs.
+    pub fn load(split: Split, limit: Option<usize>, reference: Option<&Path>) -> Result<EvalSet> {
+        let mut data = Dataset::load(split)?;
+        if let Some(n) = limit {
+            data.truncate(n);
+        }
+        let indices: Vec<usize> = (0..data.len()).collect();
+        let images = data.images_f32(&indices);
+        let reference = match reference {
+            Some(onnx) => Some(OnnxReference::load(onnx, 100)?.predict(&images)?),
+            None => None,
+        };
+        Ok(EvalSet {
+            labels: data.labels_at(&indices),
+            images,
+            reference,
+        })
+    }
+}
+
 /// Evaluates `path` on Fashion-MNIST, optionally against `reference`.
 pub fn eval(
     path: &Path,
@@ -97,56 +126,50 @@ pub fn eval(
     limit: Option<usize>,
     reference: Option<&Path>,
 ) -> Result<EvalReport> {
+    eval_on(path, &EvalSet::load(split, limit, reference)?)
+}
+
+/// Evaluates `path` on an already loaded [`EvalSet`].
+pub fn eval_on(path: &Path, set: &EvalSet) -> Result<EvalReport> {
     let model = open_model(path)?;
     let rt = |source: tern_runtime::Error| Error::Runtime {
         path: path.to_owned(),
         source: Box::new(source),
     };
-    let mut data = Dataset::load(split)?;
-    if let Some(n) = limit {
-        data.truncate(n);
-    }
-    let indices: Vec<usize> = (0..data.len()).collect();
-    let images = data.images_f32(&indices);
-    let labels = data.labels_at(&indices);
-    if model.input(0).map_err(rt)?.len() != PIXELS {
+    let labels = &set.labels;
+    let per_input = model.input(0).map_err(rt)?.len();
+    if per_input != PIXELS {
         return Err(Error::InvalidOption {
             option: "model",
             reason: format!(
-                "{} takes {} values per input, not a 28x28 image",
+                "{} takes {per_input} values per input, not a 28x28 image",
                 path.display(),
-                model.input(0).map_err(rt)?.len()
             ),
         });
     }
-    let (outputs, micros) = run_images(&model, &images).map_err(rt)?;
+    let (outputs, micros) = run_images(&model, &set.images).map_err(rt)?;
     let predicted = argmax_rows(&outputs, CLASSES);
-    let correct = correct_predictions(&predicted, &labels);
-    let reference = match reference {
-        None => None,
-        Some(onnx) => {
-            let r = OnnxReference::load(onnx, 100)?;
-            let ref_out = r.predict(&images)?;
-            let ref_pred = argmax_rows(&ref_out, CLASSES);
-            let ref_correct = correct_predictions(&ref_pred, &labels);
-            let agree = ref_pred
-                .iter()
-                .zip(&predicted)
-                .filter(|(a, b)| a == b)
-                .count();
-            let diffs: Vec<f32> = ref_out
-                .iter()
-                .zip(&outputs)
-                .map(|(a, b)| (a - b).abs())
-                .collect();
-            Some(ReferenceComparison {
-                accuracy: ref_correct as f64 / labels.len() as f64,
-                agreement: agree as f64 / labels.len() as f64,
-                max_abs_diff: diffs.iter().fold(0f32, |m, &d| m.max(d)),
-                mean_abs_diff: diffs.iter().sum::<f32>() / diffs.len().max(1) as f32,
-            })
+    let correct = correct_predictions(&predicted, labels);
+    let reference = set.reference.as_ref().map(|ref_out| {
+        let ref_pred = argmax_rows(ref_out, CLASSES);
+        let ref_correct = correct_predictions(&ref_pred, labels);
+        let agree = ref_pred
+            .iter()
+            .zip(&predicted)
+            .filter(|(a, b)| a == b)
+            .count();
+        let diffs: Vec<f32> = ref_out
+            .iter()
+            .zip(&outputs)
+            .map(|(a, b)| (a - b).abs())
+            .collect();
+        ReferenceComparison {
+            accuracy: ref_correct as f64 / labels.len() as f64,
+            agreement: agree as f64 / labels.len() as f64,
+            max_abs_diff: diffs.iter().fold(0f32, |m, &d| m.max(d)),
+            mean_abs_diff: diffs.iter().sum::<f32>() / diffs.len().max(1) as f32,
         }
-    };
+    });
     Ok(EvalReport {
         images: labels.len(),
         accuracy: correct as f64 / labels.len() as f64,
