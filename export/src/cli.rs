@@ -34,6 +34,33 @@ enum Command {
     Inspect(InspectArgs),
     /// Convert an ONNX classifier to f32, f16 and int8 and print one comparison table.
     Report(ReportArgs),
+    /// Per-tensor error of a .tern model against its ONNX source (SQNR, cosine), largest
+    /// first, with a PNG bar chart of SQNR per layer.
+    Compare(CompareArgs),
+}
+
+#[derive(clap::Args)]
+struct CompareArgs {
+    /// ONNX model: the reference, lowered to f32 in memory and run by Tern's runtime.
+    onnx: PathBuf,
+    /// The converted .tern model to check.
+    tern: PathBuf,
+    /// Inputs: `fashion-mnist:SPLIT:N` or a folder of .npy files (one sample each).
+    #[arg(long, default_value = "fashion-mnist:test:200")]
+    data: String,
+    /// PNG bar chart of per-tensor SQNR in graph order
+    /// [default: beside the .tern, `model.tern` -> `model.compare.png`].
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Do not write the plot.
+    #[arg(long, conflicts_with = "plot")]
+    no_plot: bool,
+    /// Also write every compared tensor, in graph order, to this CSV file.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Samples per model input (the --batch the .tern was converted with).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
 }
 
 #[derive(clap::Args)]
@@ -67,12 +94,38 @@ struct ConvertArgs {
     /// How activation ranges are chosen from the calibration run.
     #[arg(long, value_enum, default_value = "minmax")]
     calibration: crate::convert::Method,
-    /// Size given to dynamic (symbolic) dimensions such as the batch.
+    /// Size given to a symbolic first (batch) dimension.
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Concrete shape of an input, `name=d0,d1,...` (repeatable); needed when an
+    /// input has symbolic dimensions other than the batch (e.g. a sequence length).
+    #[arg(long = "input-shape", value_parser = parse_input_shape)]
+    input_shapes: Vec<(String, Vec<usize>)>,
+    /// `--precision auto`: largest allowed drop of top-1 agreement with fp32, in
+    /// percentage points, measured on the calibration samples.
+    #[arg(long, default_value_t = 0.5)]
+    max_accuracy_drop: f64,
     /// Hide the progress bar and the summary table.
     #[arg(long)]
     quiet: bool,
+}
+
+/// Parses `name=d0,d1,...`.
+fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
+    let (name, dims) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}': expected name=d0,d1,..."))?;
+    let dims = dims
+        .split(',')
+        .map(|d| {
+            d.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&d| d > 0)
+                .ok_or_else(|| format!("'{d}' in '{s}' is not a positive dimension"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((name.to_string(), dims))
 }
 
 #[derive(clap::Args)]
@@ -183,6 +236,7 @@ where
             Ok(())
         }
         Command::Report(args) => Ok(report(args)?),
+        Command::Compare(args) => Ok(compare(args)?),
         Command::Inspect(args) => {
             print!("{}", crate::tools::inspect(&args.model, args.verify)?);
             Ok(())
@@ -232,9 +286,13 @@ fn train(args: TrainArgs) -> crate::Result<()> {
 }
 
 fn convert(args: ConvertArgs) -> crate::Result<()> {
-    use crate::convert::{self, Precision};
-    let graph = convert::load_graph(&args.model, args.batch)?;
-    let samples = if args.precision == Precision::Int8 {
+    use crate::convert;
+    let options = convert::import::ImportOptions {
+        batch: args.batch,
+        input_shapes: args.input_shapes.iter().cloned().collect(),
+    };
+    let graph = convert::load_graph_with(&args.model, &options)?;
+    let samples = if args.precision.needs_calibration() {
         crate::tools::calibration_samples(&args.calibration_data)?
     } else {
         Vec::new()
@@ -260,11 +318,16 @@ fn convert(args: ConvertArgs) -> crate::Result<()> {
                 .to_string(),
         ),
     ];
-    let converted = convert::convert(
+    let auto = convert::mixed::AutoOptions {
+        max_agreement_drop: args.max_accuracy_drop,
+        ..Default::default()
+    };
+    let converted = convert::convert_with(
         &graph,
         args.precision,
         &samples,
         args.calibration,
+        &auto,
         metadata,
         |k| bar.set_position(k as u64),
     )?;
@@ -389,6 +452,56 @@ fn report(args: ReportArgs) -> crate::Result<()> {
         );
     }
     for (_, _, _, _, _, path) in &rows {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn compare(args: CompareArgs) -> crate::Result<()> {
+    use crate::compare;
+    let samples = crate::tools::calibration_samples(&args.data)?;
+    let options = compare::CompareOptions {
+        batch: Some(args.batch),
+    };
+    let report = compare::compare_with(&args.onnx, &args.tern, &samples, &options)?;
+    let used = report.invocations * report.batch;
+    println!(
+        "{} against {}: {used} samples of {} ({} inputs, batch {})",
+        args.tern.display(),
+        args.onnx.display(),
+        args.data,
+        report.invocations,
+        report.batch
+    );
+    println!(
+        "reference: the ONNX model lowered to f32 and run by Tern's runtime (matches \
+         tract/onnxruntime to ~1e-6 on the test fixtures); errors summed over all samples, \
+         SQNR of an exact tensor shown as {:.0} dB",
+        compare::SQNR_CAP_DB
+    );
+    println!(
+        "{} tensors compared ({} of {} reference tensors matched), largest error first:",
+        report.rows.len(),
+        report.reference_tensors - report.unmatched_reference.len(),
+        report.reference_tensors
+    );
+    print!("{}", report.table());
+    if let Some(path) = &args.csv {
+        std::fs::write(path, report.csv()).map_err(|e| crate::Error::io(path, e))?;
+        println!("wrote {}", path.display());
+    }
+    if !args.no_plot {
+        let path = args
+            .plot
+            .clone()
+            .unwrap_or_else(|| compare::default_plot_path(&args.tern));
+        let name = args
+            .tern
+            .file_name()
+            .map_or("model".into(), |n| n.to_string_lossy().into_owned());
+        let title =
+            format!("per-tensor SQNR (dB) vs f32 reference, graph order: {name}, {used} samples");
+        report.write_plot(&path, &title)?;
         println!("wrote {}", path.display());
     }
     Ok(())

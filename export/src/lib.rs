@@ -5,6 +5,8 @@
 //! linked into firmware. The on-device runtime is the `tern-runtime` crate.
 
 pub mod cli;
+pub mod compare;
+pub mod conformance;
 pub mod convert;
 pub mod data;
 pub mod device;
@@ -12,6 +14,7 @@ pub mod error;
 pub mod models;
 pub mod onnx;
 pub mod pipeline;
+pub mod plot;
 pub mod tools;
 pub mod train;
 

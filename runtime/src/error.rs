@@ -144,6 +144,28 @@ pub enum Error {
         /// Elements given.
         got: usize,
     },
+    /// An index read at run time (a token id, a sequence length) is out of range.
+    #[error(
+        "op #{op} ({opcode} '{name}'): {what} {value} at position {position} is outside [{min}, {limit})"
+    )]
+    IndexOutOfRange {
+        /// Op index.
+        op: usize,
+        /// The op's node name.
+        name: ShortName,
+        /// Opcode name.
+        opcode: &'static str,
+        /// What the value is (`index`, `sequence length`).
+        what: &'static str,
+        /// The offending value.
+        value: i64,
+        /// Its position in the index tensor.
+        position: usize,
+        /// Lowest valid value.
+        min: i64,
+        /// One past the highest valid value.
+        limit: i64,
+    },
     /// A caller's buffer does not hold exactly a tensor's elements.
     #[error("tensor '{name}' holds {expected} elements, the buffer given holds {got}")]
     BufferLength {

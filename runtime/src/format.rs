@@ -8,7 +8,7 @@ pub const MAGIC: [u8; 8] = *b"TERN\r\n\x1a\n";
 /// Major format version this runtime reads. A file with another major is refused.
 pub const FORMAT_MAJOR: u16 = 1;
 /// Minor format version this runtime writes; newer minors are read (see FORMAT.md).
-pub const FORMAT_MINOR: u16 = 0;
+pub const FORMAT_MINOR: u16 = 1;
 
 /// Size of the fixed file header.
 pub const HEADER_LEN: usize = 64;
@@ -283,4 +283,30 @@ opcodes! {
     Quantize = 16,
     /// int8 -> f32 with the input tensor's quantization.
     Dequantize = 17,
+    /// Batched matrix product of two activations (numpy MatMul broadcasting).
+    MatMul = 18,
+    /// Layer normalization over the trailing axes from `axis`.
+    LayerNorm = 19,
+    /// Reduction (sum, mean, max, ...) over a set of axes.
+    Reduce = 20,
+    /// Strided slice (Slice, Split); any element type.
+    Slice = 21,
+    /// Gather along an axis by i32 indices (embeddings); any element type.
+    Gather = 22,
+    /// Elementwise select by an i32 condition, broadcasting.
+    Where = 23,
+    /// Elementwise comparison to i32 0/1, broadcasting.
+    Compare = 24,
+    /// f32 <-> i32 conversion.
+    Cast = 25,
+    /// Broadcast copy to a larger shape; any element type.
+    Expand = 26,
+    /// LSTM over a sequence (packed output: Y, Y_h, Y_c).
+    Lstm = 27,
+    /// GRU over a sequence (packed output: Y, Y_h).
+    Gru = 28,
+    /// Simple RNN over a sequence (packed output: Y, Y_h).
+    Rnn = 29,
+    /// Fused scaled-dot-product attention.
+    Attention = 30,
 }

@@ -212,6 +212,15 @@ pub fn encode_activation(act: Activation, out: &mut impl Words) {
         Activation::Tanh => (4, 0.0, 0.0),
         Activation::HardSigmoid { alpha, beta } => (5, alpha, beta),
         Activation::HardSwish => (6, 0.0, 0.0),
+        Activation::Unary(u) => (16 + u as u32, 0.0, 0.0),
+        Activation::Elu { alpha } => (7, alpha, 0.0),
+        Activation::Selu { alpha, gamma } => (8, alpha, gamma),
+        Activation::Celu { alpha } => (9, alpha, 0.0),
+        Activation::ThresholdedRelu { alpha } => (10, alpha, 0.0),
+        Activation::Affine { alpha, beta } => (11, alpha, beta),
+        Activation::ScaledTanh { alpha, beta } => (12, alpha, beta),
+        Activation::Powf { exponent } => (13, exponent, 0.0),
+        Activation::Shrink { lambd, bias } => (14, lambd, bias),
     };
     out.word(kind);
     out.word(f32::to_bits(a));
@@ -230,7 +239,15 @@ pub fn decode_activation(p: &[u32]) -> Option<Activation> {
         4 => Activation::Tanh,
         5 => Activation::HardSigmoid { alpha: a, beta: b },
         6 => Activation::HardSwish,
-        _ => return None,
+        7 => Activation::Elu { alpha: a },
+        8 => Activation::Selu { alpha: a, gamma: b },
+        9 => Activation::Celu { alpha: a },
+        10 => Activation::ThresholdedRelu { alpha: a },
+        11 => Activation::Affine { alpha: a, beta: b },
+        12 => Activation::ScaledTanh { alpha: a, beta: b },
+        13 => Activation::Powf { exponent: a },
+        14 => Activation::Shrink { lambd: a, bias: b },
+        k => Activation::Unary(crate::kernels::activation_f32::Unary::from_code(k.checked_sub(16)?)?),
     })
 }
 
@@ -240,6 +257,9 @@ fn binary_op_code(op: BinaryOp) -> u32 {
         BinaryOp::Sub => 1,
         BinaryOp::Mul => 2,
         BinaryOp::Div => 3,
+        BinaryOp::Pow => 4,
+        BinaryOp::Max => 5,
+        BinaryOp::Min => 6,
     }
 }
 
@@ -249,6 +269,9 @@ fn binary_op(code: u32) -> Option<BinaryOp> {
         1 => BinaryOp::Sub,
         2 => BinaryOp::Mul,
         3 => BinaryOp::Div,
+        4 => BinaryOp::Pow,
+        5 => BinaryOp::Max,
+        6 => BinaryOp::Min,
         _ => return None,
     })
 }
@@ -312,8 +335,9 @@ pub fn decode_binary_s8(p: &[u32]) -> Option<crate::kernels::binary_s8::BinaryS8
         multiplier: i(p[k]),
         shift: i(p[k + 1]),
     };
+    let op = binary_op(p[0]).filter(|op| op.has_int8_kernel())?;
     let params = crate::kernels::binary_s8::BinaryS8Params {
-        op: binary_op(p[0])?,
+        op,
         a_zero_point: i(p[1]),
         b_zero_point: i(p[2]),
         output_zero_point: i(p[3]),
@@ -442,4 +466,190 @@ impl LrnParams {
             bias: f(*bias),
         })
     }
+}
+
+/// Float "no clip" marker of the recurrent ops' clip word.
+const NO_CLIP: u32 = f32::NAN.to_bits();
+
+fn direction_code(d: crate::kernels::recurrent::Direction) -> u32 {
+    use crate::kernels::recurrent::Direction;
+    match d {
+        Direction::Forward => 0,
+        Direction::Reverse => 1,
+        Direction::Bidirectional => 2,
+    }
+}
+
+fn direction(code: u32) -> Option<crate::kernels::recurrent::Direction> {
+    use crate::kernels::recurrent::Direction;
+    Some(match code {
+        0 => Direction::Forward,
+        1 => Direction::Reverse,
+        2 => Direction::Bidirectional,
+        _ => return None,
+    })
+}
+
+/// Parameters shared by the recurrent ops (LSTM, GRU, RNN): direction, hidden
+/// size, cell clip, a per-op flag (LSTM `input_forget`, GRU `linear_before_reset`)
+/// and `G` activations per direction (3 words each), `4 + 6 * G` words; an int8
+/// LSTM appends one word, its cell-state shift (8..=15; the cell scale is
+/// `2^-cell_shift`).
+///
+/// Inputs, float: X, W, R, B, sequence_lens, initial_h (, initial_c, P for LSTM).
+/// Inputs, int8 (X is i8; see "Quantized recurrent cells" in FORMAT.md): 10
+/// slots for every cell: X (i8, per tensor), W and R (i8, per channel), B (i32
+/// Q3.12: `[dirs][gates * hidden]`, GRU `[dirs][6 * hidden]`), sequence_lens,
+/// initial_h and initial_c (f32; initial_c LSTM only), P (absent), requant
+/// (i32 `[dirs][gates * hidden][4]`), tables (i32 `[2][513]`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RecurrentParams<const G: usize> {
+    /// Forward, reverse or both.
+    pub direction: crate::kernels::recurrent::Direction,
+    /// Hidden size.
+    pub hidden: usize,
+    /// Cell clip threshold.
+    pub clip: Option<f32>,
+    /// LSTM `input_forget` / GRU `linear_before_reset` (0 for RNN).
+    pub flag: bool,
+    /// Activations of direction 0 and 1.
+    pub activations: [[Activation; G]; 2],
+    /// Int8 LSTM: cell-state shift (scale `2^-cell_shift`, 8..=15); 0 for float
+    /// ops, GRU and RNN (then no word is written).
+    pub cell_shift: u32,
+}
+
+impl<const G: usize> RecurrentParams<G> {
+    /// Appends the parameter words.
+    pub fn encode(&self, out: &mut impl Words) {
+        out.word(direction_code(self.direction));
+        out.word(self.hidden as u32);
+        out.word(self.clip.map_or(NO_CLIP, f32::to_bits));
+        out.word(self.flag as u32);
+        for dir in &self.activations {
+            for &act in dir {
+                encode_activation(act, out);
+            }
+        }
+        if self.cell_shift != 0 {
+            out.word(self.cell_shift);
+        }
+    }
+    /// Decodes; `None` on a wrong word count, code, a zero hidden size or a cell
+    /// shift outside 8..=15.
+    pub fn decode(p: &[u32]) -> Option<Self> {
+        let cell_shift = match p.len().checked_sub(4 + 6 * G)? {
+            0 => 0,
+            1 if crate::kernels::recurrent_s8::CELL_SHIFTS.contains(&p[4 + 6 * G]) => {
+                p[4 + 6 * G]
+            }
+            _ => return None,
+        };
+        if p[1] == 0 || p[3] > 1 {
+            return None;
+        }
+        let clip = f(p[2]);
+        let mut activations = [[Activation::Relu; G]; 2];
+        for (d, dir) in activations.iter_mut().enumerate() {
+            for (k, act) in dir.iter_mut().enumerate() {
+                let at = 4 + 3 * (d * G + k);
+                *act = decode_activation(&p[at..at + 3])?;
+            }
+        }
+        Some(RecurrentParams {
+            direction: direction(p[0])?,
+            hidden: p[1] as usize,
+            clip: (!clip.is_nan()).then_some(clip),
+            flag: p[3] == 1,
+            activations,
+            cell_shift,
+        })
+    }
+}
+
+/// Attention parameters (5 words): scale, causal, K given transposed, heads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttentionParams {
+    /// Factor on `Q K^T`.
+    pub scale: f32,
+    /// Mask keys after the query position.
+    pub causal: bool,
+    /// K is stored `[B][H][D][L]` (already transposed).
+    pub k_transposed: bool,
+}
+
+impl AttentionParams {
+    /// Appends the parameter words.
+    pub fn encode(&self, out: &mut impl Words) {
+        out.word(self.scale.to_bits());
+        out.word(self.causal as u32);
+        out.word(self.k_transposed as u32);
+    }
+    /// Decodes.
+    pub fn decode(p: &[u32]) -> Option<AttentionParams> {
+        let [scale, causal, kt] = p else { return None };
+        ((*causal | *kt) <= 1 && f(*scale).is_finite()).then_some(AttentionParams {
+            scale: f(*scale),
+            causal: *causal == 1,
+            k_transposed: *kt == 1,
+        })
+    }
+}
+
+/// Reduction codes (word 0 of Reduce's parameters).
+pub fn reduce_op_code(op: crate::kernels::reduce_f32::ReduceOp) -> u32 {
+    use crate::kernels::reduce_f32::ReduceOp::*;
+    match op {
+        Sum => 0,
+        Mean => 1,
+        Max => 2,
+        Min => 3,
+        Prod => 4,
+        SumSquare => 5,
+        L1 => 6,
+        L2 => 7,
+        LogSumExp => 8,
+    }
+}
+
+/// Decodes [`reduce_op_code`].
+pub fn reduce_op(code: u32) -> Option<crate::kernels::reduce_f32::ReduceOp> {
+    use crate::kernels::reduce_f32::ReduceOp::*;
+    Some(match code {
+        0 => Sum,
+        1 => Mean,
+        2 => Max,
+        3 => Min,
+        4 => Prod,
+        5 => SumSquare,
+        6 => L1,
+        7 => L2,
+        8 => LogSumExp,
+        _ => return None,
+    })
+}
+
+/// Comparison codes (word 0 of Compare's parameters).
+pub fn compare_op_code(op: crate::kernels::compare::CompareOp) -> u32 {
+    use crate::kernels::compare::CompareOp::*;
+    match op {
+        Equal => 0,
+        Less => 1,
+        LessOrEqual => 2,
+        Greater => 3,
+        GreaterOrEqual => 4,
+    }
+}
+
+/// Decodes [`compare_op_code`].
+pub fn compare_op(code: u32) -> Option<crate::kernels::compare::CompareOp> {
+    use crate::kernels::compare::CompareOp::*;
+    Some(match code {
+        0 => Equal,
+        1 => Less,
+        2 => LessOrEqual,
+        3 => Greater,
+        4 => GreaterOrEqual,
+        _ => return None,
+    })
 }

@@ -407,6 +407,178 @@ impl<'m> OpCheck<'m, '_> {
                     return Err("output shape differs from input");
                 }
             }
+            Opcode::MatMul => {
+                self.arity(2, 2)?;
+                let (a, b) = (self.input(0)?, self.input(1)?);
+                expect_dtype(&a, DType::F32)?;
+                expect_dtype(&b, DType::F32)?;
+                expect_dtype(&y, DType::F32)?;
+                if a.rank < 2 || b.rank < 2 || y.rank != a.rank.max(b.rank) {
+                    return Err("MatMul operands must have rank >= 2 and the output the larger rank");
+                }
+                let (m, k, n) = (a.dims[a.rank - 2], a.dims[a.rank - 1], b.dims[b.rank - 1]);
+                if b.dims[b.rank - 2] != k || y.dims[y.rank - 2] != m || y.dims[y.rank - 1] != n {
+                    return Err("MatMul inner dimensions or output rows/columns disagree");
+                }
+                let out_batch = &y.dims[..y.rank - 2];
+                for t in [&a, &b] {
+                    let tb = &t.dims[..t.rank - 2];
+                    let offset = out_batch.len() - tb.len();
+                    if tb.iter().enumerate().any(|(d, &v)| v != 1 && v != out_batch[d + offset]) {
+                        return Err("MatMul batch dimensions do not broadcast to the output");
+                    }
+                }
+            }
+            Opcode::LayerNorm => {
+                self.arity(1, 3)?;
+                let x = self.input(0)?;
+                expect_dtype(&x, DType::F32)?;
+                expect_dtype(&y, DType::F32)?;
+                let [axis, _eps] = p else {
+                    return Err("bad layer norm parameters");
+                };
+                let axis = *axis as usize;
+                if axis >= x.rank || x.dims != y.dims || x.rank != y.rank {
+                    return Err("bad axis, or output shape differs from input");
+                }
+                let cols: usize = x.shape()[axis..].iter().product();
+                for k in 1..3 {
+                    if let Some(t) = self.optional_input(k)? {
+                        expect_dtype(&t, DType::F32)?;
+                        if t.len() != cols {
+                            return Err("scale/bias length differs from the normalized size");
+                        }
+                    }
+                }
+            }
+            Opcode::Reduce => {
+                self.arity(1, 1)?;
+                let x = self.input(0)?;
+                expect_dtype(&x, DType::F32)?;
+                expect_dtype(&y, DType::F32)?;
+                let [op, mask] = p else {
+                    return Err("bad reduce parameters");
+                };
+                ops::reduce_op(*op).ok_or("unknown reduction")?;
+                if *mask >> x.rank != 0 {
+                    return Err("reduction axis out of range");
+                }
+                let kept: usize = (0..x.rank)
+                    .filter(|d| mask & (1 << d) == 0)
+                    .map(|d| x.dims[d])
+                    .product();
+                if kept != y.len() {
+                    return Err("output length is not the product of the kept axes");
+                }
+            }
+            Opcode::Slice => {
+                self.arity(1, 1)?;
+                let x = self.input(0)?;
+                expect_dtype(&x, y.dtype)?;
+                if p.len() != 2 * x.rank || y.rank != x.rank {
+                    return Err("bad slice parameters");
+                }
+                for d in 0..x.rank {
+                    let (start, step) = (p[d] as i64, p[x.rank + d] as i32 as i64);
+                    let n = y.dims[d] as i64;
+                    if step == 0 && n > 1 {
+                        return Err("zero slice step");
+                    }
+                    let last = start + (n - 1).max(0) * step;
+                    let inside = |v: i64| (0..x.dims[d] as i64).contains(&v);
+                    if n > 0 && !(inside(start) && inside(last)) {
+                        return Err("slice reads outside the input");
+                    }
+                }
+            }
+            Opcode::Gather => {
+                self.arity(2, 2)?;
+                let (data, idx) = (self.input(0)?, self.input(1)?);
+                expect_dtype(&data, y.dtype)?;
+                expect_dtype(&idx, DType::I32)?;
+                let axis = *p.first().ok_or("missing axis")? as usize;
+                if p.len() != 1 || axis >= data.rank || data.rank + idx.rank - 1 != y.rank {
+                    return Err("bad gather axis or output rank");
+                }
+                let expected = data.shape()[..axis]
+                    .iter()
+                    .chain(idx.shape())
+                    .chain(&data.shape()[axis + 1..]);
+                if !expected.eq(y.shape().iter()) {
+                    return Err("gather output shape is not data[..axis] + indices + data[axis+1..]");
+                }
+            }
+            Opcode::Where => {
+                self.arity(3, 3)?;
+                let (c, a, b) = (self.input(0)?, self.input(1)?, self.input(2)?);
+                expect_dtype(&c, DType::I32)?;
+                expect_dtype(&a, y.dtype)?;
+                expect_dtype(&b, y.dtype)?;
+                for t in [&c, &a, &b] {
+                    broadcasts(t, &y)?;
+                }
+            }
+            Opcode::Compare => {
+                self.arity(2, 2)?;
+                let (a, b) = (self.input(0)?, self.input(1)?);
+                ops::compare_op(*p.first().ok_or("missing comparison")?)
+                    .filter(|_| p.len() == 1)
+                    .ok_or("bad comparison parameters")?;
+                if !matches!(a.dtype, DType::F32 | DType::I32) {
+                    return Err("comparisons take f32 or i32");
+                }
+                expect_dtype(&b, a.dtype)?;
+                expect_dtype(&y, DType::I32)?;
+                broadcasts(&a, &y)?;
+                broadcasts(&b, &y)?;
+            }
+            Opcode::Cast => {
+                self.arity(1, 1)?;
+                let x = self.input(0)?;
+                if !matches!(
+                    (x.dtype, y.dtype),
+                    (DType::F32, DType::I32) | (DType::I32, DType::F32)
+                ) {
+                    return Err("cast converts f32 <-> i32");
+                }
+                same_len(&x, &y)?;
+            }
+            Opcode::Expand => {
+                self.arity(1, 1)?;
+                let x = self.input(0)?;
+                expect_dtype(&x, y.dtype)?;
+                broadcasts(&x, &y)?;
+            }
+            Opcode::Lstm => self.check_recurrent::<3>(&y, 4, 2)?,
+            Opcode::Gru => self.check_recurrent::<2>(&y, 3, 1)?,
+            Opcode::Rnn => self.check_recurrent::<1>(&y, 1, 1)?,
+            Opcode::Attention => {
+                self.arity(3, 4)?;
+                ops::AttentionParams::decode(p).ok_or("bad attention parameters")?;
+                let (q, k, v) = (self.input(0)?, self.input(1)?, self.input(2)?);
+                for t in [&q, &k, &v, &y] {
+                    expect_dtype(t, DType::F32)?;
+                    if t.rank != 4 {
+                        return Err("attention tensors are [batch, heads, length, dim]");
+                    }
+                }
+                let params = ops::AttentionParams::decode(p).ok_or("bad attention parameters")?;
+                let shape = attention_shape(&q, &k, &v, params.k_transposed)?;
+                if y.shape() != [shape.batch, shape.q_heads, shape.q_len, shape.v_head_dim] {
+                    return Err("attention output shape is not [batch, q_heads, q_len, v_dim]");
+                }
+                if let Some(mask) = self.optional_input(3)? {
+                    expect_dtype(&mask, DType::F32)?;
+                    let full = [shape.batch, shape.q_heads, shape.q_len, shape.kv_len];
+                    if mask.rank > 4
+                        || mask.shape().iter().rev().zip(full.iter().rev()).any(|(&m, &f)| m != 1 && m != f)
+                    {
+                        return Err("attention mask does not broadcast to the score matrix");
+                    }
+                }
+                let need = 4 * kernels::attention_f32::attention_f32_scratch_len(&shape);
+                self.check_scratch_f32(need)?;
+            }
             Opcode::Quantize | Opcode::Dequantize => {
                 self.arity(1, 1)?;
                 let x = self.input(0)?;
@@ -422,8 +594,12 @@ impl<'m> OpCheck<'m, '_> {
                 same_len(&x, &y)?;
             }
         }
-        if self.op.opcode != Opcode::Conv2d && self.op.scratch.is_some() {
-            return Err("only Conv2d uses scratch memory");
+        let uses_scratch = matches!(
+            self.op.opcode,
+            Opcode::Conv2d | Opcode::Lstm | Opcode::Gru | Opcode::Rnn | Opcode::Attention
+        );
+        if !uses_scratch && self.op.scratch.is_some() {
+            return Err("this op uses no scratch memory");
         }
         Ok(())
     }
@@ -485,6 +661,215 @@ impl<'m> OpCheck<'m, '_> {
             _ => return Err("input must be f32 or i8"),
         }
         Ok(())
+    }
+
+    /// LSTM (`gates` 4, 2 state rows), GRU (3, 1) or RNN (1, 1): inputs X, W, R,
+    /// B, sequence_lens, initial_h (, initial_c, P); packed output
+    /// `[seq + states][dirs][batch][hidden]`.
+    fn check_recurrent<const G: usize>(
+        &self,
+        y: &TensorInfo<'_>,
+        gates: usize,
+        states: usize,
+    ) -> Check<()> {
+        let lstm = self.op.opcode == Opcode::Lstm;
+        let params = ops::RecurrentParams::<G>::decode(self.op.params)
+            .ok_or("bad recurrent parameters")?;
+        if self.input(0)?.dtype == DType::I8 {
+            return self.check_recurrent_s8(&params, y, gates, states);
+        }
+        self.arity(3, if lstm { 8 } else { 6 })?;
+        if params.cell_shift != 0 {
+            return Err("a float recurrent op has no cell shift");
+        }
+        let (x, w, r) = (self.input(0)?, self.input(1)?, self.input(2)?);
+        expect_dtype(&x, DType::F32)?;
+        expect_dtype(y, DType::F32)?;
+        let dirs = params.direction.count();
+        let h = params.hidden;
+        if x.rank != 3 {
+            return Err("recurrent input must be [seq, batch, input]");
+        }
+        let (seq, batch, input) = (x.dims[0], x.dims[1], x.dims[2]);
+        for (t, cols) in [(&w, input), (&r, h)] {
+            if t.storage != Storage::Constant || !matches!(t.dtype, DType::F32 | DType::F16) {
+                return Err("recurrent weights must be f32 or f16 constants");
+            }
+            if t.shape() != [dirs, gates * h, cols] {
+                return Err("recurrent weights are not [dirs, gates * hidden, input or hidden]");
+            }
+        }
+        if w.dtype != r.dtype {
+            return Err("W and R differ in dtype");
+        }
+        let bias_len = if self.op.opcode == Opcode::Gru { 6 * h } else { gates * h };
+        let optional = [
+            (3, DType::F32, dirs * bias_len),
+            (4, DType::I32, batch),
+            (5, DType::F32, dirs * batch * h),
+            (6, DType::F32, dirs * batch * h),
+            (7, DType::F32, dirs * 3 * h),
+        ];
+        for (k, dtype, len) in optional {
+            if let Some(t) = self.optional_input(k)? {
+                expect_dtype(&t, dtype)?;
+                if t.len() != len {
+                    return Err("a recurrent bias, length or state input has the wrong length");
+                }
+            }
+        }
+        if y.shape() != [seq + states, dirs, batch, h] {
+            return Err("packed recurrent output is not [seq + states, dirs, batch, hidden]");
+        }
+        let dims = kernels::recurrent::RecurrentDims {
+            seq_len: seq,
+            batch,
+            input_size: input,
+            hidden: h,
+        };
+        let need = 4 * match self.op.opcode {
+            Opcode::Lstm => kernels::lstm_f32::lstm_f32_scratch_len(&dims),
+            Opcode::Gru => kernels::gru_f32::gru_f32_scratch_len(&dims),
+            _ => kernels::rnn_f32::rnn_f32_scratch_len(&dims),
+        };
+        self.check_scratch_f32(need)
+    }
+
+    /// Int8 LSTM / GRU / RNN (see "Quantized recurrent cells" in FORMAT.md):
+    /// 10 inputs X (i8), W, R (i8 per channel, `[dirs * gates * hidden, cols]`),
+    /// B (i32), sequence_lens, initial_h, initial_c (f32), P (absent), requant
+    /// (i32 `[dirs * gates * hidden * 4]`), tables (i32 `[2 * 513]`); default
+    /// activations, no clip, no `input_forget`; packed f32 output.
+    fn check_recurrent_s8<const G: usize>(
+        &self,
+        params: &ops::RecurrentParams<G>,
+        y: &TensorInfo<'_>,
+        gates: usize,
+        states: usize,
+    ) -> Check<()> {
+        use kernels::recurrent_s8::{LUT_ENTRIES, MAX_HIDDEN_S8, MAX_INPUT_S8};
+        self.arity(10, 10)?;
+        let opcode = self.op.opcode;
+        let dirs = params.direction.count();
+        let h = params.hidden;
+        let defaults: &[kernels::activation_f32::Activation] = match opcode {
+            Opcode::Lstm => &kernels::lstm_f32::LstmConfig::DEFAULT_ACTIVATIONS,
+            Opcode::Gru => &kernels::gru_f32::GruConfig::DEFAULT_ACTIVATIONS,
+            _ => &kernels::rnn_f32::RnnConfig::DEFAULT_ACTIVATIONS,
+        };
+        if params.activations[..dirs].iter().any(|a| a[..] != *defaults) {
+            return Err("int8 recurrent cells take the default activations only");
+        }
+        if params.clip.is_some() || (opcode == Opcode::Lstm && params.flag) {
+            return Err("int8 recurrent cells take no clip and no input_forget");
+        }
+        if (opcode == Opcode::Lstm) != (params.cell_shift != 0) {
+            return Err("an int8 LSTM needs a cell shift in 8..=15, GRU and RNN none");
+        }
+        let (x, w, r) = (self.input(0)?, self.input(1)?, self.input(2)?);
+        x.per_tensor()
+            .ok_or("int8 recurrent input needs per-tensor quantization")?;
+        expect_dtype(y, DType::F32)?;
+        if x.rank != 3 {
+            return Err("recurrent input must be [seq, batch, input]");
+        }
+        let (seq, batch, input) = (x.dims[0], x.dims[1], x.dims[2]);
+        if h > MAX_HIDDEN_S8 || input > MAX_INPUT_S8 {
+            return Err("int8 recurrent cells take hidden <= 512 and input <= 65535");
+        }
+        let rows = dirs * gates * h;
+        for (t, cols) in [(&w, input), (&r, h)] {
+            if t.storage != Storage::Constant
+                || t.dtype != DType::I8
+                || !matches!(t.quant, Quant::PerChannel { .. })
+            {
+                return Err("int8 recurrent weights must be i8 per-channel constants");
+            }
+            if t.shape() != [rows, cols] {
+                return Err("int8 recurrent weights are not [dirs * gates * hidden, input or hidden]");
+            }
+        }
+        let bias_len = if opcode == Opcode::Gru { 6 * h } else { gates * h };
+        let slots = [
+            (3, DType::I32, dirs * bias_len),
+            (4, DType::I32, batch),
+            (5, DType::F32, dirs * batch * h),
+            (6, DType::F32, dirs * batch * h),
+        ];
+        for (k, dtype, len) in slots {
+            if let Some(t) = self.optional_input(k)? {
+                expect_dtype(&t, dtype)?;
+                if t.len() != len {
+                    return Err("a recurrent bias, length or state input has the wrong length");
+                }
+            }
+        }
+        if opcode != Opcode::Lstm && self.optional_input(6)?.is_some() {
+            return Err("only LSTM takes initial_c");
+        }
+        if self.optional_input(7)?.is_some() {
+            return Err("int8 recurrent cells take no peepholes");
+        }
+        let (requant, tables) = (self.input(8)?, self.input(9)?);
+        for t in [&requant, &tables] {
+            expect_dtype(t, DType::I32)?;
+            if t.storage != Storage::Constant {
+                return Err("recurrent requantization and tables must be constants");
+            }
+        }
+        if requant.len() != 4 * rows || tables.len() != 2 * LUT_ENTRIES {
+            return Err("recurrent requantization or table length is wrong");
+        }
+        for k in 0..2 * rows {
+            let shift =
+                read_i32(self.model, &requant, 2 * k + 1).ok_or("unreadable requantization table")?;
+            if !(-31..=30).contains(&shift) {
+                return Err("requantization shift outside [-31, 30]");
+            }
+        }
+        let table = self
+            .model
+            .constant_bytes(&tables)
+            .ok_or("unreadable recurrent tables")?;
+        let table: &[i32] =
+            bytemuck::try_cast_slice(table).map_err(|_| "unreadable recurrent tables")?;
+        if !kernels::recurrent_s8::luts_in_range(table) {
+            return Err("recurrent tables hold values outside the Q0.15 range");
+        }
+        if y.shape() != [seq + states, dirs, batch, h] {
+            return Err("packed recurrent output is not [seq + states, dirs, batch, hidden]");
+        }
+        let dims = kernels::recurrent::RecurrentDims {
+            seq_len: seq,
+            batch,
+            input_size: input,
+            hidden: h,
+        };
+        let need = 4 * match opcode {
+            Opcode::Lstm => kernels::lstm_s8::lstm_s8_scratch_len(&dims),
+            Opcode::Gru => kernels::gru_s8::gru_s8_scratch_len(&dims),
+            _ => kernels::rnn_s8::rnn_s8_scratch_len(&dims),
+        };
+        self.check_scratch_f32(need)
+    }
+
+    fn check_scratch_f32(&self, need: usize) -> Check<()> {
+        match self.op.scratch {
+            None if need == 0 => Ok(()),
+            None => Err("needs a scratch tensor"),
+            Some(s) => {
+                let s = self.tensor(s as u32)?;
+                if s.storage != Storage::Arena || s.byte_len < need || s.dtype != DType::F32 {
+                    return Err("scratch tensor too small or not f32");
+                }
+                for &i in self.op.inputs.iter().chain(self.op.outputs) {
+                    if i != NONE_INDEX && overlaps(&s, &self.tensor(i)?) {
+                        return Err("scratch overlaps the op's input or output");
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 
     fn same_dtype_activation(&self, x: &TensorInfo<'_>, y: &TensorInfo<'_>) -> Check<()> {
@@ -568,6 +953,40 @@ fn broadcasts(x: &TensorInfo<'_>, y: &TensorInfo<'_>) -> Check<()> {
         }
     }
     Ok(())
+}
+
+/// The attention geometry of rank-4 Q, K, V (K `[B][H][D][L]` when transposed).
+pub(crate) fn attention_shape(
+    q: &TensorInfo<'_>,
+    k: &TensorInfo<'_>,
+    v: &TensorInfo<'_>,
+    k_transposed: bool,
+) -> Check<kernels::attention_f32::AttentionShape> {
+    let (kv_len, k_dim) = if k_transposed {
+        (k.dims[3], k.dims[2])
+    } else {
+        (k.dims[2], k.dims[3])
+    };
+    let shape = kernels::attention_f32::AttentionShape {
+        batch: q.dims[0],
+        q_heads: q.dims[1],
+        kv_heads: k.dims[1],
+        q_len: q.dims[2],
+        kv_len,
+        head_dim: q.dims[3],
+        v_head_dim: v.dims[3],
+    };
+    if k.dims[0] != shape.batch
+        || v.dims[0] != shape.batch
+        || v.dims[1] != shape.kv_heads
+        || v.dims[2] != kv_len
+        || k_dim != shape.head_dim
+        || shape.kv_heads == 0
+        || shape.q_heads % shape.kv_heads != 0
+    {
+        return Err("attention Q, K, V shapes disagree");
+    }
+    Ok(shape)
 }
 
 /// The NCHW shape of a rank-4 tensor.

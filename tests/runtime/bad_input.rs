@@ -261,3 +261,124 @@ fn random_and_mutated_bytes_never_panic() {
     println!("fuzz: {loaded} mutated files loaded and ran, {rejected} rejected with an error");
     assert!(rejected > 0 && loaded > 0);
 }
+
+/// An LSTM whose sequence length is symbolic: without `--input-shape` the
+/// converter names the input, the axis and the dimension; with it, it converts.
+#[test]
+fn symbolic_sequence_length_needs_input_shape() {
+    use tern_export::convert::import::ImportOptions;
+    let (input, hidden) = (4i64, 3i64);
+    let mut b = GraphBuilder::new("lstm_symbolic");
+    let x = b.input("x", &[Dim::Symbol("seq"), Dim::Fixed(1), Dim::Fixed(input)]);
+    let w = b.weight("W", &[1, 4 * hidden, input], vec![0.1; (4 * hidden * input) as usize]);
+    let r = b.weight("R", &[1, 4 * hidden, hidden], vec![0.1; (4 * hidden * hidden) as usize]);
+    b.node_multi(
+        "LSTM",
+        "lstm",
+        &[&x, &w, &r],
+        &["y", "y_h"],
+        vec![tern_export::onnx::builder::attr_int("hidden_size", hidden)],
+    );
+    b.output("y_h", &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(hidden)]);
+    let path = tern_tests::scratch_dir("symbolic-seq").join("lstm.onnx");
+    tern_export::onnx::write_model(&b.into_model("test", &[]), &path).expect("write");
+    let err = tern_export::convert::load_graph(&path, 1).unwrap_err();
+    match &err {
+        ConvertError::SymbolicDim { input, axis, dim } => {
+            assert_eq!((input.as_str(), *axis, dim.as_str()), ("x", 0, "'seq'"));
+        }
+        other => panic!("expected SymbolicDim, got {other}"),
+    }
+    assert!(err.to_string().contains("--input-shape x="), "{err}");
+    println!("symbolic sequence length: {err}");
+    let options = ImportOptions {
+        batch: 1,
+        input_shapes: [("x".to_string(), vec![5, 1, 4])].into_iter().collect(),
+    };
+    let g = tern_export::convert::load_graph_with(&path, &options).expect("converts with a shape");
+    assert_eq!(g.values[g.inputs[0]].shape, vec![5, 1, 4]);
+}
+
+/// An ONNX Attention attribute Tern does not implement is named in the error.
+#[test]
+fn unimplemented_attention_attribute_is_named() {
+    let dims = [Dim::Fixed(1), Dim::Fixed(2), Dim::Fixed(4), Dim::Fixed(8)];
+    let mut b = GraphBuilder::new("attention_softcap");
+    let q = b.input("q", &dims);
+    let k = b.input("k", &dims);
+    let v = b.input("v", &dims);
+    let y = b.node(
+        "Attention",
+        "attn",
+        &[&q, &k, &v],
+        vec![tern_export::onnx::builder::attr_float("softcap", 30.0)],
+    );
+    b.output(&y, &dims);
+    let path = tern_tests::scratch_dir("attention-softcap").join("attention.onnx");
+    tern_export::onnx::write_model(&b.into_model("test", &[]), &path).expect("write");
+    let options = tern_export::convert::import::ImportOptions {
+        batch: 1,
+        ..Default::default()
+    };
+    let err = tern_export::convert::load_graph_with(&path, &options).unwrap_err();
+    match &err {
+        ConvertError::UnsupportedOp {
+            op_type, node, why, ..
+        } => {
+            assert_eq!((op_type.as_str(), node.as_str()), ("Attention", "attn"));
+            assert!(why.contains("softcap"), "{why}");
+        }
+        other => panic!("expected UnsupportedOp, got {other}"),
+    }
+    println!("attention attribute: {err}");
+}
+
+/// A token id outside the embedding table at run time is a typed error naming
+/// the op, the id, its position and the table size; the arena is not read out of
+/// range and the next valid invoke works.
+#[test]
+fn token_id_out_of_embedding_range_is_a_typed_error() {
+    let (vocab, width) = (10i64, 3i64);
+    let mut b = GraphBuilder::new("embedding");
+    let ids = b.input_typed("ids", &[Dim::Fixed(1), Dim::Fixed(4)], 7);
+    let table: Vec<f32> = (0..vocab * width).map(|v| v as f32).collect();
+    let e = b.weight("embedding", &[vocab, width], table);
+    let y = b.node("Gather", "embed", &[&e, &ids], vec![]);
+    b.output(&y, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(width)]);
+    let path = tern_tests::scratch_dir("token-range").join("embedding.onnx");
+    tern_export::onnx::write_model(&b.into_model("test", &[]), &path).expect("write");
+    let options = tern_export::convert::import::ImportOptions {
+        batch: 1,
+        ..Default::default()
+    };
+    let g = tern_export::convert::load_graph_with(&path, &options).expect("imports");
+    let converted = tern_export::convert::convert(
+        &g,
+        Precision::F32,
+        &[],
+        tern_export::convert::Method::Minmax,
+        Vec::new(),
+        |_| {},
+    )
+    .expect("converts");
+    let bytes = AlignedBytes::new(&converted.bytes);
+    let model = Model::from_bytes(&bytes).expect("loads");
+    let mut interp = Interpreter::with_allocated_arena(&model).expect("arena");
+    interp.set_input_f32(0, &[1.0, 2.0, 12.0, 0.0]).expect("i32 input");
+    let err = interp.invoke().unwrap_err();
+    match &err {
+        Error::IndexOutOfRange {
+            value,
+            position,
+            limit,
+            ..
+        } => assert_eq!((*value, *position, *limit), (12, 2, 10)),
+        other => panic!("expected IndexOutOfRange, got {other}"),
+    }
+    println!("token id out of range: {err}");
+    interp.set_input_f32(0, &[1.0, 2.0, -1.0, 0.0]).expect("i32 input");
+    interp.invoke().expect("valid ids run");
+    let mut out = vec![0f32; 12];
+    interp.output(0).expect("output").read_f32(&mut out).expect("f32");
+    assert_eq!(out, [3., 4., 5., 6., 7., 8., 27., 28., 29., 0., 1., 2.]);
+}

@@ -6,3 +6,4 @@ mod bad_input;
 mod cnn_accuracy;
 mod model_zoo;
 mod no_alloc;
+mod sequence_accuracy;

@@ -121,6 +121,17 @@ impl FileModel {
         (self.tensors.len() - 1) as u32
     }
 
+    /// The lowest minor version that expresses the model: 1 when it uses an op
+    /// added in 1.1 (MatMul and later), else 0, so older runtimes keep reading
+    /// the models they can run.
+    pub fn minor_version(&self) -> u16 {
+        if self.ops.iter().any(|op| op.opcode as u16 >= Opcode::MatMul as u16) {
+            format::FORMAT_MINOR
+        } else {
+            0
+        }
+    }
+
     /// Greedy-by-size arena planning over tensor lifetimes (as TFLM and
     /// ExecuTorch do): the largest buffer is placed first, each at the lowest
     /// offset that does not collide with an already placed buffer whose
@@ -320,7 +331,7 @@ impl FileModel {
         let h = &mut out[..HEADER_LEN];
         h[0..8].copy_from_slice(&MAGIC);
         h[8..10].copy_from_slice(&format::FORMAT_MAJOR.to_le_bytes());
-        h[10..12].copy_from_slice(&format::FORMAT_MINOR.to_le_bytes());
+        h[10..12].copy_from_slice(&self.minor_version().to_le_bytes());
         h[16..24].copy_from_slice(&(file_len as u64).to_le_bytes());
         h[24..28].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
         h[28..32].copy_from_slice(&(meta.len() as u32).to_le_bytes());

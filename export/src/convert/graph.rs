@@ -6,8 +6,11 @@
 use std::collections::HashMap;
 
 use tern_runtime::kernels::activation_f32::Activation;
+use tern_runtime::kernels::compare::CompareOp;
+use tern_runtime::kernels::recurrent::Direction;
+use tern_runtime::kernels::reduce_f32::ReduceOp;
 use tern_runtime::kernels::{BinaryOp, Window2d};
-use tern_runtime::ops::{LrnParams, ResizeParams};
+use tern_runtime::ops::{AttentionParams, LrnParams, ResizeParams};
 
 /// A constant's data.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,6 +52,16 @@ impl ConstData {
     }
 }
 
+/// Element type of an activation value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Elem {
+    /// Float (f32, f16 or int8 once lowered).
+    #[default]
+    F32,
+    /// Integer: token ids, indices, booleans (0/1); i32 at run time.
+    I32,
+}
+
 /// A tensor of the graph.
 #[derive(Clone, Debug)]
 pub struct Value {
@@ -58,6 +71,8 @@ pub struct Value {
     pub shape: Vec<usize>,
     /// Data, for constants.
     pub konst: Option<ConstData>,
+    /// Element type (activations; constants carry theirs in `konst`).
+    pub elem: Elem,
 }
 
 impl Value {
@@ -124,6 +139,85 @@ pub enum Op {
     Softmax { axis: usize },
     /// Local response normalization.
     Lrn(LrnParams),
+    /// Batched matrix product `[.., M, K] x [.., K, N]` (numpy broadcasting).
+    MatMul,
+    /// Layer normalization over the axes from `axis`: inputs `x`, optional
+    /// constant scale and bias (each of the normalized size).
+    LayerNorm { axis: usize, epsilon: f32 },
+    /// Reduction over the axes set in `mask` (bit d = axis d).
+    Reduce { op: ReduceOp, mask: u32 },
+    /// Strided slice: output axis d reads `starts[d] + i * steps[d]`.
+    Slice { starts: Vec<usize>, steps: Vec<i64> },
+    /// Gather along `axis`: inputs data, i32 indices.
+    Gather { axis: usize },
+    /// Select: inputs i32 condition, a, b (broadcasting).
+    Where,
+    /// Comparison to i32 0/1 (broadcasting).
+    Compare(CompareOp),
+    /// f32 <-> i32 by the input and output element types.
+    Cast,
+    /// Broadcast to the output shape.
+    Expand,
+    /// LSTM / GRU / RNN over a time-major sequence; packed output
+    /// `[seq + states][dirs][batch][hidden]`. Inputs X, W, R, B, sequence_lens,
+    /// initial_h (, initial_c, P), with B pre-summed (Wb + Rb) except for GRU.
+    Recurrent(Recurrent),
+    /// Fused scaled-dot-product attention: inputs Q, K, V, optional additive mask.
+    Attention(AttentionParams),
+}
+
+/// Which recurrent cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecurrentKind {
+    /// Long short-term memory (4 gates, states h and c).
+    Lstm,
+    /// Gated recurrent unit (3 gates).
+    Gru,
+    /// Elman RNN (1 gate).
+    Rnn,
+}
+
+impl RecurrentKind {
+    /// Gates per step.
+    pub fn gates(self) -> usize {
+        match self {
+            RecurrentKind::Lstm => 4,
+            RecurrentKind::Gru => 3,
+            RecurrentKind::Rnn => 1,
+        }
+    }
+    /// State rows appended to Y in the packed output.
+    pub fn states(self) -> usize {
+        match self {
+            RecurrentKind::Lstm => 2,
+            _ => 1,
+        }
+    }
+    /// Activations per direction.
+    pub fn activations(self) -> usize {
+        match self {
+            RecurrentKind::Lstm => 3,
+            RecurrentKind::Gru => 2,
+            RecurrentKind::Rnn => 1,
+        }
+    }
+}
+
+/// A recurrent layer's attributes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recurrent {
+    /// The cell.
+    pub kind: RecurrentKind,
+    /// Forward, reverse or both.
+    pub direction: Direction,
+    /// Hidden size.
+    pub hidden: usize,
+    /// Cell clip.
+    pub clip: Option<f32>,
+    /// LSTM `input_forget`, GRU `linear_before_reset`.
+    pub flag: bool,
+    /// `kind.activations()` per direction, direction 0 first.
+    pub activations: Vec<Activation>,
 }
 
 impl Op {
@@ -182,6 +276,7 @@ impl Graph {
             name: unique,
             shape,
             konst,
+            elem: Elem::F32,
         });
         id
     }

@@ -13,16 +13,29 @@ use tern_runtime::kernels::{
 use tern_runtime::ops::{LrnParams, ResizeParams, pad_mode};
 use tract_onnx::pb::{AttributeProto, ModelProto, NodeProto, TensorProto, type_proto};
 
+mod recurrent;
+mod tensor_ops;
+
+pub(crate) use tensor_ops::broadcast_to as broadcast_const;
+
+use tern_runtime::kernels::activation_f32::Unary;
+use tern_runtime::kernels::compare::CompareOp;
+use tern_runtime::kernels::reduce_f32::ReduceOp;
+
 use super::ConvertError;
-use super::graph::{ConstData, Graph, Op};
+use super::graph::RecurrentKind;
+use super::graph::{ConstData, Elem, Graph, Node, Op};
 
 type Result<T> = std::result::Result<T, ConvertError>;
 
 /// Options of the import.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ImportOptions {
-    /// Value for symbolic (dynamic) dimensions of graph inputs, e.g. the batch.
-    pub dynamic_dim: usize,
+    /// Value for a symbolic (dynamic) first dimension of a graph input: the batch.
+    pub batch: usize,
+    /// Concrete shapes of graph inputs by name (`--input-shape name=1,28,28`); they
+    /// override the model's dimensions, symbolic or not.
+    pub input_shapes: std::collections::HashMap<String, Vec<usize>>,
 }
 
 /// Builds the graph of `model`.
@@ -53,27 +66,59 @@ pub fn import(model: &ModelProto, options: &ImportOptions) -> Result<Graph> {
                 input.name
             )));
         };
-        if t.elem_type != 1 {
-            return Err(ConvertError::Invalid(format!(
-                "graph input '{}' has element type {}; only float inputs are supported",
-                input.name, t.elem_type
-            )));
-        }
-        let shape: Vec<usize> =
-            t.shape
-                .as_ref()
-                .map(|s| {
-                    s.dim
-                        .iter()
-                        .map(|d| match d.value {
-                            Some(
-                                tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(v),
-                            ) if v > 0 => v as usize,
-                            _ => options.dynamic_dim,
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+        let elem = match t.elem_type {
+            1 => Elem::F32,
+            // Integer inputs (token ids, indices) and booleans run as i32.
+            2..=7 | 9 | 12 | 13 => Elem::I32,
+            other => {
+                return Err(ConvertError::Invalid(format!(
+                    "graph input '{}' has ONNX element type {other}; Tern takes float, \
+                     integer or bool inputs",
+                    input.name
+                )));
+            }
+        };
+        use tract_onnx::pb::tensor_shape_proto::dimension::Value as DimValue;
+        let dims: Vec<Option<DimValue>> = t
+            .shape
+            .as_ref()
+            .map(|s| s.dim.iter().map(|d| d.value.clone()).collect())
+            .unwrap_or_default();
+        let shape: Vec<usize> = if let Some(given) = options.input_shapes.get(&input.name) {
+            if !dims.is_empty() && given.len() != dims.len() {
+                return Err(ConvertError::Invalid(format!(
+                    "--input-shape {}={}: the model's input has rank {}",
+                    input.name,
+                    given.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","),
+                    dims.len()
+                )));
+            }
+            given.clone()
+        } else {
+            let mut shape = Vec::with_capacity(dims.len());
+            for (axis, d) in dims.iter().enumerate() {
+                shape.push(match d {
+                    Some(DimValue::DimValue(v)) if *v > 0 => *v as usize,
+                    // A symbolic first axis named like a batch (or unnamed) is the batch.
+                    Some(DimValue::DimParam(p)) if axis == 0 && is_batch_name(p) => {
+                        options.batch.max(1)
+                    }
+                    None | Some(DimValue::DimValue(_)) if axis == 0 => options.batch.max(1),
+                    other => {
+                        let name = match other {
+                            Some(DimValue::DimParam(p)) => format!("'{p}'"),
+                            _ => "unnamed".to_string(),
+                        };
+                        return Err(ConvertError::SymbolicDim {
+                            input: input.name.clone(),
+                            axis,
+                            dim: name,
+                        });
+                    }
+                });
+            }
+            shape
+        };
         if shape.len() > MAX_RANK {
             return Err(ConvertError::Invalid(format!(
                 "graph input '{}' has rank {}; Tern supports at most rank {MAX_RANK}",
@@ -82,6 +127,7 @@ pub fn import(model: &ModelProto, options: &ImportOptions) -> Result<Graph> {
             )));
         }
         let id = g.add_value(&input.name, shape, None);
+        g.values[id].elem = elem;
         g.inputs.push(id);
     }
     for (index, node) in graph_proto.node.iter().enumerate() {
@@ -97,15 +143,79 @@ pub fn import(model: &ModelProto, options: &ImportOptions) -> Result<Graph> {
         let id = *g.by_name.get(&output.name).ok_or_else(|| {
             ConvertError::Invalid(format!("graph output '{}' is never produced", output.name))
         })?;
-        if g.is_const(id) {
-            return Err(ConvertError::Invalid(format!(
-                "graph output '{}' is a constant",
-                output.name
-            )));
-        }
+        let id = if g.is_const(id) {
+            materialize_constant(&mut g, id, &output.name)
+        } else {
+            id
+        };
         g.outputs.push(id);
     }
+    if g.inputs.is_empty() {
+        // The `.tern` format needs at least one input: a graph of constants only
+        // has nothing to run on.
+        let (op_type, node) = graph_proto
+            .node
+            .iter()
+            .enumerate()
+            .find(|(_, n)| graph_proto.output.iter().any(|o| n.output.contains(&o.name)))
+            .map_or(("(graph)".to_string(), String::new()), |(i, n)| {
+                let name = if n.name.is_empty() {
+                    format!("{}#{i}", n.op_type)
+                } else {
+                    n.name.clone()
+                };
+                (n.op_type.clone(), name)
+            });
+        return Err(ConvertError::UnsupportedOp {
+            op_type,
+            node,
+            opset,
+            why: "the graph has no input (all its outputs are constants); a .tern model \
+                  needs at least one input"
+                .into(),
+        });
+    }
     Ok(g)
+}
+
+/// A graph output that folded to a constant (`Shape`, `Constant`...): a Copy
+/// node reads the constant (which lowering writes into the file) into an arena
+/// tensor named after the output. Integer data makes an i32 output.
+fn materialize_constant(g: &mut Graph, id: usize, name: &str) -> usize {
+    let shape = g.values[id].shape.clone();
+    let elem = match g.values[id].konst {
+        Some(ConstData::I64(_)) => Elem::I32,
+        _ => Elem::F32,
+    };
+    // The constant (or the alias naming it) gives up the output's name.
+    if g.by_name.get(name) == Some(&id) {
+        g.by_name.remove(name);
+    }
+    if g.values[id].name == name {
+        let mut renamed = format!("{name}.const");
+        let mut k = 1;
+        while g.by_name.contains_key(&renamed) {
+            renamed = format!("{name}.const{k}");
+            k += 1;
+        }
+        g.by_name.insert(renamed.clone(), id);
+        g.values[id].name = renamed;
+    }
+    let out = g.add_value(name, shape, None);
+    g.values[out].elem = elem;
+    g.nodes.push(Node {
+        name: format!("{name}.materialize"),
+        op: Op::Copy,
+        inputs: vec![Some(id)],
+        output: out,
+    });
+    out
+}
+
+/// True for the names exporters give a batch dimension (`batch`, `batch_size`, `N`...).
+fn is_batch_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.contains("batch") || matches!(name, "N" | "B" | "n" | "b")
 }
 
 /// Shape and data of an initializer or constant attribute.
@@ -169,6 +279,29 @@ pub fn tensor_data(t: &TensorProto) -> Result<(Vec<usize>, ConstData)> {
                 })
                 .collect()
         }),
+        // uint32 (in uint64_data when not raw) and uint64, as i64.
+        12 => ConstData::I64(if raw.is_empty() {
+            t.uint64_data.iter().map(|&v| v as i64).collect()
+        } else {
+            raw.chunks_exact(4)
+                .map(|c| u32::from_le_bytes(c.try_into().unwrap_or([0; 4])) as i64)
+                .collect()
+        }),
+        13 => {
+            let values: Vec<u64> = if raw.is_empty() {
+                t.uint64_data.clone()
+            } else {
+                raw.chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                    .collect()
+            };
+            ConstData::I64(
+                values
+                    .iter()
+                    .map(|&v| i64::try_from(v).map_err(|_| bad(&format!("uint64 value {v} is above i64::MAX"))))
+                    .collect::<Result<_>>()?,
+            )
+        }
         other => return Err(bad(&format!("element type {other} is not supported"))),
     };
     if data.len() != n {
@@ -266,10 +399,21 @@ impl NodeCtx<'_> {
             .ok_or_else(|| self.unsupported(format!("{what} (input {k}) must be a constant")))
     }
 
+    /// Fails unless each present input `k` of `(k, what)` is a constant.
+    fn const_inputs(&self, inputs: &[(usize, &str)]) -> Result<()> {
+        for &(k, what) in inputs {
+            if let Some(v) = self.input(k)?
+                && !self.g.is_const(v)
+            {
+                return Err(self.unsupported(format!("{what} (input {k}) must be a constant")));
+            }
+        }
+        Ok(())
+    }
+
     fn output_name(&self) -> Result<&str> {
-        if self.node.output.len() != 1
-            && !matches!(self.node.op_type.as_str(), "Dropout" | "BatchNormalization")
-        {
+        let extra = self.node.output.iter().skip(1).any(|o| !o.is_empty());
+        if extra {
             return Err(self.unsupported(format!(
                 "{} outputs; only single-output nodes are supported",
                 self.node.output.len()
@@ -319,7 +463,15 @@ impl NodeCtx<'_> {
             self.check_rank(&self.g.values[v].shape)?;
         }
         let name = self.output_name()?.to_string();
+        // Data moves keep their input's element type.
+        let elem = match (&op, inputs.first().copied().flatten()) {
+            (Op::Copy | Op::Transpose { .. } | Op::Concat { .. } | Op::Pad { .. }, Some(x)) => {
+                self.elem(x)
+            }
+            _ => Elem::F32,
+        };
         let output = self.g.add_value(&name, shape, None);
+        self.g.values[output].elem = elem;
         let node_name = self.node_name();
         self.g.nodes.push(super::graph::Node {
             name: node_name,
@@ -376,7 +528,8 @@ impl NodeCtx<'_> {
                 };
                 return self.define_const(shape, data);
             }
-            "Identity" | "Dropout" => return self.alias(self.required(0)?),
+            "Identity" => return self.alias(self.required(0)?),
+            "Dropout" => return self.dropout(),
             "Shape" => {
                 let shape = self.shape(self.required(0)?);
                 let (start, end) = (self.int("start", 0), self.int("end", shape.len() as i64));
@@ -423,14 +576,14 @@ impl NodeCtx<'_> {
             "Gemm" => self.gemm(),
             "MatMul" => self.matmul(),
             "BatchNormalization" => self.batch_norm(),
-            "Relu" => self.activation(Activation::Relu),
-            "Sigmoid" => self.activation(Activation::Sigmoid),
-            "Tanh" => self.activation(Activation::Tanh),
-            "HardSwish" => self.activation(Activation::HardSwish),
-            "LeakyRelu" => self.activation(Activation::LeakyRelu {
+            "Relu" => self.activation_op(Activation::Relu),
+            "Sigmoid" => self.activation_op(Activation::Sigmoid),
+            "Tanh" => self.activation_op(Activation::Tanh),
+            "HardSwish" => self.activation_op(Activation::HardSwish),
+            "LeakyRelu" => self.activation_op(Activation::LeakyRelu {
                 alpha: self.float("alpha", 0.01),
             }),
-            "HardSigmoid" => self.activation(Activation::HardSigmoid {
+            "HardSigmoid" => self.activation_op(Activation::HardSigmoid {
                 alpha: self.float("alpha", 0.2),
                 beta: self.float("beta", 0.5),
             }),
@@ -446,7 +599,10 @@ impl NodeCtx<'_> {
                             None => d,
                             Some(_) => *self
                                 .konst(k)?
-                                .ok_or_else(|| self.unsupported("Clip bounds must be constants"))?
+                                .ok_or_else(|| {
+                                    let what = if k == 1 { "min" } else { "max" };
+                                    self.unsupported(format!("{what} (input {k}) must be a constant"))
+                                })?
                                 .to_f32()
                                 .first()
                                 .unwrap_or(&d),
@@ -454,7 +610,11 @@ impl NodeCtx<'_> {
                     };
                     (get(1, f32::NEG_INFINITY)?, get(2, f32::INFINITY)?)
                 };
-                self.activation(Activation::Clip { min, max })
+                // min > max sets every value to max (numpy's clip).
+                self.activation_op(Activation::Clip {
+                    min: min.min(max),
+                    max,
+                })
             }
             "Add" | "Sub" | "Mul" | "Div" => {
                 let bop = match op {
@@ -463,11 +623,13 @@ impl NodeCtx<'_> {
                     "Mul" => BinaryOp::Mul,
                     _ => BinaryOp::Div,
                 };
+                self.float_inputs(&[0, 1])?;
                 let (a, b) = (self.required(0)?, self.required(1)?);
                 self.binary(bop, a, b)
             }
             "Sum" => {
                 let n = self.node.input.len();
+                self.float_inputs(&(0..n).collect::<Vec<_>>())?;
                 if n == 1 {
                     return self.alias(self.required(0)?);
                 }
@@ -495,6 +657,7 @@ impl NodeCtx<'_> {
             }
             "MaxPool" | "AveragePool" => self.pool(op == "MaxPool"),
             "GlobalAveragePool" => {
+                self.float_inputs(&[0])?;
                 let x = self.required(0)?;
                 let s = self.shape(x);
                 if s.len() != 4 {
@@ -543,6 +706,7 @@ impl NodeCtx<'_> {
             "Resize" | "Upsample" => self.resize(),
             "Softmax" => self.softmax(),
             "LRN" => {
+                self.float_inputs(&[0])?;
                 let x = self.required(0)?;
                 let s = self.shape(x);
                 if s.len() != 4 {
@@ -560,8 +724,92 @@ impl NodeCtx<'_> {
                 };
                 self.emit(Op::Lrn(p), vec![Some(x)], s)
             }
+            "LayerNormalization" => self.layer_norm(),
+            "ReduceMean" => self.reduce(ReduceOp::Mean),
+            "ReduceSum" => self.reduce(ReduceOp::Sum),
+            "ReduceMax" => self.reduce(ReduceOp::Max),
+            "ReduceMin" => self.reduce(ReduceOp::Min),
+            "ReduceProd" => self.reduce(ReduceOp::Prod),
+            "ReduceSumSquare" => self.reduce(ReduceOp::SumSquare),
+            "ReduceL1" => self.reduce(ReduceOp::L1),
+            "ReduceL2" => self.reduce(ReduceOp::L2),
+            "ReduceLogSumExp" => self.reduce(ReduceOp::LogSumExp),
+            "Slice" => self.slice(),
+            "Split" => self.split(),
+            "Gather" => self.gather(),
+            "Where" => self.where_op(),
+            "Equal" => self.compare(CompareOp::Equal),
+            "Less" => self.compare(CompareOp::Less),
+            "LessOrEqual" => self.compare(CompareOp::LessOrEqual),
+            "Greater" => self.compare(CompareOp::Greater),
+            "GreaterOrEqual" => self.compare(CompareOp::GreaterOrEqual),
+            "Not" => self.not(),
+            "Cast" => self.cast(),
+            "Expand" => self.expand(),
+            "Pow" => self.pow(),
+            "Max" => self.variadic(BinaryOp::Max),
+            "Min" => self.variadic(BinaryOp::Min),
+            "Erf" => self.unary(Unary::Erf),
+            "Gelu" => self.gelu(),
+            "Sqrt" => self.unary(Unary::Sqrt),
+            "Exp" => self.unary(Unary::Exp),
+            "Log" => self.unary(Unary::Log),
+            "Neg" => self.unary(Unary::Neg),
+            "Abs" => self.unary(Unary::Abs),
+            "Reciprocal" => self.unary(Unary::Reciprocal),
+            "Floor" => self.unary(Unary::Floor),
+            "Ceil" => self.unary(Unary::Ceil),
+            "Round" => self.unary(Unary::Round),
+            "Sign" => self.unary(Unary::Sign),
+            "Sin" => self.unary(Unary::Sin),
+            "Cos" => self.unary(Unary::Cos),
+            "Softplus" => self.unary(Unary::Softplus),
+            "Softsign" => self.unary(Unary::Softsign),
+            "Mish" => self.unary(Unary::Mish),
+            "Elu" => self.activation_op(Activation::Elu {
+                alpha: self.float("alpha", 1.0),
+            }),
+            "Selu" => self.activation_op(Activation::Selu {
+                alpha: self.float("alpha", 1.673_263_2),
+                gamma: self.float("gamma", 1.050_701),
+            }),
+            "Celu" => self.activation_op(Activation::Celu {
+                alpha: self.float("alpha", 1.0),
+            }),
+            "ThresholdedRelu" => self.activation_op(Activation::ThresholdedRelu {
+                alpha: self.float("alpha", 1.0),
+            }),
+            "Shrink" => self.activation_op(Activation::Shrink {
+                lambd: self.float("lambd", 0.5),
+                bias: self.float("bias", 0.0),
+            }),
+            "LSTM" => self.recurrent(RecurrentKind::Lstm),
+            "GRU" => self.recurrent(RecurrentKind::Gru),
+            "RNN" => self.recurrent(RecurrentKind::Rnn),
+            "Attention" => self.attention(),
             _ => Err(self.unsupported("no Tern kernel for this op")),
         }
+    }
+
+    /// Dropout at inference: the identity. Training mode and the mask output
+    /// are rejected (Tern has no random numbers).
+    fn dropout(&mut self) -> Result<()> {
+        let x = self.required(0)?;
+        if self.node.output.get(1).is_some_and(|o| !o.is_empty()) {
+            return Err(self.unsupported("the mask output (training only)"));
+        }
+        let training = if self.opset >= 12 {
+            match self.input(2)? {
+                None => false,
+                Some(_) => self.const_ints(2, "training_mode")?.iter().any(|&t| t != 0),
+            }
+        } else {
+            false
+        };
+        if training {
+            return Err(self.unsupported("training_mode = true (random dropout)"));
+        }
+        self.alias(x)
     }
 
     fn activation(&mut self, act: Activation) -> Result<()> {
@@ -835,15 +1083,14 @@ impl NodeCtx<'_> {
     }
 
     fn conv(&mut self) -> Result<()> {
+        self.float_inputs(&[0])?;
         let (x, w) = (self.required(0)?, self.required(1)?);
         let bias = self.input(2)?;
         let (xs, ws) = (self.shape(x), self.shape(w));
         if xs.len() != 4 || ws.len() != 4 {
             return Err(self.unsupported("only 2-D convolutions (4-D NCHW input) are supported"));
         }
-        if !self.g.is_const(w) || bias.is_some_and(|b| !self.g.is_const(b)) {
-            return Err(self.unsupported("weights and bias must be constants"));
-        }
+        self.const_inputs(&[(1, "weights"), (2, "bias")])?;
         let groups = self.int("group", 1).max(1) as usize;
         if xs[1] != ws[1] * groups || ws[0] % groups != 0 {
             return Err(self.invalid(format!(
@@ -864,18 +1111,16 @@ impl NodeCtx<'_> {
     }
 
     fn conv_transpose(&mut self) -> Result<()> {
+        self.float_inputs(&[0])?;
         let (x, w) = (self.required(0)?, self.required(1)?);
         let bias = self.input(2)?;
         let (xs, ws) = (self.shape(x), self.shape(w));
-        if xs.len() != 4
-            || ws.len() != 4
-            || !self.g.is_const(w)
-            || bias.is_some_and(|b| !self.g.is_const(b))
-        {
+        if xs.len() != 4 || ws.len() != 4 {
             return Err(self.unsupported(
-                "only 2-D transposed convolutions with constant weights are supported",
+                "only 2-D transposed convolutions (4-D NCHW input) are supported",
             ));
         }
+        self.const_inputs(&[(1, "weights"), (2, "bias")])?;
         let groups = self.int("group", 1).max(1) as usize;
         let (cin, cout_g, kh, kw) = (ws[0], ws[1], ws[2], ws[3]);
         if xs[1] != cin || cin % groups != 0 {
@@ -1024,12 +1269,15 @@ impl NodeCtx<'_> {
     }
 
     fn gemm(&mut self) -> Result<()> {
+        self.float_inputs(&[0])?;
         let (a, b) = (self.required(0)?, self.required(1)?);
         let (as_, bs) = (self.shape(a), self.shape(b));
         if self.int("transA", 0) != 0 || as_.len() != 2 || bs.len() != 2 {
             return Err(self.unsupported("only Gemm with 2-D A (transA = 0) is supported"));
         }
-        let bdata = self.g.const_f32(b).ok_or_else(|| self.unsupported("B must be a constant (activation x activation products come with the transformer support)"))?;
+        let bdata = self.g.const_f32(b).ok_or_else(|| {
+            self.unsupported("B (input 1) must be a constant (use MatMul for activation x activation products)")
+        })?;
         let trans_b = self.int("transB", 0) != 0;
         let (k, n) = if trans_b {
             (bs[1], bs[0])
@@ -1048,7 +1296,7 @@ impl NodeCtx<'_> {
                 let cdata = self
                     .g
                     .const_f32(c)
-                    .ok_or_else(|| self.unsupported("C must be a constant"))?;
+                    .ok_or_else(|| self.unsupported("C (input 2) must be a constant"))?;
                 let cs = self.shape(c);
                 let per_row = cs.iter().product::<usize>();
                 if per_row == 1 {
@@ -1065,28 +1313,24 @@ impl NodeCtx<'_> {
         self.fully_connected(a, bdata, k, n, trans_b, bias)
     }
 
-    fn matmul(&mut self) -> Result<()> {
-        let (a, b) = (self.required(0)?, self.required(1)?);
-        let bs = self.shape(b);
-        let Some(bdata) = self.g.const_f32(b) else {
-            return Err(self.unsupported(
-                "MatMul of two activations is not supported yet (transformer support)",
-            ));
-        };
-        if bs.len() != 2 || self.shape(a).last() != Some(&bs[0]) {
-            return Err(self.unsupported(format!(
-                "MatMul with constant B of shape {bs:?} (need 2-D [K, N] matching A's last axis)"
-            )));
-        }
-        self.fully_connected(a, bdata, bs[0], bs[1], false, None)
-    }
-
     fn batch_norm(&mut self) -> Result<()> {
+        self.float_inputs(&[0])?;
+        if self.int("training_mode", 0) != 0 {
+            return Err(self.unsupported("training_mode = 1 (batch statistics)"));
+        }
+        if self.node.output.iter().skip(1).any(|o| !o.is_empty()) {
+            return Err(self.unsupported(
+                "running mean/var (or saved statistics) outputs (training mode)",
+            ));
+        }
         let x = self.required(0)?;
         let consts: Vec<Vec<f32>> = (1..5)
             .map(|k| {
                 self.konst(k)?.map(|c| c.to_f32()).ok_or_else(|| {
-                    self.unsupported("scale, bias, mean and var must be constants (inference mode)")
+                    let what = ["scale", "B", "input_mean", "input_var"][k - 1];
+                    self.unsupported(format!(
+                        "{what} (input {k}) must be a constant (inference mode)"
+                    ))
                 })
             })
             .collect::<Result<_>>()?;
@@ -1138,6 +1382,7 @@ impl NodeCtx<'_> {
     }
 
     fn pool(&mut self, max: bool) -> Result<()> {
+        self.float_inputs(&[0])?;
         let x = self.required(0)?;
         let s = self.shape(x);
         if s.len() != 4 {
@@ -1183,7 +1428,7 @@ impl NodeCtx<'_> {
                 None => 0.0,
                 Some(_) => self
                     .konst(2)?
-                    .ok_or_else(|| self.unsupported("constant_value must be a constant"))?
+                    .ok_or_else(|| self.unsupported("constant_value (input 2) must be a constant"))?
                     .to_f32()
                     .first()
                     .copied()
@@ -1198,6 +1443,11 @@ impl NodeCtx<'_> {
             return Err(
                 self.unsupported(format!("pads {pads:?} (need 2 x rank non-negative values)"))
             );
+        }
+        if self.elem(x) == Elem::I32 && value != 0.0 {
+            return Err(self.unsupported(format!(
+                "constant_value {value} on an integer tensor (only 0 is supported)"
+            )));
         }
         let mode = match self.string("mode", "constant").as_str() {
             "constant" => pad_mode::CONSTANT,
@@ -1221,6 +1471,7 @@ impl NodeCtx<'_> {
     }
 
     fn resize(&mut self) -> Result<()> {
+        self.float_inputs(&[0])?;
         let x = self.required(0)?;
         let s = self.shape(x);
         if s.len() != 4 {
@@ -1235,7 +1486,9 @@ impl NodeCtx<'_> {
         let scales = match self.input(scales_at)? {
             Some(_) => self
                 .konst(scales_at)?
-                .ok_or_else(|| self.unsupported("scales must be a constant"))?
+                .ok_or_else(|| {
+                    self.unsupported(format!("scales (input {scales_at}) must be a constant"))
+                })?
                 .to_f32(),
             None => self
                 .ints("scales")
@@ -1264,6 +1517,17 @@ impl NodeCtx<'_> {
                 )
             }
             (_, false) if scales.len() == 4 => {
+                // ONNX maps align_corners coordinates with the unrounded output
+                // length `in * scale`; Tern's kernels use the integer output length.
+                let mode = self.string("coordinate_transformation_mode", "");
+                if mode == "align_corners"
+                    && (2..4).any(|d| (s[d] as f32 * scales[d]).fract() != 0.0)
+                {
+                    return Err(self.unsupported(format!(
+                        "coordinate_transformation_mode align_corners with scales {scales:?} \
+                         giving a fractional output length (give sizes instead)"
+                    )));
+                }
                 let out = [0, 1, 2, 3].map(|d| (s[d] as f32 * scales[d]).floor() as usize);
                 // ratio = 1 / scale as a rational with denominator 2^16.
                 let den = |v: f32| ((v as f64) * 65536.0).round().max(1.0) as u32;
@@ -1328,6 +1592,7 @@ impl NodeCtx<'_> {
     }
 
     fn softmax(&mut self) -> Result<()> {
+        self.float_inputs(&[0])?;
         let x = self.required(0)?;
         let s = self.shape(x);
         let default = if self.opset >= 13 { -1 } else { 1 };
@@ -1437,6 +1702,36 @@ impl NodeCtx<'_> {
                 };
                 (shape, data)
             }
+            "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min"
+                if self.node.input.len() == 2
+                    && matches!(
+                        (&xd, self.konst(1)?),
+                        (ConstData::I64(_), Some(ConstData::I64(_)))
+                    ) =>
+            {
+                // Integer arithmetic (shape computations) exactly, in i64.
+                let b = self.required(1)?;
+                let bs = self.shape(b);
+                let bd = self.konst(1)?.map(|c| c.to_i64()).unwrap_or_default();
+                let shape = self.broadcast(&xs, &bs)?;
+                self.check_rank(&shape)?;
+                let f = |x: i64, y: i64| -> Option<i64> {
+                    match op {
+                        "Add" => x.checked_add(y),
+                        "Sub" => x.checked_sub(y),
+                        "Mul" => x.checked_mul(y),
+                        // ONNX integer division truncates (as C and Rust).
+                        "Div" => x.checked_div(y),
+                        "Max" => Some(x.max(y)),
+                        _ => Some(x.min(y)),
+                    }
+                };
+                let Some(data) = broadcast_zip(&xd.to_i64(), &xs, &bd, &bs, &shape, f) else {
+                    return Ok(None); // overflow or division by zero: not folded
+                };
+                (shape, ConstData::I64(data))
+            }
+            "Max" | "Min" if self.node.input.len() == 1 => (xs, xd),
             "Add" | "Sub" | "Mul" | "Div" => {
                 let b = self.required(1)?;
                 let bs = self.shape(b);
@@ -1520,6 +1815,39 @@ impl NodeCtx<'_> {
     }
 }
 
+/// `f(a, b)` over the numpy broadcast of `a` (shape `sa`) and `b` (shape `sb`)
+/// to `shape`; None when `f` fails for some pair.
+fn broadcast_zip(
+    a: &[i64],
+    sa: &[usize],
+    b: &[i64],
+    sb: &[usize],
+    shape: &[usize],
+    f: impl Fn(i64, i64) -> Option<i64>,
+) -> Option<Vec<i64>> {
+    let (stride_a, stride_b) = (
+        tern_runtime::kernels::broadcast_strides(sa, shape),
+        tern_runtime::kernels::broadcast_strides(sb, shape),
+    );
+    let n: usize = shape.iter().product();
+    let mut index = vec![0usize; shape.len()];
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let at = |strides: &[usize]| -> usize {
+            index.iter().zip(strides).map(|(i, s)| i * s).sum()
+        };
+        out.push(f(a[at(&stride_a)], b[at(&stride_b)])?);
+        for d in (0..shape.len()).rev() {
+            index[d] += 1;
+            if index[d] < shape[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    Some(out)
+}
+
 /// Concatenation of `outer` rounds of one block from each part: `blocks[k]` values of
 /// `parts[k]` per round.
 fn interleave<T: Copy>(parts: &[Vec<T>], blocks: &[usize], outer: usize) -> Vec<T> {
@@ -1539,7 +1867,7 @@ mod tests {
     use crate::onnx::builder::{Dim, GraphBuilder, attr_int, attr_ints};
 
     fn import_graph(b: GraphBuilder) -> Result<Graph> {
-        import(&b.into_model("", &[]), &ImportOptions { dynamic_dim: 1 })
+        import(&b.into_model("", &[]), &ImportOptions { batch: 1, ..Default::default() })
     }
 
     /// The import fails with a typed error (and does not panic).

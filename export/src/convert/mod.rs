@@ -6,10 +6,13 @@
 
 pub mod calibrate;
 pub mod file;
+pub mod fusion;
 pub mod graph;
 pub mod import;
 pub mod lower;
+pub mod mixed;
 pub mod passes;
+pub mod support;
 
 use std::path::{Path, PathBuf};
 
@@ -49,6 +52,19 @@ pub enum ConvertError {
     /// The runtime refused the model the converter wrote (a converter bug).
     #[error("runtime error: {0}")]
     Runtime(Box<tern_runtime::Error>),
+    /// A graph input has a symbolic dimension and no `--input-shape` for it.
+    #[error(
+        "graph input '{input}' has a symbolic dimension {dim} at axis {axis}; give its \
+         concrete shape with --input-shape {input}=d0,d1,... (Tern converts static shapes only)"
+    )]
+    SymbolicDim {
+        /// Input name.
+        input: String,
+        /// Axis of the symbolic dimension.
+        axis: usize,
+        /// The dimension's name (`'seq'`), or `unnamed`.
+        dim: String,
+    },
     /// Calibration data could not be used.
     #[error("calibration data: {0}")]
     Calibration(String),
@@ -69,6 +85,8 @@ pub enum Precision {
     F16,
     /// int8 weights and activations (TFLite int8 spec).
     Int8,
+    /// int8 where it costs little, f16/f32 for the layers that need it (see `mixed`).
+    Auto,
 }
 
 impl Precision {
@@ -78,7 +96,13 @@ impl Precision {
             Precision::F32 => "f32",
             Precision::F16 => "f16",
             Precision::Int8 => "int8",
+            Precision::Auto => "auto",
         }
+    }
+
+    /// True when conversion needs calibration samples.
+    pub fn needs_calibration(self) -> bool {
+        matches!(self, Precision::Int8 | Precision::Auto)
     }
 }
 
@@ -90,24 +114,50 @@ pub struct Converted {
     pub file: FileModel,
     /// The arena plan.
     pub plan: Vec<Placement>,
+    /// `--precision auto`: what was chosen per layer, and the measured result.
+    pub auto: Option<mixed::AutoPlan>,
 }
 
-/// Reads `path` and builds the optimized graph (batch size `batch` for dynamic dims).
+/// Reads `path` and builds the optimized graph (batch size `batch` for a symbolic
+/// first dimension) of a single-input model.
 pub fn load_graph(path: &Path, batch: usize) -> Result<Graph, ConvertError> {
-    let proto = tract_onnx::onnx()
+    let options = import::ImportOptions {
+        batch,
+        ..Default::default()
+    };
+    let g = load_graph_with(path, &options)?;
+    if g.inputs.len() != 1 {
+        return Err(ConvertError::Invalid(format!(
+            "{} graph inputs; this command takes single-input models",
+            g.inputs.len()
+        )));
+    }
+    Ok(g)
+}
+
+/// Reads `path` and builds the optimized graph, with any number of inputs.
+pub fn load_graph_with(path: &Path, options: &import::ImportOptions) -> Result<Graph, ConvertError> {
+    let proto = read_onnx(path)?;
+    graph_from_proto(&proto, options)
+}
+
+/// Parses the ONNX protobuf at `path`.
+pub fn read_onnx(path: &Path) -> Result<tract_onnx::pb::ModelProto, ConvertError> {
+    tract_onnx::onnx()
         .proto_model_for_path(path)
         .map_err(|e| ConvertError::Read {
             path: path.to_owned(),
             message: format!("{e:#}"),
-        })?;
-    let mut g = import::import(&proto, &import::ImportOptions { dynamic_dim: batch })?;
+        })
+}
+
+/// Imports and optimizes a parsed ONNX model.
+pub fn graph_from_proto(
+    proto: &tract_onnx::pb::ModelProto,
+    options: &import::ImportOptions,
+) -> Result<Graph, ConvertError> {
+    let mut g = import::import(proto, options)?;
     passes::optimize(&mut g);
-    if g.inputs.len() != 1 {
-        return Err(ConvertError::Invalid(format!(
-            "{} graph inputs; Tern models take exactly one",
-            g.inputs.len()
-        )));
-    }
     Ok(g)
 }
 
@@ -120,7 +170,28 @@ pub fn convert(
     metadata: Vec<(String, String)>,
     progress: impl FnMut(usize),
 ) -> Result<Converted, ConvertError> {
-    let ranges = if precision == Precision::Int8 {
+    convert_with(
+        g,
+        precision,
+        calibration,
+        method,
+        &mixed::AutoOptions::default(),
+        metadata,
+        progress,
+    )
+}
+
+/// [`convert`] with the quality target of `--precision auto`.
+pub fn convert_with(
+    g: &Graph,
+    precision: Precision,
+    calibration: &[Vec<f32>],
+    method: Method,
+    auto: &mixed::AutoOptions,
+    metadata: Vec<(String, String)>,
+    progress: impl FnMut(usize),
+) -> Result<Converted, ConvertError> {
+    let ranges = if precision.needs_calibration() {
         if calibration.is_empty() {
             return Err(ConvertError::Calibration(
                 "int8 needs calibration samples".into(),
@@ -130,11 +201,28 @@ pub fn convert(
     } else {
         lower::Ranges::new()
     };
-    let mut file = lower::lower(g, precision, &ranges)?;
+    let auto_plan = if precision == Precision::Auto {
+        Some(mixed::choose(g, &ranges, calibration, auto)?)
+    } else {
+        None
+    };
+    let mut file = match &auto_plan {
+        Some(a) => lower::lower_plan(g, &a.plan, &ranges)?,
+        None => lower::lower(g, precision, &ranges)?,
+    };
     file.metadata = metadata;
     file.metadata
         .push(("tern.precision".into(), precision.name().into()));
-    if precision == Precision::Int8 {
+    if let Some(a) = &auto_plan {
+        file.metadata.push((
+            "tern.auto".into(),
+            format!(
+                "max agreement drop {} pp; measured agreement {:.2}% on {} samples",
+                auto.max_agreement_drop, a.agreement, a.samples
+            ),
+        ));
+    }
+    if precision.needs_calibration() {
         let m = format!("{method:?}").to_lowercase();
         file.metadata.push((
             "tern.calibration".into(),
@@ -146,7 +234,12 @@ pub fn convert(
     // The runtime must accept what we wrote.
     let aligned = tern_runtime::AlignedBytes::new(&bytes);
     tern_runtime::Model::from_bytes(&aligned)?;
-    Ok(Converted { bytes, file, plan })
+    Ok(Converted {
+        bytes,
+        file,
+        plan,
+        auto: auto_plan,
+    })
 }
 
 impl Converted {
@@ -189,8 +282,14 @@ impl Converted {
             };
             total_macs += macs;
             total_params += params;
+            let input_dtype = op
+                .inputs
+                .first()
+                .filter(|&&t| t != tern_runtime::format::NONE_INDEX)
+                .map(|&t| f.tensors[t as usize].dtype);
             let prec = match (out.dtype, weight.map(|w| w.dtype)) {
                 (DType::I8, _) => "int8",
+                (_, Some(DType::I8)) if input_dtype == Some(DType::I8) => "int8",
                 (_, Some(DType::F16)) => "f16w",
                 _ => "f32",
             };
@@ -221,6 +320,36 @@ impl Converted {
             self.plan.len(),
             self.plan.iter().map(|p| p.size).sum::<usize>() as f64 / 1024.0,
         );
+        if let Some(a) = &self.auto {
+            let _ = writeln!(
+                s,
+                "\nprecision per layer (--precision auto; sensitivity = output SQNR with only that \
+                 layer in int8, on {} calibration samples):",
+                a.samples
+            );
+            let _ = writeln!(s, "{:<34} {:>6} {:>9} {:>9}  why", "node", "prec", "SQNR dB", "agree %");
+            for c in &a.choices {
+                let mut name = c.node.clone();
+                if name.len() > 34 {
+                    name = format!("{}..", &name[..name.floor_char_boundary(32)]);
+                }
+                let num = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+                let _ = writeln!(
+                    s,
+                    "{:<34} {:>6} {:>9} {:>9}  {}",
+                    name,
+                    c.precision.name(),
+                    num(c.sqnr_alone_db),
+                    num(c.agreement_alone),
+                    c.why
+                );
+            }
+            let _ = writeln!(
+                s,
+                "chosen model: top-1 agreement with fp32 {:.2}%, output SQNR {:.1} dB",
+                a.agreement, a.sqnr_db
+            );
+        }
         s
     }
 }

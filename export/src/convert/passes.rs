@@ -12,6 +12,7 @@ use super::graph::{ConstData, Graph, Op};
 pub fn optimize(g: &mut Graph) {
     while fold_affine_into_weights(g) {}
     while fuse_activation(g) {}
+    super::fusion::fuse(g);
     g.remove_dead_nodes();
 }
 
@@ -81,6 +82,7 @@ fn fold_affine_into_weights(g: &mut Graph) -> bool {
             ),
             BinaryOp::Add => (vec![1.0; channels], factor),
             BinaryOp::Sub => (vec![1.0; channels], factor.iter().map(|f| -f).collect()),
+            BinaryOp::Pow | BinaryOp::Max | BinaryOp::Min => continue,
         };
         if scale.iter().any(|s| !s.is_finite()) {
             continue;

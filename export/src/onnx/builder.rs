@@ -59,6 +59,19 @@ impl GraphBuilder {
         name
     }
 
+    /// Adds a graph input of ONNX element type `elem_type` (e.g. 7 = int64 token ids).
+    pub fn input_typed(&mut self, name: &str, dims: &[Dim], elem_type: i32) -> String {
+        let name = self.claim(name);
+        let mut info = value_info(&name, dims);
+        if let Some(type_proto::Value::TensorType(t)) =
+            info.r#type.as_mut().and_then(|t| t.value.as_mut())
+        {
+            t.elem_type = elem_type;
+        }
+        self.graph.input.push(info);
+        name
+    }
+
     /// Declares `name` (an existing value) as a float32 graph output.
     pub fn output(&mut self, name: &str, dims: &[Dim]) {
         self.graph.output.push(value_info(name, dims));

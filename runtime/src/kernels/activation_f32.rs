@@ -35,6 +35,125 @@ pub enum Activation {
     },
     /// `x * max(0, min(1, x / 6 + 0.5))`
     HardSwish,
+    /// A parameterless elementwise function.
+    Unary(Unary),
+    /// `x` for `x > 0`, else `alpha * (exp(x) - 1)`.
+    Elu {
+        /// Scale of the negative part.
+        alpha: f32,
+    },
+    /// `gamma * (x > 0 ? x : alpha * (exp(x) - 1))`.
+    Selu {
+        /// Scale of the negative part.
+        alpha: f32,
+        /// Output scale.
+        gamma: f32,
+    },
+    /// `max(0, x) + min(0, alpha * (exp(x / alpha) - 1))`.
+    Celu {
+        /// Shape parameter.
+        alpha: f32,
+    },
+    /// `x` for `x > alpha`, else 0.
+    ThresholdedRelu {
+        /// Threshold.
+        alpha: f32,
+    },
+    /// `alpha * x + beta` (RNN activation).
+    Affine {
+        /// Slope.
+        alpha: f32,
+        /// Offset.
+        beta: f32,
+    },
+    /// `alpha * tanh(beta * x)` (RNN activation).
+    ScaledTanh {
+        /// Output scale.
+        alpha: f32,
+        /// Input scale.
+        beta: f32,
+    },
+    /// `x ^ exponent` (Pow with a constant scalar exponent).
+    Powf {
+        /// Exponent.
+        exponent: f32,
+    },
+    /// `x - bias` if `x > lambd`, `x + bias` if `x < -lambd`, else 0.
+    Shrink {
+        /// Threshold.
+        lambd: f32,
+        /// Shift.
+        bias: f32,
+    },
+}
+
+macro_rules! unary_ops {
+    ($($(#[$doc:meta])* $name:ident = $code:expr => $f:expr),* $(,)?) => {
+        /// Parameterless elementwise functions (ONNX semantics).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u32)]
+        pub enum Unary { $($(#[$doc])* $name = $code),* }
+
+        impl Unary {
+            /// The function with stored code `code`.
+            pub fn from_code(code: u32) -> Option<Unary> {
+                match code { $($code => Some(Unary::$name),)* _ => None }
+            }
+            /// Applies the function.
+            #[inline]
+            pub fn apply(self, x: f32) -> f32 {
+                match self { $(Unary::$name => ($f)(x)),* }
+            }
+        }
+    };
+}
+
+unary_ops! {
+    /// Gauss error function.
+    Erf = 0 => libm::erff,
+    /// `x * (1 + erf(x / sqrt 2)) / 2` (exact GELU).
+    Gelu = 1 => |x: f32| 0.5 * x * (1.0 + libm::erff(x * core::f32::consts::FRAC_1_SQRT_2)),
+    /// `x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3))) / 2` (tanh GELU).
+    GeluTanh = 2 => |x: f32| {
+        0.5 * x * (1.0 + libm::tanhf(0.797_884_6 * (x + 0.044_715 * x * x * x)))
+    },
+    /// Square root.
+    Sqrt = 3 => libm::sqrtf,
+    /// `e^x`
+    Exp = 4 => libm::expf,
+    /// Natural logarithm.
+    Log = 5 => libm::logf,
+    /// `-x`
+    Neg = 6 => |x: f32| -x,
+    /// `|x|`
+    Abs = 7 => libm::fabsf,
+    /// `1 / x`
+    Reciprocal = 8 => |x: f32| 1.0 / x,
+    /// Round down.
+    Floor = 9 => libm::floorf,
+    /// Round up.
+    Ceil = 10 => libm::ceilf,
+    /// Round half to even.
+    Round = 11 => libm::rintf,
+    /// -1, 0 or 1 (NaN stays NaN).
+    Sign = 12 => |x: f32| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { x },
+    /// Sine.
+    Sin = 13 => libm::sinf,
+    /// Cosine.
+    Cos = 14 => libm::cosf,
+    /// `ln(1 + e^x)`
+    Softplus = 15 => |x: f32| if x > 20.0 { x } else { libm::log1pf(libm::expf(x)) },
+    /// `x / (1 + |x|)`
+    Softsign = 16 => |x: f32| x / (1.0 + libm::fabsf(x)),
+    /// `x * tanh(softplus(x))`
+    Mish = 17 => |x: f32| {
+        let sp = if x > 20.0 { x } else { libm::log1pf(libm::expf(x)) };
+        x * libm::tanhf(sp)
+    },
+    /// `x * sigmoid(x)` (SiLU / Swish).
+    Swish = 18 => |x: f32| x * sigmoid(x),
+    /// `x` (a float-island identity).
+    Identity = 19 => |x: f32| x,
 }
 
 impl Activation {
@@ -49,6 +168,37 @@ impl Activation {
             Activation::Tanh => libm::tanhf(x),
             Activation::HardSigmoid { alpha, beta } => unit_clamp(alpha * x + beta),
             Activation::HardSwish => x * unit_clamp(x / 6.0 + 0.5),
+            Activation::Unary(u) => u.apply(x),
+            Activation::Elu { alpha } => elu(x, alpha),
+            Activation::Selu { alpha, gamma } => gamma * elu(x, alpha),
+            Activation::Celu { alpha } => {
+                relu(x) + (alpha * (libm::expf(x / alpha) - 1.0)).min(0.0)
+            }
+            Activation::ThresholdedRelu { alpha } => {
+                if x > alpha {
+                    x
+                } else {
+                    0.0
+                }
+            }
+            Activation::Affine { alpha, beta } => alpha * x + beta,
+            Activation::ScaledTanh { alpha, beta } => alpha * libm::tanhf(beta * x),
+            Activation::Powf { exponent } => {
+                if exponent == 2.0 {
+                    x * x
+                } else {
+                    libm::powf(x, exponent)
+                }
+            }
+            Activation::Shrink { lambd, bias } => {
+                if x > lambd {
+                    x - bias
+                } else if x < -lambd {
+                    x + bias
+                } else {
+                    0.0
+                }
+            }
         }
     }
 }
@@ -69,6 +219,17 @@ pub fn activation_f32(act: Activation, input: &[f32], output: &mut [f32]) {
             map(input, output, |x| unit_clamp(alpha * x + beta))
         }
         Activation::HardSwish => map(input, output, |x| x * unit_clamp(x / 6.0 + 0.5)),
+        Activation::Unary(u) => map(input, output, |x| u.apply(x)),
+        other => map(input, output, |x| other.apply(x)),
+    }
+}
+
+#[inline(always)]
+fn elu(x: f32, alpha: f32) -> f32 {
+    if x > 0.0 {
+        x
+    } else {
+        alpha * (libm::expf(x) - 1.0)
     }
 }
 

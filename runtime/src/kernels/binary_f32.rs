@@ -42,6 +42,47 @@ pub fn binary_f32(
         BinaryOp::Sub => broadcast(a, b, output, shapes, move |x, y| clamp.apply(x - y)),
         BinaryOp::Mul => broadcast(a, b, output, shapes, move |x, y| clamp.apply(x * y)),
         BinaryOp::Div => broadcast(a, b, output, shapes, move |x, y| clamp.apply(x / y)),
+        BinaryOp::Pow => broadcast(a, b, output, shapes, move |x, y| clamp.apply(pow(x, y))),
+        BinaryOp::Max => broadcast(a, b, output, shapes, move |x, y| clamp.apply(max(x, y))),
+        BinaryOp::Min => broadcast(a, b, output, shapes, move |x, y| clamp.apply(min(x, y))),
+    }
+}
+
+/// `x ^ y`, with the common exponents exact and cheap.
+#[inline(always)]
+fn pow(x: f32, y: f32) -> f32 {
+    if y == 2.0 {
+        x * x
+    } else if y == 1.0 {
+        x
+    } else if y == 0.5 {
+        libm::sqrtf(x)
+    } else {
+        libm::powf(x, y)
+    }
+}
+
+/// ONNX Max: NaN if either is NaN.
+#[inline(always)]
+fn max(x: f32, y: f32) -> f32 {
+    if x.is_nan() || y.is_nan() {
+        f32::NAN
+    } else if x >= y {
+        x
+    } else {
+        y
+    }
+}
+
+/// ONNX Min: NaN if either is NaN.
+#[inline(always)]
+fn min(x: f32, y: f32) -> f32 {
+    if x.is_nan() || y.is_nan() {
+        f32::NAN
+    } else if x <= y {
+        x
+    } else {
+        y
     }
 }
 

@@ -56,7 +56,7 @@ impl BinaryS8Params {
         let (sa, sb, so) = (a.0 as f64, b.0 as f64, out.0 as f64);
         let none = Requant::default();
         let (a_requant, b_requant, output_requant) = match op {
-            BinaryOp::Add | BinaryOp::Sub => {
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Max | BinaryOp::Min => {
                 let twice_max = 2.0 * sa.max(sb);
                 (
                     Requant::from_real(sa / twice_max),
@@ -66,6 +66,9 @@ impl BinaryS8Params {
             }
             BinaryOp::Mul => (none, none, Requant::from_real(sa * sb / so)),
             BinaryOp::Div => (none, none, Requant::from_real(sa / (sb * so) / 65536.0)),
+            // No integer kernel: an int8 model runs Pow as a float island, and the
+            // parameter decoder refuses it.
+            BinaryOp::Pow => (none, none, none),
         };
         BinaryS8Params {
             op,
@@ -87,20 +90,21 @@ impl BinaryS8Params {
         let da = a as i32 - self.a_zero_point;
         let db = b as i32 - self.b_zero_point;
         let raw = match self.op {
-            BinaryOp::Add | BinaryOp::Sub => {
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Max | BinaryOp::Min => {
                 let shift = self.left_shift.clamp(0, 31);
                 let widen =
                     |d: i32| ((d as i64) << shift).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
                 let a1 = self.a_requant.apply(widen(da));
                 let b1 = self.b_requant.apply(widen(db));
-                let sum = if self.op == BinaryOp::Add {
-                    a1.saturating_add(b1)
-                } else {
-                    a1.saturating_sub(b1)
+                let sum = match self.op {
+                    BinaryOp::Add => a1.saturating_add(b1),
+                    BinaryOp::Sub => a1.saturating_sub(b1),
+                    BinaryOp::Max => a1.max(b1),
+                    _ => a1.min(b1),
                 };
                 self.output_requant.apply(sum)
             }
-            BinaryOp::Mul => self.output_requant.apply(da.wrapping_mul(db)),
+            BinaryOp::Mul | BinaryOp::Pow => self.output_requant.apply(da.wrapping_mul(db)),
             BinaryOp::Div => {
                 if db == 0 {
                     let bound = if da >= 0 { self.act_max } else { self.act_min };
@@ -217,6 +221,9 @@ mod tests {
             BinaryOp::Sub => x - y,
             BinaryOp::Mul => x * y,
             BinaryOp::Div => x / y,
+            BinaryOp::Max => x.max(y),
+            BinaryOp::Min => x.min(y),
+            BinaryOp::Pow => x.powf(y),
         }
     }
 
@@ -231,7 +238,14 @@ mod tests {
             ((0.1, -128), (0.1, -128), (0.2, -128)),
             ((0.02, 20), (0.5, 0), (0.6, -3)),
         ];
-        for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div] {
+        for op in [
+            BinaryOp::Add,
+            BinaryOp::Sub,
+            BinaryOp::Mul,
+            BinaryOp::Div,
+            BinaryOp::Max,
+            BinaryOp::Min,
+        ] {
             for &(qa, qb, qo) in &quants {
                 let qo = if op == BinaryOp::Mul {
                     (qa.0 * qb.0 * 40.0, qo.1)

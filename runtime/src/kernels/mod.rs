@@ -12,6 +12,7 @@
 //! fully connected layers `[out_features][in_features]` (each output's row is
 //! contiguous). Shapes of any rank are at most [`MAX_RANK`] dimensions.
 
+pub(crate) mod broadcast;
 pub(crate) mod cpu;
 pub(crate) mod dot;
 #[cfg(test)]
@@ -19,14 +20,22 @@ mod test_rng;
 
 // ---- f32 activations (weights f32 or f16 through `FloatWeight`) ----
 pub mod activation_f32;
+pub mod attention_f32;
 pub mod avg_pool2d_f32;
+pub mod batch_matmul_f32;
 pub mod binary_f32;
 pub mod conv2d_f32;
 pub mod conv_transpose2d_f32;
 pub mod fully_connected_f32;
+pub mod gru_f32;
+pub mod layer_norm_f32;
 pub mod lrn_f32;
+pub mod lstm_f32;
 pub mod max_pool2d_f32;
+pub mod recurrent;
+pub mod reduce_f32;
 pub mod resize_f32;
+pub mod rnn_f32;
 pub mod softmax_f32;
 
 // ---- int8 activations (TFLite int8 spec, integer-only) ----
@@ -38,18 +47,28 @@ pub mod conv2d_s8_fast;
 pub mod conv_transpose2d_s8;
 pub mod fully_connected_s8;
 pub mod fully_connected_s8_fast;
+pub mod gru_s8;
+pub mod lstm_s8;
 pub mod lut_s8;
 pub mod max_pool2d_s8;
 pub mod max_pool2d_s8_fast;
+pub mod recurrent_s8;
 pub mod resize_s8;
+pub mod rnn_s8;
 pub mod softmax_s8;
 
 // ---- any element type ----
+pub mod cast;
+pub mod compare;
 pub mod concat;
+pub mod expand;
+pub mod gather;
 pub mod pad;
 pub mod quantize;
 pub mod resize_nearest;
+pub mod slice;
 pub mod transpose;
+pub mod where_select;
 
 /// Highest tensor rank a kernel handles.
 pub const MAX_RANK: usize = 6;
@@ -181,6 +200,19 @@ pub enum BinaryOp {
     Mul,
     /// `a / b`
     Div,
+    /// `a ^ b` (float only).
+    Pow,
+    /// `max(a, b)`
+    Max,
+    /// `min(a, b)`
+    Min,
+}
+
+impl BinaryOp {
+    /// True when the int8 binary kernel implements the op.
+    pub fn has_int8_kernel(self) -> bool {
+        !matches!(self, BinaryOp::Pow)
+    }
 }
 
 /// How Resize maps an output coordinate to an input coordinate (ONNX
