@@ -110,8 +110,10 @@ impl Acc {
             self.noise += d * d;
             self.dot += x * y;
             self.candidate_energy += y * y;
-            if !(d.abs() <= self.max_abs) {
-                self.max_abs = d.abs();
+            // NaN sticks.
+            let e = d.abs();
+            if e > self.max_abs || e.is_nan() {
+                self.max_abs = e;
             }
         }
     }
@@ -130,7 +132,7 @@ pub fn sqnr_db(signal: f64, noise: f64) -> f64 {
     if noise == 0.0 {
         return SQNR_CAP_DB;
     }
-    if !noise.is_finite() || noise.is_nan() {
+    if !noise.is_finite() {
         return -SQNR_CAP_DB;
     }
     let db = 10.0 * (signal / noise).log10();
@@ -154,7 +156,7 @@ pub fn cosine(dot: f64, xx: f64, yy: f64) -> f64 {
 
 /// The reference name for candidate tensor `name`: itself, or without the
 /// converter's `.i8` / `.f32` suffix of a Quantize/Dequantize copy.
-fn reference_name<'n>(name: &'n str, has: impl Fn(&str) -> bool) -> Option<&'n str> {
+fn reference_name(name: &str, has: impl Fn(&str) -> bool) -> Option<&str> {
     if has(name) {
         return Some(name);
     }
@@ -397,10 +399,12 @@ pub fn compare_with(
     })
 }
 
-/// Colours of the plot's bars.
-const INT8_COLOR: [u8; 3] = [222, 110, 30];
-const F32_COLOR: [u8; 3] = [46, 104, 190];
-const F16W_COLOR: [u8; 3] = [60, 160, 90];
+/// Plot colour of int8 tensors.
+pub const INT8_COLOR: [u8; 3] = [222, 110, 30];
+/// Plot colour of f32 tensors.
+pub const F32_COLOR: [u8; 3] = [46, 104, 190];
+/// Plot colour of f32 tensors computed from f16 weights.
+pub const F16W_COLOR: [u8; 3] = [60, 160, 90];
 
 impl CompareReport {
     /// Rows sorted by SQNR, lowest (largest error) first; ties in graph order.

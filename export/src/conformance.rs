@@ -7,7 +7,8 @@
 //! [`SUPPORTED_OPS`](crate::convert::support::SUPPORTED_OPS); it is skipped as
 //! an unsupported variant when the converter rejects an attribute or form of a
 //! supported op with [`ConvertError::UnsupportedOp`], or when its tensors have an
-//! element type Tern does not hold (f64, f16, strings...). Anything else that
+//! element type Tern does not hold (f64, f16, strings...; narrow or unsigned
+//! integer graph inputs, [`ConvertError::UnsupportedInput`]). Anything else that
 //! goes wrong (an invalid-model error, a runtime error, a panic, a wrong value)
 //! is a failure. The same [`Report`] prints the coverage line and generates the
 //! supported-ops table of `docs/ops.md` ([`ops_markdown`]).
@@ -505,7 +506,9 @@ fn run_set(
                 why: e.to_string(),
             }
         }
-        ConvertError::UnsupportedOp { .. } => Outcome::Skipped { why: e.to_string() }.into(),
+        ConvertError::UnsupportedOp { .. } | ConvertError::UnsupportedInput { .. } => {
+            Outcome::Skipped { why: e.to_string() }.into()
+        }
         other => failed(format!("{stage}: {other}")),
     };
     let options = ImportOptions {

@@ -189,14 +189,22 @@ pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     match ndarray::ArrayD::<f32>::read_npy(&file) {
         Ok(a) => Ok((a.shape().to_vec(), a.iter().copied().collect())),
         Err(_) => {
-            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-            let a = ndarray::ArrayD::<f64>::read_npy(file).map_err(bad)?;
+            let open = || std::fs::File::open(path).map_err(|e| Error::io(path, e));
+            if let Ok(a) = ndarray::ArrayD::<f64>::read_npy(open()?) {
+                return Ok((a.shape().to_vec(), a.iter().map(|&v| v as f32).collect()));
+            }
+            // Integer inputs (token ids): exact as f32 up to 2^24; the runtime
+            // converts them back to i32 for integer input tensors.
+            if let Ok(a) = ndarray::ArrayD::<i64>::read_npy(open()?) {
+                return Ok((a.shape().to_vec(), a.iter().map(|&v| v as f32).collect()));
+            }
+            let a = ndarray::ArrayD::<i32>::read_npy(open()?).map_err(bad)?;
             Ok((a.shape().to_vec(), a.iter().map(|&v| v as f32).collect()))
         }
     }
 }
 
-/// `tern run`: one inference from `input` (.npy) to `output` (.npy, f32).
+/// `tern run`: one inference from `input` (.npy: f32, f64, i64 or i32) to `output` (.npy, f32).
 pub fn run_npy(model_path: &Path, input: &Path, output: &Path) -> Result<Vec<usize>> {
     use ndarray_npy::WriteNpyExt;
     let model = open_model(model_path)?;

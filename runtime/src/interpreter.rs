@@ -492,6 +492,18 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                         cast_mut(out),
                         y.shape(),
                     );
+                } else if y.dtype == DType::I32 {
+                    let params =
+                        ops::BinaryF32Params::decode(p).ok_or_else(|| bad("bad parameters"))?;
+                    kernels::binary_i32::binary_i32(
+                        params.op,
+                        mem.typed(&x),
+                        x.shape(),
+                        mem.typed(&b),
+                        b.shape(),
+                        cast_mut(out),
+                        y.shape(),
+                    );
                 } else {
                     let params =
                         ops::BinaryF32Params::decode(p).ok_or_else(|| bad("bad parameters"))?;

@@ -262,7 +262,13 @@ impl<'m> OpCheck<'m, '_> {
                             return Err("binary zero points differ from the tensors'");
                         }
                     }
-                    _ => return Err("binary ops take f32 or i8"),
+                    DType::I32 => {
+                        let q = ops::BinaryF32Params::decode(p).ok_or("bad binary parameters")?;
+                        if q.op == kernels::BinaryOp::Pow {
+                            return Err("Pow takes float operands");
+                        }
+                    }
+                    _ => return Err("binary ops take f32, i8 or i32"),
                 }
                 expect_dtype(&a, y.dtype)?;
                 expect_dtype(&b, y.dtype)?;

@@ -2,6 +2,7 @@
 //! training round trips, the committed fixtures, ONNX validity and bad input.
 
 mod bad_input;
+mod compare;
 mod fixtures;
 mod onnx_checker;
 mod round_trip;

@@ -7,3 +7,4 @@ mod cnn_accuracy;
 mod model_zoo;
 mod no_alloc;
 mod sequence_accuracy;
+mod third_party;

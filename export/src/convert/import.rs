@@ -68,14 +68,14 @@ pub fn import(model: &ModelProto, options: &ImportOptions) -> Result<Graph> {
         };
         let elem = match t.elem_type {
             1 => Elem::F32,
-            // Integer inputs (token ids, indices) and booleans run as i32.
-            2..=7 | 9 | 12 | 13 => Elem::I32,
+            // int32/int64 inputs (token ids, indices) and booleans run as i32; the
+            // narrower and unsigned types would wrap differently, so they are refused.
+            6 | 7 | 9 => Elem::I32,
             other => {
-                return Err(ConvertError::Invalid(format!(
-                    "graph input '{}' has ONNX element type {other}; Tern takes float, \
-                     integer or bool inputs",
-                    input.name
-                )));
+                return Err(ConvertError::UnsupportedInput {
+                    input: input.name.clone(),
+                    elem_type: other,
+                });
             }
         };
         use tract_onnx::pb::tensor_shape_proto::dimension::Value as DimValue;
@@ -192,12 +192,7 @@ fn materialize_constant(g: &mut Graph, id: usize, name: &str) -> usize {
         g.by_name.remove(name);
     }
     if g.values[id].name == name {
-        let mut renamed = format!("{name}.const");
-        let mut k = 1;
-        while g.by_name.contains_key(&renamed) {
-            renamed = format!("{name}.const{k}");
-            k += 1;
-        }
+        let renamed = fresh_name(g, &format!("{name}.const"));
         g.by_name.insert(renamed.clone(), id);
         g.values[id].name = renamed;
     }
@@ -216,6 +211,17 @@ fn materialize_constant(g: &mut Graph, id: usize, name: &str) -> usize {
 fn is_batch_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     lower.contains("batch") || matches!(name, "N" | "B" | "n" | "b")
+}
+
+/// `base`, or `base.1`, `base.2`... : a value name not in use yet.
+fn fresh_name(g: &Graph, base: &str) -> String {
+    let mut name = base.to_string();
+    let mut k = 1;
+    while g.by_name.contains_key(&name) {
+        name = format!("{base}.{k}");
+        k += 1;
+    }
+    name
 }
 
 /// Shape and data of an initializer or constant attribute.
@@ -623,8 +629,18 @@ impl NodeCtx<'_> {
                     "Mul" => BinaryOp::Mul,
                     _ => BinaryOp::Div,
                 };
-                self.float_inputs(&[0, 1])?;
                 let (a, b) = (self.required(0)?, self.required(1)?);
+                if self.elem(a) == Elem::I32 && self.elem(b) == Elem::I32 {
+                    // Integer arithmetic on run-time integers (e.g. token-id wrapping).
+                    let shape = self.broadcast(&self.shape(a), &self.shape(b))?;
+                    return self.emit_elem(
+                        Op::Binary { op: bop, clamp: None },
+                        vec![Some(a), Some(b)],
+                        shape,
+                        Elem::I32,
+                    );
+                }
+                self.float_inputs(&[0, 1])?;
                 self.binary(bop, a, b)
             }
             "Sum" => {
@@ -661,7 +677,21 @@ impl NodeCtx<'_> {
                 let x = self.required(0)?;
                 let s = self.shape(x);
                 if s.len() != 4 {
-                    return Err(self.unsupported("only 4-D (NCHW) inputs are supported"));
+                    if s.len() < 3 {
+                        return Err(self.invalid("GlobalAveragePool needs rank >= 3"));
+                    }
+                    // [N, C, d...] of any other rank: a mean over the spatial axes.
+                    let mask = ((1u32 << s.len()) - 1) & !3;
+                    let mut shape = s.clone();
+                    shape[2..].iter_mut().for_each(|d| *d = 1);
+                    return self.emit(
+                        Op::Reduce {
+                            op: tern_runtime::kernels::reduce_f32::ReduceOp::Mean,
+                            mask,
+                        },
+                        vec![Some(x)],
+                        shape,
+                    );
                 }
                 let window = Window2d {
                     kernel: [s[2], s[3]],
@@ -1268,16 +1298,35 @@ impl NodeCtx<'_> {
         )
     }
 
+    /// Gemm with a constant B: a fully connected layer (A transposed first for
+    /// `transA`); a C that is not a per-column bias becomes an Add after it.
     fn gemm(&mut self) -> Result<()> {
         self.float_inputs(&[0])?;
         let (a, b) = (self.required(0)?, self.required(1)?);
         let (as_, bs) = (self.shape(a), self.shape(b));
-        if self.int("transA", 0) != 0 || as_.len() != 2 || bs.len() != 2 {
-            return Err(self.unsupported("only Gemm with 2-D A (transA = 0) is supported"));
+        if as_.len() != 2 || bs.len() != 2 {
+            return Err(self.invalid(format!("A {as_:?} and B {bs:?} must be 2-D")));
         }
         let bdata = self.g.const_f32(b).ok_or_else(|| {
-            self.unsupported("B (input 1) must be a constant (use MatMul for activation x activation products)")
+            self.unsupported(
+                "B (input 1) must be a constant (use MatMul for activation x activation products)",
+            )
         })?;
+        let (a, as_) = if self.int("transA", 0) != 0 {
+            let name = format!("{}.a_t", self.node_name());
+            let shape = vec![as_[1], as_[0]];
+            let t = self.push_node(
+                &name,
+                &name,
+                Op::Transpose { perm: vec![1, 0] },
+                vec![Some(a)],
+                shape.clone(),
+                Elem::F32,
+            )?;
+            (t, shape)
+        } else {
+            (a, as_)
+        };
         let trans_b = self.int("transB", 0) != 0;
         let (k, n) = if trans_b {
             (bs[1], bs[0])
@@ -1287,9 +1336,11 @@ impl NodeCtx<'_> {
         if as_[1] != k {
             return Err(self.invalid(format!("A {as_:?} and B {bs:?} disagree")));
         }
+        let m = as_[0];
         let alpha = self.float("alpha", 1.0);
         let beta = self.float("beta", 1.0);
         let bdata: Vec<f32> = bdata.iter().map(|v| v * alpha).collect();
+        let mut matrix_c = None;
         let bias = match self.input(2)? {
             None => None,
             Some(c) => {
@@ -1299,18 +1350,36 @@ impl NodeCtx<'_> {
                     .ok_or_else(|| self.unsupported("C (input 2) must be a constant"))?;
                 let cs = self.shape(c);
                 let per_row = cs.iter().product::<usize>();
+                let scaled: Vec<f32> = cdata.iter().map(|v| v * beta).collect();
                 if per_row == 1 {
-                    Some(vec![cdata[0] * beta; n])
+                    Some(vec![scaled[0]; n])
                 } else if per_row == n && cs.last() == Some(&n) {
-                    Some(cdata.iter().map(|v| v * beta).collect())
+                    Some(scaled)
+                } else if broadcast_const(&scaled, &cs, &[m, n]).is_some() {
+                    matrix_c = Some((cs, scaled));
+                    None
                 } else {
-                    return Err(self.unsupported(format!(
-                        "C of shape {cs:?} (only scalar or per-column bias)"
-                    )));
+                    return Err(self.invalid(format!("C of shape {cs:?} does not broadcast to [{m}, {n}]")));
                 }
             }
         };
-        self.fully_connected(a, bdata, k, n, trans_b, bias)
+        self.fully_connected(a, bdata, k, n, trans_b, bias)?;
+        let Some((cs, c)) = matrix_c else {
+            return Ok(());
+        };
+        // The product gives up the output's name to the Add.
+        let product = self.g.nodes.last().map(|node| node.output).unwrap_or_default();
+        let y = self.output_name()?.to_string();
+        self.g.by_name.remove(&y);
+        let renamed = fresh_name(self.g, &format!("{}.product", self.node_name()));
+        self.g.values[product].name = renamed.clone();
+        self.g.by_name.insert(renamed, product);
+        let cv = self.g.add_value(
+            &format!("{}.C", self.node_name()),
+            cs,
+            Some(ConstData::F32(c)),
+        );
+        self.binary(BinaryOp::Add, product, cv)
     }
 
     fn batch_norm(&mut self) -> Result<()> {
@@ -1483,6 +1552,21 @@ impl NodeCtx<'_> {
         } else {
             (2, 3)
         };
+        if self.int("antialias", 0) != 0 {
+            return Err(self.unsupported("antialias = 1"));
+        }
+        let policy = self.string("keep_aspect_ratio_policy", "stretch");
+        if !matches!(policy.as_str(), "stretch" | "not_larger" | "not_smaller") {
+            return Err(self.unsupported(format!("keep_aspect_ratio_policy = '{policy}'")));
+        }
+        // Scales / sizes are given for `axes` (all four by default).
+        let axes: Vec<usize> = match self.ints("axes") {
+            Some(axes) => axes
+                .iter()
+                .map(|&a| self.axis(a, 4))
+                .collect::<Result<_>>()?,
+            None => (0..4).collect(),
+        };
         let scales = match self.input(scales_at)? {
             Some(_) => self
                 .konst(scales_at)?
@@ -1490,9 +1574,9 @@ impl NodeCtx<'_> {
                     self.unsupported(format!("scales (input {scales_at}) must be a constant"))
                 })?
                 .to_f32(),
-            None => self
-                .ints("scales")
-                .map(|v| v.iter().map(|&x| x as f32).collect())
+            // Upsample-7 and earlier: a float attribute.
+            None => attr(self.node, "scales")
+                .map(|a| a.floats.clone())
                 .unwrap_or_default(),
         };
         let sizes = if sizes_at != usize::MAX {
@@ -1502,38 +1586,68 @@ impl NodeCtx<'_> {
         } else {
             None
         };
-        let (out, num, den): ([usize; 4], [u32; 2], [u32; 2]) = match (sizes, scales.is_empty()) {
-            (Some(sz), _) if sz.len() == 4 => {
-                let out = [
-                    sz[0] as usize,
-                    sz[1] as usize,
-                    sz[2] as usize,
-                    sz[3] as usize,
-                ];
-                (
-                    out,
-                    [s[2] as u32, s[3] as u32],
-                    [out[2] as u32, out[3] as u32],
-                )
+        let per_axis = |what: &str, n: usize| -> Result<()> {
+            if n != axes.len() {
+                return Err(self.invalid(format!(
+                    "{n} {what} for {} axes",
+                    axes.len()
+                )));
             }
-            (_, false) if scales.len() == 4 => {
+            Ok(())
+        };
+        // ratio = 1 / scale as a rational with denominator 2^16.
+        let den = |v: f64| (v * 65536.0).round().max(1.0) as u32;
+        let (out, num, den): ([usize; 4], [u32; 2], [u32; 2]) = match (sizes, scales.is_empty()) {
+            (Some(sz), _) => {
+                per_axis("sizes", sz.len())?;
+                let mut full = [s[0], s[1], s[2], s[3]];
+                for (&a, &v) in axes.iter().zip(&sz) {
+                    full[a] = usize::try_from(v)
+                        .map_err(|_| self.invalid(format!("negative size {v}")))?;
+                }
+                if policy == "stretch" {
+                    (
+                        full,
+                        [s[2] as u32, s[3] as u32],
+                        [full[2] as u32, full[3] as u32],
+                    )
+                } else {
+                    // One scale for every listed axis, the output rounded half up.
+                    let ratios = axes.iter().map(|&a| full[a] as f64 / s[a].max(1) as f64);
+                    let scale = if policy == "not_larger" {
+                        ratios.fold(f64::INFINITY, f64::min)
+                    } else {
+                        ratios.fold(0.0, f64::max)
+                    };
+                    let mut out = [s[0], s[1], s[2], s[3]];
+                    for &a in &axes {
+                        out[a] = (scale * s[a] as f64 + 0.5) as usize;
+                    }
+                    let axis_den = |d: usize| if axes.contains(&d) { den(scale) } else { 65536 };
+                    (out, [65536, 65536], [axis_den(2), axis_den(3)])
+                }
+            }
+            (None, false) => {
+                per_axis("scales", scales.len())?;
+                let mut full = [1f32; 4];
+                for (&a, &v) in axes.iter().zip(&scales) {
+                    full[a] = v;
+                }
                 // ONNX maps align_corners coordinates with the unrounded output
                 // length `in * scale`; Tern's kernels use the integer output length.
                 let mode = self.string("coordinate_transformation_mode", "");
                 if mode == "align_corners"
-                    && (2..4).any(|d| (s[d] as f32 * scales[d]).fract() != 0.0)
+                    && (2..4).any(|d| (s[d] as f32 * full[d]).fract() != 0.0)
                 {
                     return Err(self.unsupported(format!(
                         "coordinate_transformation_mode align_corners with scales {scales:?} \
                          giving a fractional output length (give sizes instead)"
                     )));
                 }
-                let out = [0, 1, 2, 3].map(|d| (s[d] as f32 * scales[d]).floor() as usize);
-                // ratio = 1 / scale as a rational with denominator 2^16.
-                let den = |v: f32| ((v as f64) * 65536.0).round().max(1.0) as u32;
-                (out, [65536, 65536], [den(scales[2]), den(scales[3])])
+                let out = [0, 1, 2, 3].map(|d| (s[d] as f32 * full[d]).floor() as usize);
+                (out, [65536, 65536], [den(full[2] as f64), den(full[3] as f64)])
             }
-            _ => return Err(self.unsupported("Resize needs 4 scales or 4 sizes")),
+            (None, true) => return Err(self.invalid("neither scales nor sizes given")),
         };
         if out[0] != s[0] || out[1] != s[1] {
             return Err(self.unsupported("resizing the batch or channel axis"));
@@ -1573,12 +1687,6 @@ impl NodeCtx<'_> {
             "ceil" => NearestMode::Ceil,
             other => return Err(self.unsupported(format!("nearest_mode {other}"))),
         };
-        if self.int("antialias", 0) != 0
-            || self.string("keep_aspect_ratio_policy", "stretch") != "stretch"
-            || self.ints("axes").is_some()
-        {
-            return Err(self.unsupported("antialias, keep_aspect_ratio_policy and axes"));
-        }
         let params = ResizeParams {
             linear,
             nearest,

@@ -52,6 +52,17 @@ pub enum ConvertError {
     /// The runtime refused the model the converter wrote (a converter bug).
     #[error("runtime error: {0}")]
     Runtime(Box<tern_runtime::Error>),
+    /// A graph input's element type has no Tern tensor type.
+    #[error(
+        "graph input '{input}' has ONNX element type {elem_type}; Tern takes float, int32, \
+         int64 (run as i32) and bool inputs"
+    )]
+    UnsupportedInput {
+        /// Input name.
+        input: String,
+        /// ONNX element type code.
+        elem_type: i32,
+    },
     /// A graph input has a symbolic dimension and no `--input-shape` for it.
     #[error(
         "graph input '{input}' has a symbolic dimension {dim} at axis {axis}; give its \

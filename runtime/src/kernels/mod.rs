@@ -58,6 +58,7 @@ pub mod rnn_s8;
 pub mod softmax_s8;
 
 // ---- any element type ----
+pub mod binary_i32;
 pub mod cast;
 pub mod compare;
 pub mod concat;

@@ -65,7 +65,7 @@ impl NodeCtx<'_> {
 
     /// Fails unless every listed input is a float tensor.
     pub(super) fn float_inputs(&self, ks: &[usize]) -> Result<()> {
-        // Name a run-time integer input before a constant one.
+        // Name a run-time integer input before a constant one (that one may fold).
         let mut order = Vec::with_capacity(ks.len());
         for &k in ks {
             if let Some(v) = self.input(k)? {
@@ -73,26 +73,11 @@ impl NodeCtx<'_> {
             }
         }
         order.sort_by_key(|&(konst, k, _)| (konst, k));
-        for (konst, k, v) in order {
+        for (_, k, v) in order {
             if self.elem(v) != Elem::F32 {
-                // Integer arithmetic on constants (shape computations) folds.
-                let folds = !konst
-                    && matches!(
-                        self.node.op_type.as_str(),
-                        "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min"
-                    )
-                    && self.node.input.len() == 2;
-                return Err(self.unsupported(if folds {
-                    format!(
-                        "integer tensor (input {k}) computed at run time: Tern runs this op on \
-                         float tensors, and integer operands must be constants (folded at \
-                         conversion)"
-                    )
-                } else {
-                    format!(
-                        "integer tensor (input {k}): Tern runs this op on float tensors only"
-                    )
-                }));
+                return Err(self.unsupported(format!(
+                    "integer tensor (input {k}): Tern runs this op on float tensors only"
+                )));
             }
         }
         Ok(())
@@ -109,38 +94,48 @@ impl NodeCtx<'_> {
     }
 
     /// `Max`/`Min`/`Pow` and friends: variadic broadcasting binary ops.
+    /// Variadic broadcasting Max / Min: a chain of binary ops, on float tensors
+    /// or (every input an integer) on i32 tensors.
     pub(super) fn variadic(&mut self, op: BinaryOp) -> Result<()> {
-        self.float_inputs(&(0..self.node.input.len()).collect::<Vec<_>>())?;
         let n = self.node.input.len();
-        if n == 0 {
+        let ids = (0..n).map(|k| self.required(k)).collect::<Result<Vec<_>>>()?;
+        let integer = !ids.is_empty() && ids.iter().all(|&v| self.elem(v) == Elem::I32);
+        if !integer {
+            self.float_inputs(&(0..n).collect::<Vec<_>>())?;
+        }
+        let elem = if integer { Elem::I32 } else { Elem::F32 };
+        let Some((&first, rest)) = ids.split_first() else {
             return Err(self.invalid("needs at least one input"));
+        };
+        if rest.is_empty() {
+            return self.alias(first);
         }
-        if n == 1 {
-            return self.alias(self.required(0)?);
-        }
-        let mut acc = self.required(0)?;
-        for k in 1..n {
-            let b = self.required(k)?;
-            if k + 1 == n {
-                return self.binary(op, acc, b);
-            }
+        let mut acc = first;
+        for (k, &b) in rest.iter().enumerate() {
             let shape = self.broadcast(&self.shape(acc), &self.shape(b))?;
-            let name = format!("{}.{k}", self.node_name());
-            acc = self.push_node(
-                &name,
-                &name,
-                Op::Binary { op, clamp: None },
-                vec![Some(acc), Some(b)],
-                shape,
-                Elem::F32,
-            )?;
+            let op = Op::Binary { op, clamp: None };
+            if k + 1 == rest.len() {
+                return self.emit_elem(op, vec![Some(acc), Some(b)], shape, elem);
+            }
+            let name = format!("{}.{}", self.node_name(), k + 1);
+            acc = self.push_node(&name, &name, op, vec![Some(acc), Some(b)], shape, elem)?;
         }
         Ok(())
     }
 
+    /// Pow of a float base; an integer exponent is cast to float (exact for
+    /// the magnitudes where the result is finite in f32).
     pub(super) fn pow(&mut self) -> Result<()> {
-        self.float_inputs(&[0, 1])?;
-        let (x, e) = (self.required(0)?, self.required(1)?);
+        self.float_inputs(&[0])?;
+        let (x, mut e) = (self.required(0)?, self.required(1)?);
+        if self.elem(e) == Elem::I32 && !self.g.is_const(e) {
+            let name = format!("{}.exponent", self.node_name());
+            let shape = self.shape(e);
+            e = self.push_node(&name, &name, Op::Cast, vec![Some(e)], shape, Elem::F32)?;
+        } else if let Some(ConstData::I64(v)) = &self.g.values[e].konst {
+            let data = ConstData::F32(v.iter().map(|&i| i as f32).collect());
+            e = self.add_const("exponent", self.shape(e), data);
+        }
         if let Some(c) = self.g.values[e].konst.as_ref().map(ConstData::to_f32)
             && c.len() == 1
             && self.shape(e).len() <= self.shape(x).len()
