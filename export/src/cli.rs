@@ -105,6 +105,10 @@ struct ConvertArgs {
     /// percentage points, measured on the calibration samples.
     #[arg(long, default_value_t = 0.5)]
     max_accuracy_drop: f64,
+    /// `--precision auto` for non-classifiers: instead of agreement, keep the output's
+    /// SQNR against fp32 at least this many dB.
+    #[arg(long)]
+    min_sqnr: Option<f64>,
     /// Hide the progress bar and the summary table.
     #[arg(long)]
     quiet: bool,
@@ -320,6 +324,7 @@ fn convert(args: ConvertArgs) -> crate::Result<()> {
     ];
     let auto = convert::mixed::AutoOptions {
         max_agreement_drop: args.max_accuracy_drop,
+        min_sqnr_db: args.min_sqnr,
         ..Default::default()
     };
     let converted = convert::convert_with(

@@ -444,7 +444,7 @@ fn try_run(dir: &Path, proto: &ModelProto, constants: &[String]) -> Result<f64, 
     if sets.is_empty() {
         return Err(failed("no test_data_set_* folder".into()).into());
     }
-    let is_constant = |i: &ValueInfoProto| constants.iter().any(|c| *c == i.name);
+    let is_constant = |i: &ValueInfoProto| constants.contains(&i.name);
     let mut max_abs_err = 0f64;
     for set in &sets {
         let input_files = numbered(set, "input");
@@ -867,14 +867,7 @@ impl Report {
             let _ = writeln!(
                 s,
                 "{:<20} {:>6} {:>6} {:>7} {:>7} {:>8} {:>9} {:>9}",
-                c.op,
-                c.tests,
-                c.run,
-                c.passed,
-                c.failed,
-                c.skipped,
-                c.const_run,
-                c.const_passed
+                c.op, c.tests, c.run, c.passed, c.failed, c.skipped, c.const_run, c.const_passed
             );
         }
         s
@@ -1011,10 +1004,16 @@ mod tests {
             (add.tests, add.run, add.passed, add.failed, add.skipped),
             (4, 2, 1, 1, 0)
         );
-        assert_eq!((add.const_run, add.const_passed, add.const_failed), (1, 1, 0));
+        assert_eq!(
+            (add.const_run, add.const_passed, add.const_failed),
+            (1, 1, 0)
+        );
         let mul = report.ops.iter().find(|c| c.op == "Mul").expect("Mul");
         assert_eq!((mul.tests, mul.run, mul.failed, mul.skipped), (4, 1, 1, 2));
-        assert_eq!((mul.const_run, mul.const_passed, mul.const_failed), (1, 0, 1));
+        assert_eq!(
+            (mul.const_run, mul.const_passed, mul.const_failed),
+            (1, 0, 1)
+        );
         assert_eq!(report.failures().count(), 2);
         assert_eq!(
             report.coverage_line(),
@@ -1025,11 +1024,35 @@ mod tests {
     }
 
     #[test]
+    fn constant_inputs_are_the_graph_inputs_behind_the_requested_one() {
+        use crate::onnx::builder::{Dim, GraphBuilder};
+        let mut b = GraphBuilder::new("t");
+        let x = b.input("x", &[Dim::Fixed(2), Dim::Fixed(3)]);
+        let shape = b.input_typed("shape", &[Dim::Fixed(2)], 7);
+        let w = b.input("w", &[Dim::Fixed(1)]);
+        let s = b.node("Shape", "s", &[&x], vec![]);
+        let m = b.node("Max", "m", &[&s, &shape], vec![]);
+        let r = b.node("Reshape", "r", &[&x, &m], vec![]);
+        b.node("Mul", "y", &[&r, &w], vec![]);
+        let model = b.into_model("", &[]);
+        // Not `x`: Shape reads only its static shape.
+        assert_eq!(
+            graph_inputs_behind(&model, "r", Some(1), &[]),
+            vec!["shape"]
+        );
+        assert!(graph_inputs_behind(&model, "r", Some(1), &["shape".into()]).is_empty());
+        assert_eq!(graph_inputs_behind(&model, "y", None, &[]), vec!["w"]);
+        assert!(graph_inputs_behind(&model, "missing", Some(0), &[]).is_empty());
+    }
+
+    #[test]
     fn constant_requests_name_their_input() {
         let why = "axes (input 1) must be a constant";
         assert!(needs_constant(why));
         assert_eq!(input_index(why), Some(1));
         assert_eq!(input_index("W must be a constant"), None);
-        assert!(!needs_constant("only 2-D pooling (4-D NCHW input) is supported"));
+        assert!(!needs_constant(
+            "only 2-D pooling (4-D NCHW input) is supported"
+        ));
     }
 }

@@ -157,14 +157,14 @@ pub enum Error {
         opcode: &'static str,
         /// What the value is (`index`, `sequence length`).
         what: &'static str,
-        /// The offending value.
-        value: i64,
+        /// The offending value (indices are i32 at run time).
+        value: i32,
         /// Its position in the index tensor.
-        position: usize,
+        position: u32,
         /// Lowest valid value.
-        min: i64,
+        min: i32,
         /// One past the highest valid value.
-        limit: i64,
+        limit: i32,
     },
     /// A caller's buffer does not hold exactly a tensor's elements.
     #[error("tensor '{name}' holds {expected} elements, the buffer given holds {got}")]

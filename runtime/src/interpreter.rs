@@ -704,7 +704,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
             Opcode::LayerNorm => {
                 let axis = p[0] as usize;
                 let cols: usize = x.shape()[axis..].iter().product();
-                let rows = if cols == 0 { 0 } else { x.len() / cols };
+                let rows = x.len().checked_div(cols).unwrap_or(0);
                 let scale = inputs[1].map(|t| mem.typed::<f32>(&t));
                 let bias = inputs[2].map(|t| mem.typed::<f32>(&t));
                 kernels::layer_norm_f32::layer_norm_f32(
@@ -738,9 +738,30 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                 let (starts, steps) = (&starts[..rank], &steps[..rank]);
                 let out = mem.output(&y);
                 match x.dtype.size() {
-                    1 => kernels::slice::slice::<u8>(mem.input(&x), x.shape(), starts, steps, out, y.shape()),
-                    2 => kernels::slice::slice::<u16>(mem.typed_any(&x), x.shape(), starts, steps, cast_mut(out), y.shape()),
-                    _ => kernels::slice::slice::<u32>(mem.typed_any(&x), x.shape(), starts, steps, cast_mut(out), y.shape()),
+                    1 => kernels::slice::slice::<u8>(
+                        mem.input(&x),
+                        x.shape(),
+                        starts,
+                        steps,
+                        out,
+                        y.shape(),
+                    ),
+                    2 => kernels::slice::slice::<u16>(
+                        mem.typed_any(&x),
+                        x.shape(),
+                        starts,
+                        steps,
+                        cast_mut(out),
+                        y.shape(),
+                    ),
+                    _ => kernels::slice::slice::<u32>(
+                        mem.typed_any(&x),
+                        x.shape(),
+                        starts,
+                        steps,
+                        cast_mut(out),
+                        y.shape(),
+                    ),
                 }
             }
             Opcode::Gather => {
@@ -752,19 +773,40 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                 let indices: &[i32] = mem.typed(&idx);
                 let out = mem.output(&y);
                 let result = match x.dtype.size() {
-                    1 => kernels::gather::gather::<u8>(mem.input(&x), outer, shape[axis], inner, indices, out),
-                    2 => kernels::gather::gather::<u16>(mem.typed_any(&x), outer, shape[axis], inner, indices, cast_mut(out)),
-                    _ => kernels::gather::gather::<u32>(mem.typed_any(&x), outer, shape[axis], inner, indices, cast_mut(out)),
+                    1 => kernels::gather::gather::<u8>(
+                        mem.input(&x),
+                        outer,
+                        shape[axis],
+                        inner,
+                        indices,
+                        out,
+                    ),
+                    2 => kernels::gather::gather::<u16>(
+                        mem.typed_any(&x),
+                        outer,
+                        shape[axis],
+                        inner,
+                        indices,
+                        cast_mut(out),
+                    ),
+                    _ => kernels::gather::gather::<u32>(
+                        mem.typed_any(&x),
+                        outer,
+                        shape[axis],
+                        inner,
+                        indices,
+                        cast_mut(out),
+                    ),
                 };
                 result.map_err(|e| Error::IndexOutOfRange {
                     op: op.index,
                     name: ShortName::new(op.name),
                     opcode: op.opcode.name(),
                     what: "index",
-                    value: e.index,
-                    position: e.position,
-                    min: -(shape[axis] as i64),
-                    limit: shape[axis] as i64,
+                    value: i32::try_from(e.index).unwrap_or(i32::MAX),
+                    position: u32::try_from(e.position).unwrap_or(u32::MAX),
+                    min: i32::try_from(shape[axis]).map_or(i32::MIN, |n| -n),
+                    limit: i32::try_from(shape[axis]).unwrap_or(i32::MAX),
                 })?;
             }
             Opcode::Where => {
@@ -775,9 +817,36 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                 let cond: &[i32] = mem.typed(&x);
                 let out = mem.output(&y);
                 match y.dtype.size() {
-                    1 => kernels::where_select::where_select::<u8>(cond, x.shape(), mem.input(&a), a.shape(), mem.input(&b), b.shape(), out, y.shape()),
-                    2 => kernels::where_select::where_select::<u16>(cond, x.shape(), mem.typed_any(&a), a.shape(), mem.typed_any(&b), b.shape(), cast_mut(out), y.shape()),
-                    _ => kernels::where_select::where_select::<u32>(cond, x.shape(), mem.typed_any(&a), a.shape(), mem.typed_any(&b), b.shape(), cast_mut(out), y.shape()),
+                    1 => kernels::where_select::where_select::<u8>(
+                        cond,
+                        x.shape(),
+                        mem.input(&a),
+                        a.shape(),
+                        mem.input(&b),
+                        b.shape(),
+                        out,
+                        y.shape(),
+                    ),
+                    2 => kernels::where_select::where_select::<u16>(
+                        cond,
+                        x.shape(),
+                        mem.typed_any(&a),
+                        a.shape(),
+                        mem.typed_any(&b),
+                        b.shape(),
+                        cast_mut(out),
+                        y.shape(),
+                    ),
+                    _ => kernels::where_select::where_select::<u32>(
+                        cond,
+                        x.shape(),
+                        mem.typed_any(&a),
+                        a.shape(),
+                        mem.typed_any(&b),
+                        b.shape(),
+                        cast_mut(out),
+                        y.shape(),
+                    ),
                 }
             }
             Opcode::Compare => {
@@ -785,9 +854,25 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                 let cmp = ops::compare_op(p[0]).ok_or_else(|| bad("bad parameters"))?;
                 let out = cast_mut(mem.output(&y));
                 if x.dtype == DType::F32 {
-                    kernels::compare::compare::<f32>(cmp, mem.typed(&x), x.shape(), mem.typed(&b), b.shape(), out, y.shape());
+                    kernels::compare::compare::<f32>(
+                        cmp,
+                        mem.typed(&x),
+                        x.shape(),
+                        mem.typed(&b),
+                        b.shape(),
+                        out,
+                        y.shape(),
+                    );
                 } else {
-                    kernels::compare::compare::<i32>(cmp, mem.typed(&x), x.shape(), mem.typed(&b), b.shape(), out, y.shape());
+                    kernels::compare::compare::<i32>(
+                        cmp,
+                        mem.typed(&x),
+                        x.shape(),
+                        mem.typed(&b),
+                        b.shape(),
+                        out,
+                        y.shape(),
+                    );
                 }
             }
             Opcode::Cast => {
@@ -802,15 +887,26 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                 let out = mem.output(&y);
                 match x.dtype.size() {
                     1 => kernels::expand::expand::<u8>(mem.input(&x), x.shape(), out, y.shape()),
-                    2 => kernels::expand::expand::<u16>(mem.typed_any(&x), x.shape(), cast_mut(out), y.shape()),
-                    _ => kernels::expand::expand::<u32>(mem.typed_any(&x), x.shape(), cast_mut(out), y.shape()),
+                    2 => kernels::expand::expand::<u16>(
+                        mem.typed_any(&x),
+                        x.shape(),
+                        cast_mut(out),
+                        y.shape(),
+                    ),
+                    _ => kernels::expand::expand::<u32>(
+                        mem.typed_any(&x),
+                        x.shape(),
+                        cast_mut(out),
+                        y.shape(),
+                    ),
                 }
             }
             Opcode::Lstm | Opcode::Gru | Opcode::Rnn => {
                 run_recurrent(op, &mem, &inputs, &y, scratch.as_ref())?;
             }
             Opcode::Attention => {
-                let params = ops::AttentionParams::decode(p).ok_or_else(|| bad("bad parameters"))?;
+                let params =
+                    ops::AttentionParams::decode(p).ok_or_else(|| bad("bad parameters"))?;
                 let (k, v) = (
                     inputs[1].ok_or_else(|| bad("missing K"))?,
                     inputs[2].ok_or_else(|| bad("missing V"))?,
@@ -868,153 +964,183 @@ const OP_INPUT_SLOTS: usize = 10;
 /// LSTM / GRU / RNN: checks run-time sequence lengths, then dispatches on the
 /// input type (int8: the integer cells) and the weight type (f32 or f16).
 fn run_recurrent<'m>(
-        op: &OpInfo<'m>,
-        mem: &OpMemory<'_>,
-        inputs: &[Option<TensorInfo<'m>>; OP_INPUT_SLOTS],
-        y: &TensorInfo<'m>,
-        scratch: Option<&TensorInfo<'m>>,
-    ) -> Result<()> {
-        use kernels::recurrent::RecurrentDims;
-        let bad = |why| Error::BadOp {
+    op: &OpInfo<'m>,
+    mem: &OpMemory<'_>,
+    inputs: &[Option<TensorInfo<'m>>; OP_INPUT_SLOTS],
+    y: &TensorInfo<'m>,
+    scratch: Option<&TensorInfo<'m>>,
+) -> Result<()> {
+    use kernels::recurrent::RecurrentDims;
+    let bad = |why| Error::BadOp {
+        op: op.index,
+        name: ShortName::new(op.name),
+        opcode: op.opcode.name(),
+        why,
+    };
+    let [x, w, r, ..] = [inputs[0], inputs[1], inputs[2]];
+    let (x, w, r) = (
+        x.ok_or_else(|| bad("missing X"))?,
+        w.ok_or_else(|| bad("missing W"))?,
+        r.ok_or_else(|| bad("missing R"))?,
+    );
+    let f32s = |k: usize| inputs[k].map(|t| mem.typed::<f32>(&t));
+    let seq_lens = inputs[4].map(|t| mem.typed::<i32>(&t));
+    let dims = RecurrentDims {
+        seq_len: x.dims[0],
+        batch: x.dims[1],
+        input_size: x.dims[2],
+        hidden: y.dims[3],
+    };
+    if let Some(lens) = seq_lens
+        && let Some((position, &len)) = lens
+            .iter()
+            .enumerate()
+            .find(|&(_, &l)| l < 0 || l as usize > dims.seq_len)
+    {
+        return Err(Error::IndexOutOfRange {
             op: op.index,
             name: ShortName::new(op.name),
             opcode: op.opcode.name(),
-            why,
+            what: "sequence length",
+            value: len,
+            position: u32::try_from(position).unwrap_or(u32::MAX),
+            min: 0,
+            limit: i32::try_from(dims.seq_len + 1).unwrap_or(i32::MAX),
+        });
+    }
+    let out: &mut [f32] = cast_mut(mem.output(y));
+    let scratch: &mut [f32] = scratch.map(|s| cast_mut(mem.output(s))).unwrap_or(&mut []);
+    let p = op.params;
+    if x.dtype == DType::I8 {
+        use kernels::{gru_s8, lstm_s8, rnn_s8};
+        let slot = |k: usize| inputs[k].ok_or_else(|| bad("missing int8 recurrent input"));
+        let weights = kernels::recurrent_s8::RecurrentS8Weights {
+            w: mem.typed(&w),
+            r: mem.typed(&r),
+            bias: inputs[3].map(|t| mem.typed::<i32>(&t)),
+            requant: mem.typed(&slot(8)?),
+            luts: mem.typed(&slot(9)?),
+            x_zero_point: x.zero_point(),
         };
-        let [x, w, r, ..] = [inputs[0], inputs[1], inputs[2]];
-        let (x, w, r) = (
-            x.ok_or_else(|| bad("missing X"))?,
-            w.ok_or_else(|| bad("missing W"))?,
-            r.ok_or_else(|| bad("missing R"))?,
-        );
+        let (xs, scratch): (&[i8], &mut [i32]) = (mem.typed(&x), bytemuck::cast_slice_mut(scratch));
         let f32s = |k: usize| inputs[k].map(|t| mem.typed::<f32>(&t));
-        let seq_lens = inputs[4].map(|t| mem.typed::<i32>(&t));
-        let dims = RecurrentDims {
-            seq_len: x.dims[0],
-            batch: x.dims[1],
-            input_size: x.dims[2],
-            hidden: y.dims[3],
-        };
-        if let Some(lens) = seq_lens
-            && let Some((position, &len)) = lens
-                .iter()
-                .enumerate()
-                .find(|&(_, &l)| l < 0 || l as usize > dims.seq_len)
-        {
-            return Err(Error::IndexOutOfRange {
-                op: op.index,
-                name: ShortName::new(op.name),
-                opcode: op.opcode.name(),
-                what: "sequence length",
-                value: len as i64,
-                position,
-                min: 0,
-                limit: dims.seq_len as i64 + 1,
-            });
+        match op.opcode {
+            Opcode::Lstm => {
+                let q =
+                    ops::RecurrentParams::<3>::decode(p).ok_or_else(|| bad("bad parameters"))?;
+                let cfg = lstm_s8::LstmS8Config {
+                    dims,
+                    direction: q.direction,
+                    cell_shift: q.cell_shift,
+                };
+                lstm_s8::lstm_s8(&cfg, xs, &weights, seq_lens, f32s(5), f32s(6), out, scratch);
+            }
+            Opcode::Gru => {
+                let q =
+                    ops::RecurrentParams::<2>::decode(p).ok_or_else(|| bad("bad parameters"))?;
+                let cfg = gru_s8::GruS8Config {
+                    dims,
+                    direction: q.direction,
+                    linear_before_reset: q.flag,
+                };
+                gru_s8::gru_s8(&cfg, xs, &weights, seq_lens, f32s(5), out, scratch);
+            }
+            _ => {
+                let q =
+                    ops::RecurrentParams::<1>::decode(p).ok_or_else(|| bad("bad parameters"))?;
+                let cfg = rnn_s8::RnnS8Config {
+                    dims,
+                    direction: q.direction,
+                };
+                rnn_s8::rnn_s8(&cfg, xs, &weights, seq_lens, f32s(5), out, scratch);
+            }
         }
-        let out: &mut [f32] = cast_mut(mem.output(y));
-        let scratch: &mut [f32] = scratch.map(|s| cast_mut(mem.output(s))).unwrap_or(&mut []);
-        let p = op.params;
-        if x.dtype == DType::I8 {
-            use kernels::{gru_s8, lstm_s8, rnn_s8};
-            let slot = |k: usize| inputs[k].ok_or_else(|| bad("missing int8 recurrent input"));
-            let weights = kernels::recurrent_s8::RecurrentS8Weights {
-                w: mem.typed(&w),
-                r: mem.typed(&r),
-                bias: inputs[3].map(|t| mem.typed::<i32>(&t)),
-                requant: mem.typed(&slot(8)?),
-                luts: mem.typed(&slot(9)?),
-                x_zero_point: x.zero_point(),
-            };
-            let (xs, scratch): (&[i8], &mut [i32]) = (mem.typed(&x), bytemuck::cast_slice_mut(scratch));
-            let f32s = |k: usize| inputs[k].map(|t| mem.typed::<f32>(&t));
+        return Ok(());
+    }
+    let x_data: &[f32] = mem.typed(&x);
+    macro_rules! run {
+        ($wt:ty) => {{
+            let (wv, rv): (&[$wt], &[$wt]) = (mem.typed(&w), mem.typed(&r));
             match op.opcode {
                 Opcode::Lstm => {
-                    let q = ops::RecurrentParams::<3>::decode(p).ok_or_else(|| bad("bad parameters"))?;
-                    let cfg = lstm_s8::LstmS8Config { dims, direction: q.direction, cell_shift: q.cell_shift };
-                    lstm_s8::lstm_s8(&cfg, xs, &weights, seq_lens, f32s(5), f32s(6), out, scratch);
+                    let q = ops::RecurrentParams::<3>::decode(p)
+                        .ok_or_else(|| bad("bad parameters"))?;
+                    kernels::lstm_f32::lstm_f32(
+                        &kernels::lstm_f32::LstmConfig {
+                            dims,
+                            direction: q.direction,
+                            activations: q.activations,
+                            clip: q.clip,
+                            input_forget: q.flag,
+                        },
+                        x_data,
+                        &kernels::lstm_f32::LstmWeights {
+                            w: wv,
+                            r: rv,
+                            bias: f32s(3),
+                            peephole: f32s(7),
+                        },
+                        seq_lens,
+                        f32s(5),
+                        f32s(6),
+                        out,
+                        scratch,
+                    );
                 }
                 Opcode::Gru => {
-                    let q = ops::RecurrentParams::<2>::decode(p).ok_or_else(|| bad("bad parameters"))?;
-                    let cfg = gru_s8::GruS8Config { dims, direction: q.direction, linear_before_reset: q.flag };
-                    gru_s8::gru_s8(&cfg, xs, &weights, seq_lens, f32s(5), out, scratch);
+                    let q = ops::RecurrentParams::<2>::decode(p)
+                        .ok_or_else(|| bad("bad parameters"))?;
+                    kernels::gru_f32::gru_f32(
+                        &kernels::gru_f32::GruConfig {
+                            dims,
+                            direction: q.direction,
+                            activations: q.activations,
+                            clip: q.clip,
+                            linear_before_reset: q.flag,
+                        },
+                        x_data,
+                        &kernels::gru_f32::GruWeights {
+                            w: wv,
+                            r: rv,
+                            bias: f32s(3),
+                        },
+                        seq_lens,
+                        f32s(5),
+                        out,
+                        scratch,
+                    );
                 }
                 _ => {
-                    let q = ops::RecurrentParams::<1>::decode(p).ok_or_else(|| bad("bad parameters"))?;
-                    let cfg = rnn_s8::RnnS8Config { dims, direction: q.direction };
-                    rnn_s8::rnn_s8(&cfg, xs, &weights, seq_lens, f32s(5), out, scratch);
+                    let q = ops::RecurrentParams::<1>::decode(p)
+                        .ok_or_else(|| bad("bad parameters"))?;
+                    kernels::rnn_f32::rnn_f32(
+                        &kernels::rnn_f32::RnnConfig {
+                            dims,
+                            direction: q.direction,
+                            activations: q.activations,
+                            clip: q.clip,
+                        },
+                        x_data,
+                        &kernels::rnn_f32::RnnWeights {
+                            w: wv,
+                            r: rv,
+                            bias: f32s(3),
+                        },
+                        seq_lens,
+                        f32s(5),
+                        out,
+                        scratch,
+                    );
                 }
             }
-            return Ok(());
-        }
-        let x_data: &[f32] = mem.typed(&x);
-        macro_rules! run {
-            ($wt:ty) => {{
-                let (wv, rv): (&[$wt], &[$wt]) = (mem.typed(&w), mem.typed(&r));
-                match op.opcode {
-                    Opcode::Lstm => {
-                        let q = ops::RecurrentParams::<3>::decode(p).ok_or_else(|| bad("bad parameters"))?;
-                        kernels::lstm_f32::lstm_f32(
-                            &kernels::lstm_f32::LstmConfig {
-                                dims,
-                                direction: q.direction,
-                                activations: q.activations,
-                                clip: q.clip,
-                                input_forget: q.flag,
-                            },
-                            x_data,
-                            &kernels::lstm_f32::LstmWeights { w: wv, r: rv, bias: f32s(3), peephole: f32s(7) },
-                            seq_lens,
-                            f32s(5),
-                            f32s(6),
-                            out,
-                            scratch,
-                        );
-                    }
-                    Opcode::Gru => {
-                        let q = ops::RecurrentParams::<2>::decode(p).ok_or_else(|| bad("bad parameters"))?;
-                        kernels::gru_f32::gru_f32(
-                            &kernels::gru_f32::GruConfig {
-                                dims,
-                                direction: q.direction,
-                                activations: q.activations,
-                                clip: q.clip,
-                                linear_before_reset: q.flag,
-                            },
-                            x_data,
-                            &kernels::gru_f32::GruWeights { w: wv, r: rv, bias: f32s(3) },
-                            seq_lens,
-                            f32s(5),
-                            out,
-                            scratch,
-                        );
-                    }
-                    _ => {
-                        let q = ops::RecurrentParams::<1>::decode(p).ok_or_else(|| bad("bad parameters"))?;
-                        kernels::rnn_f32::rnn_f32(
-                            &kernels::rnn_f32::RnnConfig {
-                                dims,
-                                direction: q.direction,
-                                activations: q.activations,
-                                clip: q.clip,
-                            },
-                            x_data,
-                            &kernels::rnn_f32::RnnWeights { w: wv, r: rv, bias: f32s(3) },
-                            seq_lens,
-                            f32s(5),
-                            out,
-                            scratch,
-                        );
-                    }
-                }
-            }};
-        }
-        if w.dtype == DType::F16 {
-            run!(half::f16)
-        } else {
-            run!(f32)
-        }
-        Ok(())
+        }};
+    }
+    if w.dtype == DType::F16 {
+        run!(half::f16)
+    } else {
+        run!(f32)
+    }
+    Ok(())
 }
 
 fn pad_mode<T>(code: u32, value: T) -> kernels::pad::PadMode<T> {

@@ -247,7 +247,9 @@ pub fn decode_activation(p: &[u32]) -> Option<Activation> {
         12 => Activation::ScaledTanh { alpha: a, beta: b },
         13 => Activation::Powf { exponent: a },
         14 => Activation::Shrink { lambd: a, bias: b },
-        k => Activation::Unary(crate::kernels::activation_f32::Unary::from_code(k.checked_sub(16)?)?),
+        k => Activation::Unary(crate::kernels::activation_f32::Unary::from_code(
+            k.checked_sub(16)?,
+        )?),
     })
 }
 
@@ -540,9 +542,7 @@ impl<const G: usize> RecurrentParams<G> {
     pub fn decode(p: &[u32]) -> Option<Self> {
         let cell_shift = match p.len().checked_sub(4 + 6 * G)? {
             0 => 0,
-            1 if crate::kernels::recurrent_s8::CELL_SHIFTS.contains(&p[4 + 6 * G]) => {
-                p[4 + 6 * G]
-            }
+            1 if crate::kernels::recurrent_s8::CELL_SHIFTS.contains(&p[4 + 6 * G]) => p[4 + 6 * G],
             _ => return None,
         };
         if p[1] == 0 || p[3] > 1 {

@@ -420,7 +420,9 @@ impl<'m> OpCheck<'m, '_> {
                 expect_dtype(&b, DType::F32)?;
                 expect_dtype(&y, DType::F32)?;
                 if a.rank < 2 || b.rank < 2 || y.rank != a.rank.max(b.rank) {
-                    return Err("MatMul operands must have rank >= 2 and the output the larger rank");
+                    return Err(
+                        "MatMul operands must have rank >= 2 and the output the larger rank",
+                    );
                 }
                 let (m, k, n) = (a.dims[a.rank - 2], a.dims[a.rank - 1], b.dims[b.rank - 1]);
                 if b.dims[b.rank - 2] != k || y.dims[y.rank - 2] != m || y.dims[y.rank - 1] != n {
@@ -430,7 +432,11 @@ impl<'m> OpCheck<'m, '_> {
                 for t in [&a, &b] {
                     let tb = &t.dims[..t.rank - 2];
                     let offset = out_batch.len() - tb.len();
-                    if tb.iter().enumerate().any(|(d, &v)| v != 1 && v != out_batch[d + offset]) {
+                    if tb
+                        .iter()
+                        .enumerate()
+                        .any(|(d, &v)| v != 1 && v != out_batch[d + offset])
+                    {
                         return Err("MatMul batch dimensions do not broadcast to the output");
                     }
                 }
@@ -511,7 +517,9 @@ impl<'m> OpCheck<'m, '_> {
                     .chain(idx.shape())
                     .chain(&data.shape()[axis + 1..]);
                 if !expected.eq(y.shape().iter()) {
-                    return Err("gather output shape is not data[..axis] + indices + data[axis+1..]");
+                    return Err(
+                        "gather output shape is not data[..axis] + indices + data[axis+1..]",
+                    );
                 }
             }
             Opcode::Where => {
@@ -577,7 +585,12 @@ impl<'m> OpCheck<'m, '_> {
                     expect_dtype(&mask, DType::F32)?;
                     let full = [shape.batch, shape.q_heads, shape.q_len, shape.kv_len];
                     if mask.rank > 4
-                        || mask.shape().iter().rev().zip(full.iter().rev()).any(|(&m, &f)| m != 1 && m != f)
+                        || mask
+                            .shape()
+                            .iter()
+                            .rev()
+                            .zip(full.iter().rev())
+                            .any(|(&m, &f)| m != 1 && m != f)
                     {
                         return Err("attention mask does not broadcast to the score matrix");
                     }
@@ -679,8 +692,8 @@ impl<'m> OpCheck<'m, '_> {
         states: usize,
     ) -> Check<()> {
         let lstm = self.op.opcode == Opcode::Lstm;
-        let params = ops::RecurrentParams::<G>::decode(self.op.params)
-            .ok_or("bad recurrent parameters")?;
+        let params =
+            ops::RecurrentParams::<G>::decode(self.op.params).ok_or("bad recurrent parameters")?;
         if self.input(0)?.dtype == DType::I8 {
             return self.check_recurrent_s8(&params, y, gates, states);
         }
@@ -708,7 +721,11 @@ impl<'m> OpCheck<'m, '_> {
         if w.dtype != r.dtype {
             return Err("W and R differ in dtype");
         }
-        let bias_len = if self.op.opcode == Opcode::Gru { 6 * h } else { gates * h };
+        let bias_len = if self.op.opcode == Opcode::Gru {
+            6 * h
+        } else {
+            gates * h
+        };
         let optional = [
             (3, DType::F32, dirs * bias_len),
             (4, DType::I32, batch),
@@ -763,7 +780,10 @@ impl<'m> OpCheck<'m, '_> {
             Opcode::Gru => &kernels::gru_f32::GruConfig::DEFAULT_ACTIVATIONS,
             _ => &kernels::rnn_f32::RnnConfig::DEFAULT_ACTIVATIONS,
         };
-        if params.activations[..dirs].iter().any(|a| a[..] != *defaults) {
+        if params.activations[..dirs]
+            .iter()
+            .any(|a| a[..] != *defaults)
+        {
             return Err("int8 recurrent cells take the default activations only");
         }
         if params.clip.is_some() || (opcode == Opcode::Lstm && params.flag) {
@@ -792,10 +812,16 @@ impl<'m> OpCheck<'m, '_> {
                 return Err("int8 recurrent weights must be i8 per-channel constants");
             }
             if t.shape() != [rows, cols] {
-                return Err("int8 recurrent weights are not [dirs * gates * hidden, input or hidden]");
+                return Err(
+                    "int8 recurrent weights are not [dirs * gates * hidden, input or hidden]",
+                );
             }
         }
-        let bias_len = if opcode == Opcode::Gru { 6 * h } else { gates * h };
+        let bias_len = if opcode == Opcode::Gru {
+            6 * h
+        } else {
+            gates * h
+        };
         let slots = [
             (3, DType::I32, dirs * bias_len),
             (4, DType::I32, batch),
@@ -827,8 +853,8 @@ impl<'m> OpCheck<'m, '_> {
             return Err("recurrent requantization or table length is wrong");
         }
         for k in 0..2 * rows {
-            let shift =
-                read_i32(self.model, &requant, 2 * k + 1).ok_or("unreadable requantization table")?;
+            let shift = read_i32(self.model, &requant, 2 * k + 1)
+                .ok_or("unreadable requantization table")?;
             if !(-31..=30).contains(&shift) {
                 return Err("requantization shift outside [-31, 30]");
             }
@@ -988,7 +1014,7 @@ pub(crate) fn attention_shape(
         || v.dims[2] != kv_len
         || k_dim != shape.head_dim
         || shape.kv_heads == 0
-        || shape.q_heads % shape.kv_heads != 0
+        || !shape.q_heads.is_multiple_of(shape.kv_heads)
     {
         return Err("attention Q, K, V shapes disagree");
     }

@@ -56,7 +56,11 @@ fn onnx_node_tests() {
     // `name (with constant inputs a, b)` for tests run in the second attempt.
     let label = |t: &conformance::NodeTest| {
         if t.with_constant_inputs() {
-            format!("{} (with constant inputs {})", t.name, t.constant_inputs.join(", "))
+            format!(
+                "{} (with constant inputs {})",
+                t.name,
+                t.constant_inputs.join(", ")
+            )
         } else {
             t.name.clone()
         }
@@ -74,9 +78,7 @@ fn onnx_node_tests() {
     let failures: Vec<String> = report
         .failures()
         .filter_map(|t| match &t.outcome {
-            Outcome::Failed { why } => {
-                Some(format!("{} [{}]: {why}", label(t), t.ops.join(", ")))
-            }
+            Outcome::Failed { why } => Some(format!("{} [{}]: {why}", label(t), t.ops.join(", "))),
             _ => None,
         })
         .collect();

@@ -270,8 +270,16 @@ fn symbolic_sequence_length_needs_input_shape() {
     let (input, hidden) = (4i64, 3i64);
     let mut b = GraphBuilder::new("lstm_symbolic");
     let x = b.input("x", &[Dim::Symbol("seq"), Dim::Fixed(1), Dim::Fixed(input)]);
-    let w = b.weight("W", &[1, 4 * hidden, input], vec![0.1; (4 * hidden * input) as usize]);
-    let r = b.weight("R", &[1, 4 * hidden, hidden], vec![0.1; (4 * hidden * hidden) as usize]);
+    let w = b.weight(
+        "W",
+        &[1, 4 * hidden, input],
+        vec![0.1; (4 * hidden * input) as usize],
+    );
+    let r = b.weight(
+        "R",
+        &[1, 4 * hidden, hidden],
+        vec![0.1; (4 * hidden * hidden) as usize],
+    );
     b.node_multi(
         "LSTM",
         "lstm",
@@ -364,7 +372,9 @@ fn token_id_out_of_embedding_range_is_a_typed_error() {
     let bytes = AlignedBytes::new(&converted.bytes);
     let model = Model::from_bytes(&bytes).expect("loads");
     let mut interp = Interpreter::with_allocated_arena(&model).expect("arena");
-    interp.set_input_f32(0, &[1.0, 2.0, 12.0, 0.0]).expect("i32 input");
+    interp
+        .set_input_f32(0, &[1.0, 2.0, 12.0, 0.0])
+        .expect("i32 input");
     let err = interp.invoke().unwrap_err();
     match &err {
         Error::IndexOutOfRange {
@@ -376,9 +386,15 @@ fn token_id_out_of_embedding_range_is_a_typed_error() {
         other => panic!("expected IndexOutOfRange, got {other}"),
     }
     println!("token id out of range: {err}");
-    interp.set_input_f32(0, &[1.0, 2.0, -1.0, 0.0]).expect("i32 input");
+    interp
+        .set_input_f32(0, &[1.0, 2.0, -1.0, 0.0])
+        .expect("i32 input");
     interp.invoke().expect("valid ids run");
     let mut out = vec![0f32; 12];
-    interp.output(0).expect("output").read_f32(&mut out).expect("f32");
+    interp
+        .output(0)
+        .expect("output")
+        .read_f32(&mut out)
+        .expect("f32");
     assert_eq!(out, [3., 4., 5., 6., 7., 8., 27., 28., 29., 0., 1., 2.]);
 }

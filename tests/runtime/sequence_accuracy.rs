@@ -167,11 +167,21 @@ fn transformer_auto_mixed_precision() {
     let r = reference(ModelKind::Transformer);
     let converted = convert(ModelKind::Transformer, Precision::Auto);
     let auto = converted.auto.as_ref().expect("auto plan");
-    assert!(auto.agreement >= 99.5, "measured agreement {}", auto.agreement);
+    assert!(
+        auto.agreement >= 99.5,
+        "measured agreement {}",
+        auto.agreement
+    );
     assert!(
         auto.choices.iter().any(|c| c.precision == Precision::Int8),
         "auto kept nothing in int8"
     );
-    let m = measure_converted(ModelKind::Transformer, Precision::Auto, &converted, &r, IMAGES);
+    let m = measure_converted(
+        ModelKind::Transformer,
+        Precision::Auto,
+        &converted,
+        &r,
+        IMAGES,
+    );
     assert!((m.accuracy - r.accuracy).abs() <= 0.01);
 }

@@ -125,7 +125,11 @@ impl FileModel {
     /// added in 1.1 (MatMul and later), else 0, so older runtimes keep reading
     /// the models they can run.
     pub fn minor_version(&self) -> u16 {
-        if self.ops.iter().any(|op| op.opcode as u16 >= Opcode::MatMul as u16) {
+        if self
+            .ops
+            .iter()
+            .any(|op| op.opcode as u16 >= Opcode::MatMul as u16)
+        {
             format::FORMAT_MINOR
         } else {
             0

@@ -67,7 +67,14 @@ impl View<'_> {
     /// Reduce-mean over exactly the trailing axes from `axis`, keeping dims.
     fn mean_trailing(&self, v: usize, uses: usize) -> Option<(usize, usize)> {
         match self.node(v, uses)? {
-            (_, Op::Reduce { op: ReduceOp::Mean, mask }, ins) => {
+            (
+                _,
+                Op::Reduce {
+                    op: ReduceOp::Mean,
+                    mask,
+                },
+                ins,
+            ) => {
                 let x = ins[0]?;
                 let rank = self.g.values[x].shape.len();
                 let axis = mask.trailing_zeros() as usize;
@@ -113,7 +120,11 @@ fn match_layer_norm(view: &View<'_>, i: usize) -> Option<LayerNormMatch> {
     let g = view.g;
     let node = &g.nodes[i];
     // Start at the Div.
-    let Op::Binary { op: BinaryOp::Div, clamp: None } = node.op else {
+    let Op::Binary {
+        op: BinaryOp::Div,
+        clamp: None,
+    } = node.op
+    else {
         return None;
     };
     let (d, std) = (node.inputs[0]?, node.inputs[1]?);
@@ -181,7 +192,11 @@ fn fuse_gelu(g: &mut Graph) -> bool {
 fn match_gelu(view: &View<'_>, i: usize) -> Option<usize> {
     let g = view.g;
     let node = &g.nodes[i];
-    let Op::Binary { op: BinaryOp::Mul, clamp: None } = node.op else {
+    let Op::Binary {
+        op: BinaryOp::Mul,
+        clamp: None,
+    } = node.op
+    else {
         return None;
     };
     let (a, b) = (node.inputs[0]?, node.inputs[1]?);
@@ -190,7 +205,11 @@ fn match_gelu(view: &View<'_>, i: usize) -> Option<usize> {
     let half_of = |v: usize| view.scalar(v).filter(|&c| is(c, 0.5));
     let one_plus_erf = |v: usize| -> Option<usize> {
         let (_, p, q) = view.binary(v, BinaryOp::Add, 1)?;
-        let (e, one) = if view.scalar(q).is_some() { (p, q) } else { (q, p) };
+        let (e, one) = if view.scalar(q).is_some() {
+            (p, q)
+        } else {
+            (q, p)
+        };
         if !is(view.scalar(one)?, 1.0) {
             return None;
         }
@@ -204,7 +223,11 @@ fn match_gelu(view: &View<'_>, i: usize) -> Option<usize> {
             return Some(x);
         }
         let (_, p, q) = view.binary(arg, BinaryOp::Mul, 1)?;
-        let (x, c) = if view.scalar(q).is_some() { (p, q) } else { (q, p) };
+        let (x, c) = if view.scalar(q).is_some() {
+            (p, q)
+        } else {
+            (q, p)
+        };
         is(view.scalar(c)?, core::f32::consts::FRAC_1_SQRT_2).then_some(x)
     };
     // (x * (1 + erf(x/√2))) * 0.5
@@ -254,10 +277,7 @@ fn fuse_attention(g: &mut Graph) -> bool {
 }
 
 /// `(Q, K^T, V, mask, scale)` when node `i` is the final MatMul of an attention block.
-fn match_attention(
-    view: &View<'_>,
-    i: usize,
-) -> Option<(usize, usize, usize, Option<usize>, f32)> {
+fn match_attention(view: &View<'_>, i: usize) -> Option<(usize, usize, usize, Option<usize>, f32)> {
     let g = view.g;
     let node = &g.nodes[i];
     let Op::MatMul = node.op else { return None };
@@ -273,7 +293,10 @@ fn match_attention(
     if let Some((_, a, b)) = view.binary(s, BinaryOp::Add, 1) {
         // The mask is the operand that is not the scores' MatMul / scaling.
         let is_scores = |u: usize| {
-            matches!(view.node(u, 1), Some((_, Op::MatMul | Op::Binary { .. }, _)))
+            matches!(
+                view.node(u, 1),
+                Some((_, Op::MatMul | Op::Binary { .. }, _))
+            )
         };
         let (scores, m) = if is_scores(a) { (a, b) } else { (b, a) };
         if g.values[m].shape.len() > 4 || g.values[m].elem != super::graph::Elem::F32 {
@@ -285,7 +308,11 @@ fn match_attention(
     let mut scale = 1.0;
     for (op, invert) in [(BinaryOp::Div, true), (BinaryOp::Mul, false)] {
         if let Some((_, a, b)) = view.binary(s, op, 1) {
-            let (t, c) = if view.scalar(b).is_some() { (a, b) } else { (b, a) };
+            let (t, c) = if view.scalar(b).is_some() {
+                (a, b)
+            } else {
+                (b, a)
+            };
             let c = view.scalar(c)?;
             if op == BinaryOp::Div && view.scalar(a).is_some() {
                 return None; // c / scores is not a scaling

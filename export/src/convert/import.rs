@@ -89,7 +89,11 @@ pub fn import(model: &ModelProto, options: &ImportOptions) -> Result<Graph> {
                 return Err(ConvertError::Invalid(format!(
                     "--input-shape {}={}: the model's input has rank {}",
                     input.name,
-                    given.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","),
+                    given
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
                     dims.len()
                 )));
             }
@@ -157,7 +161,12 @@ pub fn import(model: &ModelProto, options: &ImportOptions) -> Result<Graph> {
             .node
             .iter()
             .enumerate()
-            .find(|(_, n)| graph_proto.output.iter().any(|o| n.output.contains(&o.name)))
+            .find(|(_, n)| {
+                graph_proto
+                    .output
+                    .iter()
+                    .any(|o| n.output.contains(&o.name))
+            })
             .map_or(("(graph)".to_string(), String::new()), |(i, n)| {
                 let name = if n.name.is_empty() {
                     format!("{}#{i}", n.op_type)
@@ -304,7 +313,10 @@ pub fn tensor_data(t: &TensorProto) -> Result<(Vec<usize>, ConstData)> {
             ConstData::I64(
                 values
                     .iter()
-                    .map(|&v| i64::try_from(v).map_err(|_| bad(&format!("uint64 value {v} is above i64::MAX"))))
+                    .map(|&v| {
+                        i64::try_from(v)
+                            .map_err(|_| bad(&format!("uint64 value {v} is above i64::MAX")))
+                    })
                     .collect::<Result<_>>()?,
             )
         }
@@ -607,7 +619,9 @@ impl NodeCtx<'_> {
                                 .konst(k)?
                                 .ok_or_else(|| {
                                     let what = if k == 1 { "min" } else { "max" };
-                                    self.unsupported(format!("{what} (input {k}) must be a constant"))
+                                    self.unsupported(format!(
+                                        "{what} (input {k}) must be a constant"
+                                    ))
                                 })?
                                 .to_f32()
                                 .first()
@@ -634,7 +648,10 @@ impl NodeCtx<'_> {
                     // Integer arithmetic on run-time integers (e.g. token-id wrapping).
                     let shape = self.broadcast(&self.shape(a), &self.shape(b))?;
                     return self.emit_elem(
-                        Op::Binary { op: bop, clamp: None },
+                        Op::Binary {
+                            op: bop,
+                            clamp: None,
+                        },
                         vec![Some(a), Some(b)],
                         shape,
                         Elem::I32,
@@ -821,13 +838,10 @@ impl NodeCtx<'_> {
         }
     }
 
-    /// Dropout at inference: the identity. Training mode and the mask output
-    /// are rejected (Tern has no random numbers).
+    /// Dropout at inference: the identity, and a mask output of all true. Training
+    /// mode is rejected (Tern has no random numbers).
     fn dropout(&mut self) -> Result<()> {
         let x = self.required(0)?;
-        if self.node.output.get(1).is_some_and(|o| !o.is_empty()) {
-            return Err(self.unsupported("the mask output (training only)"));
-        }
         let training = if self.opset >= 12 {
             match self.input(2)? {
                 None => false,
@@ -836,10 +850,37 @@ impl NodeCtx<'_> {
         } else {
             false
         };
-        if training {
-            return Err(self.unsupported("training_mode = true (random dropout)"));
+        // Training with ratio 0 drops nothing: the same as inference.
+        let ratio_zero = || -> Result<bool> {
+            Ok(match self.input(1)? {
+                None => false, // default 0.5
+                Some(_) => {
+                    let r = self.konst(1)?.ok_or_else(|| {
+                        self.unsupported("ratio (input 1) must be a constant in training mode")
+                    })?;
+                    r.to_f32().iter().all(|&v| v == 0.0)
+                }
+            })
+        };
+        if training && !ratio_zero()? {
+            return Err(
+                self.unsupported("training_mode = true with a non-zero ratio (random dropout)")
+            );
         }
-        self.alias(x)
+        if let Some(mask) = self.node.output.get(1).filter(|o| !o.is_empty()) {
+            let shape = self.shape(x);
+            let n = shape.iter().product();
+            self.g
+                .add_value(mask, shape, Some(ConstData::I64(vec![1; n])));
+        }
+        let y = self
+            .node
+            .output
+            .first()
+            .filter(|o| !o.is_empty())
+            .ok_or_else(|| self.invalid("node has no output"))?;
+        self.g.by_name.insert(y.clone(), x);
+        Ok(())
     }
 
     fn activation(&mut self, act: Activation) -> Result<()> {
@@ -1146,9 +1187,9 @@ impl NodeCtx<'_> {
         let bias = self.input(2)?;
         let (xs, ws) = (self.shape(x), self.shape(w));
         if xs.len() != 4 || ws.len() != 4 {
-            return Err(self.unsupported(
-                "only 2-D transposed convolutions (4-D NCHW input) are supported",
-            ));
+            return Err(
+                self.unsupported("only 2-D transposed convolutions (4-D NCHW input) are supported")
+            );
         }
         self.const_inputs(&[(1, "weights"), (2, "bias")])?;
         let groups = self.int("group", 1).max(1) as usize;
@@ -1359,7 +1400,9 @@ impl NodeCtx<'_> {
                     matrix_c = Some((cs, scaled));
                     None
                 } else {
-                    return Err(self.invalid(format!("C of shape {cs:?} does not broadcast to [{m}, {n}]")));
+                    return Err(self.invalid(format!(
+                        "C of shape {cs:?} does not broadcast to [{m}, {n}]"
+                    )));
                 }
             }
         };
@@ -1368,7 +1411,12 @@ impl NodeCtx<'_> {
             return Ok(());
         };
         // The product gives up the output's name to the Add.
-        let product = self.g.nodes.last().map(|node| node.output).unwrap_or_default();
+        let product = self
+            .g
+            .nodes
+            .last()
+            .map(|node| node.output)
+            .unwrap_or_default();
         let y = self.output_name()?.to_string();
         self.g.by_name.remove(&y);
         let renamed = fresh_name(self.g, &format!("{}.product", self.node_name()));
@@ -1388,9 +1436,9 @@ impl NodeCtx<'_> {
             return Err(self.unsupported("training_mode = 1 (batch statistics)"));
         }
         if self.node.output.iter().skip(1).any(|o| !o.is_empty()) {
-            return Err(self.unsupported(
-                "running mean/var (or saved statistics) outputs (training mode)",
-            ));
+            return Err(
+                self.unsupported("running mean/var (or saved statistics) outputs (training mode)")
+            );
         }
         let x = self.required(0)?;
         let consts: Vec<Vec<f32>> = (1..5)
@@ -1503,9 +1551,27 @@ impl NodeCtx<'_> {
                     .copied()
                     .unwrap_or(0.0),
             };
-            if self.input(3)?.is_some() {
-                return Err(self.unsupported("the axes input"));
-            }
+            // With `axes`, pads name only those axes (begins, then ends).
+            let pads = match self.input(3)? {
+                None => pads,
+                Some(_) => {
+                    let axes = self.const_ints(3, "axes")?;
+                    if pads.len() != 2 * axes.len() {
+                        return Err(self.invalid(format!(
+                            "{} pads for {} axes",
+                            pads.len(),
+                            axes.len()
+                        )));
+                    }
+                    let mut full = vec![0; 2 * rank];
+                    for (i, &a) in axes.iter().enumerate() {
+                        let d = self.axis(a, rank)?;
+                        full[d] = pads[i];
+                        full[rank + d] = pads[axes.len() + i];
+                    }
+                    full
+                }
+            };
             (pads, value)
         };
         if pads.len() != 2 * rank || pads.iter().any(|&p| p < 0) {
@@ -1588,10 +1654,7 @@ impl NodeCtx<'_> {
         };
         let per_axis = |what: &str, n: usize| -> Result<()> {
             if n != axes.len() {
-                return Err(self.invalid(format!(
-                    "{n} {what} for {} axes",
-                    axes.len()
-                )));
+                return Err(self.invalid(format!("{n} {what} for {} axes", axes.len())));
             }
             Ok(())
         };
@@ -1636,8 +1699,7 @@ impl NodeCtx<'_> {
                 // ONNX maps align_corners coordinates with the unrounded output
                 // length `in * scale`; Tern's kernels use the integer output length.
                 let mode = self.string("coordinate_transformation_mode", "");
-                if mode == "align_corners"
-                    && (2..4).any(|d| (s[d] as f32 * full[d]).fract() != 0.0)
+                if mode == "align_corners" && (2..4).any(|d| (s[d] as f32 * full[d]).fract() != 0.0)
                 {
                     return Err(self.unsupported(format!(
                         "coordinate_transformation_mode align_corners with scales {scales:?} \
@@ -1645,7 +1707,11 @@ impl NodeCtx<'_> {
                     )));
                 }
                 let out = [0, 1, 2, 3].map(|d| (s[d] as f32 * full[d]).floor() as usize);
-                (out, [65536, 65536], [den(full[2] as f64), den(full[3] as f64)])
+                (
+                    out,
+                    [65536, 65536],
+                    [den(full[2] as f64), den(full[3] as f64)],
+                )
             }
             (None, true) => return Err(self.invalid("neither scales nor sizes given")),
         };
@@ -1747,11 +1813,25 @@ impl NodeCtx<'_> {
         Ok(Some(match op {
             "Cast" => {
                 let to = self.int("to", 1);
-                match to {
-                    1 | 10 | 11 => (xs, ConstData::F32(xd.to_f32())),
-                    6 | 7 | 2 | 3 | 4 | 5 | 9 | 12 | 13 => (xs, ConstData::I64(xd.to_i64())),
+                let ints =
+                    |f: fn(i64) -> i64| ConstData::I64(xd.to_i64().into_iter().map(f).collect());
+                let data = match to {
+                    1 | 10 | 11 | 16 => ConstData::F32(xd.to_f32()),
+                    9 => ConstData::I64(match &xd {
+                        ConstData::F32(v) => v.iter().map(|&x| i64::from(x != 0.0)).collect(),
+                        ConstData::I64(v) => v.iter().map(|&x| i64::from(x != 0)).collect(),
+                    }),
+                    // Narrower integer types wrap (as numpy's astype).
+                    2 => ints(|v| v as u8 as i64),
+                    3 => ints(|v| v as i8 as i64),
+                    4 => ints(|v| v as u16 as i64),
+                    5 => ints(|v| v as i16 as i64),
+                    6 => ints(|v| v as i32 as i64),
+                    12 => ints(|v| v as u32 as i64),
+                    7 | 13 => ints(|v| v),
                     _ => return Ok(None),
-                }
+                };
+                (xs, data)
             }
             "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => (self.reshaped(&xs)?, xd),
             "Gather" => {
@@ -1941,9 +2021,8 @@ fn broadcast_zip(
     let mut index = vec![0usize; shape.len()];
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let at = |strides: &[usize]| -> usize {
-            index.iter().zip(strides).map(|(i, s)| i * s).sum()
-        };
+        let at =
+            |strides: &[usize]| -> usize { index.iter().zip(strides).map(|(i, s)| i * s).sum() };
         out.push(f(a[at(&stride_a)], b[at(&stride_b)])?);
         for d in (0..shape.len()).rev() {
             index[d] += 1;
@@ -1975,7 +2054,13 @@ mod tests {
     use crate::onnx::builder::{Dim, GraphBuilder, attr_int, attr_ints};
 
     fn import_graph(b: GraphBuilder) -> Result<Graph> {
-        import(&b.into_model("", &[]), &ImportOptions { batch: 1, ..Default::default() })
+        import(
+            &b.into_model("", &[]),
+            &ImportOptions {
+                batch: 1,
+                ..Default::default()
+            },
+        )
     }
 
     /// The import fails with a typed error (and does not panic).
@@ -2168,6 +2253,106 @@ mod tests {
         let y = b.node("Add", "y", &[&x, &c2], vec![]);
         b.output(&y, &[]);
         import_graph(b).expect("rank-7 constants may be folded away");
+    }
+
+    #[test]
+    fn constant_graph_outputs_are_materialized() {
+        // Shape(x) folds to an int64 constant: a Copy makes it an i32 output named `y`.
+        let mut b = GraphBuilder::new("t");
+        let x = b.input("x", &fixed(&[2, 3]));
+        let y = b.node("Shape", "y", &[&x], vec![]);
+        b.output(&y, &[]);
+        let g = import_graph(b).expect("imports");
+        let out = g.outputs[0];
+        assert_eq!(g.values[out].name, "y");
+        assert_eq!(g.values[out].elem, Elem::I32);
+        assert!(!g.is_const(out));
+        let node = g
+            .nodes
+            .iter()
+            .find(|n| n.output == out)
+            .expect("a producer");
+        assert_eq!(node.op, Op::Copy);
+        let src = node.inputs[0].expect("reads the constant");
+        assert_eq!(g.values[src].konst, Some(ConstData::I64(vec![2, 3])));
+        assert_ne!(g.values[src].name, "y");
+        // A graph of constants only has no input to run on: a typed rejection.
+        let mut b = GraphBuilder::new("t");
+        let c = b.ints("c", &[1, 2]);
+        let y = b.node("Identity", "y", &[&c], vec![]);
+        b.output(&y, &[]);
+        assert!(matches!(
+            import_graph(b),
+            Err(ConvertError::UnsupportedOp { .. })
+        ));
+    }
+
+    #[test]
+    fn dropout_mask_is_all_true_and_training_is_refused() {
+        let mut b = GraphBuilder::new("t");
+        let x = b.input("x", &fixed(&[2, 2]));
+        b.node_multi("Dropout", "d", &[&x], &["y", "mask"], vec![]);
+        b.output("y", &[]);
+        b.output("mask", &[]);
+        let g = import_graph(b).expect("imports");
+        let mask = g.outputs[1];
+        let src = g
+            .nodes
+            .iter()
+            .find(|n| n.output == mask)
+            .and_then(|n| n.inputs[0]);
+        assert_eq!(
+            src.and_then(|v| g.values[v].konst.clone()),
+            Some(ConstData::I64(vec![1; 4]))
+        );
+        for ratio in [0.5f32, 0.0] {
+            let mut b = GraphBuilder::new("t");
+            let x = b.input("x", &fixed(&[2]));
+            let r = b.scalar("r", ratio);
+            let t = b.ints("t", &[1]); // training_mode = true
+            let y = b.node("Dropout", "y", &[&x, &r, &t], vec![]);
+            b.output(&y, &[]);
+            let result = import_graph(b);
+            if ratio == 0.0 {
+                result.expect("ratio 0 drops nothing");
+            } else {
+                assert!(matches!(result, Err(ConvertError::UnsupportedOp { .. })));
+            }
+        }
+    }
+
+    #[test]
+    fn integer_folds_are_exact_and_casts_wrap() {
+        let mut b = GraphBuilder::new("t");
+        let x = b.input("x", &fixed(&[1]));
+        let big = b.ints("big", &[(1 << 40) + 1, -7]);
+        let two = b.ints("two", &[2]);
+        b.node("Div", "q", &[&big, &two], vec![]);
+        b.node("Max", "m", &[&big, &two], vec![]);
+        let f = b.weight("f", &[3], vec![300.0, -0.5, 0.0]);
+        b.node("Cast", "u8", &[&f], vec![attr_int("to", 2)]);
+        b.node("Cast", "bool", &[&f], vec![attr_int("to", 9)]);
+        b.output(&x, &[]);
+        let g = import_graph(b).expect("imports");
+        let k = |name: &str| g.values[g.by_name[name]].konst.clone();
+        assert_eq!(k("q"), Some(ConstData::I64(vec![1 << 39, -3])));
+        assert_eq!(k("m"), Some(ConstData::I64(vec![(1 << 40) + 1, 2])));
+        assert_eq!(k("u8"), Some(ConstData::I64(vec![44, 0, 0])));
+        assert_eq!(k("bool"), Some(ConstData::I64(vec![1, 1, 0])));
+    }
+
+    #[test]
+    fn pad_axes_name_the_padded_axes() {
+        let mut b = GraphBuilder::new("t");
+        let x = b.input("x", &fixed(&[1, 2, 3]));
+        let pads = b.ints("pads", &[1, 2, 3, 4]);
+        let value = b.scalar("value", 0.0);
+        let axes = b.ints("axes", &[-1, 0]);
+        let y = b.node("Pad", "y", &[&x, &pads, &value, &axes], vec![]);
+        b.output(&y, &[]);
+        let g = import_graph(b).expect("imports");
+        let out = g.outputs[0];
+        assert_eq!(g.values[out].shape, vec![1 + 2 + 4, 2, 3 + 1 + 3]);
     }
 
     #[test]

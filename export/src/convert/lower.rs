@@ -835,14 +835,18 @@ impl Lowering<'_> {
                 .flatten()
                 .and_then(|v| self.g.const_f32(v))
                 .unwrap_or_default();
-            let max_abs = c0.iter().fold(min.abs().max(max.abs()), |m, v| m.max(v.abs()));
+            let max_abs = c0
+                .iter()
+                .fold(min.abs().max(max.abs()), |m, v| m.max(v.abs()));
             lstm_cell_shift(max_abs)
         } else {
             0
         };
         let acts = |k: usize| -> [tern_runtime::kernels::activation_f32::Activation; 3] {
             let g = r.kind.activations();
-            core::array::from_fn(|i| r.activations[(k * g + i.min(g - 1)).min(r.activations.len() - 1)])
+            core::array::from_fn(|i| {
+                r.activations[(k * g + i.min(g - 1)).min(r.activations.len() - 1)]
+            })
         };
         let (a0, a1) = (acts(0), acts(1));
         let (opcode, scratch) = match r.kind {

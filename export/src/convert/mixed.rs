@@ -16,8 +16,12 @@ use super::{ConvertError, Precision};
 /// The quality target of `--precision auto`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AutoOptions {
-    /// Largest allowed drop of top-1 agreement with fp32, in percentage points.
+    /// Largest allowed drop of top-1 agreement with fp32, in percentage points
+    /// (classifiers: `--max-accuracy-drop`).
     pub max_agreement_drop: f64,
+    /// Instead of agreement: the smallest allowed output SQNR in dB against fp32
+    /// (regression or embedding models: `--min-sqnr`).
+    pub min_sqnr_db: Option<f64>,
     /// Samples (from the calibration set) used to measure; 0 = all of them.
     pub samples: usize,
 }
@@ -26,7 +30,26 @@ impl Default for AutoOptions {
     fn default() -> Self {
         AutoOptions {
             max_agreement_drop: 0.5,
+            min_sqnr_db: None,
             samples: 500,
+        }
+    }
+}
+
+impl AutoOptions {
+    /// True when a model with this agreement (%) and SQNR (dB) meets the target.
+    fn met(&self, agreement: f64, sqnr_db: f64) -> bool {
+        match self.min_sqnr_db {
+            Some(min) => sqnr_db >= min,
+            None => agreement >= 100.0 - self.max_agreement_drop,
+        }
+    }
+
+    /// The target in words.
+    fn describe(&self) -> String {
+        match self.min_sqnr_db {
+            Some(min) => format!("output SQNR >= {min:.1} dB"),
+            None => format!("agreement >= {:.2}%", 100.0 - self.max_agreement_drop),
         }
     }
 }
@@ -93,7 +116,10 @@ fn compare(want: &[Vec<f32>], got: &[Vec<f32>]) -> (f64, f64) {
     let argmax = |v: &[f32]| {
         v.iter()
             .enumerate()
-            .fold((0, f32::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b })
+            .fold(
+                (0, f32::NEG_INFINITY),
+                |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+            )
             .0
     };
     let agree = want
@@ -126,9 +152,10 @@ pub fn sqnr_db(signal: f64, noise: f64) -> f64 {
 /// The float precision a node moves to: f16 weights when it has weights.
 fn float_precision(op: &Op) -> Precision {
     match op {
-        Op::Conv { .. } | Op::ConvTranspose { .. } | Op::FullyConnected { .. } | Op::Recurrent(_) => {
-            Precision::F16
-        }
+        Op::Conv { .. }
+        | Op::ConvTranspose { .. }
+        | Op::FullyConnected { .. }
+        | Op::Recurrent(_) => Precision::F16,
         _ => Precision::F32,
     }
 }
@@ -159,9 +186,7 @@ pub fn choose(
         })
         .collect();
     // Sensitivity: one int8 node at a time.
-    let candidates: Vec<usize> = (0..g.nodes.len())
-        .filter(|&i| quantizable(g, i))
-        .collect();
+    let candidates: Vec<usize> = (0..g.nodes.len()).filter(|&i| quantizable(g, i)).collect();
     for &i in &candidates {
         let mut plan = PrecisionPlan::uniform(Precision::F32);
         plan.per_node.insert(i, Precision::Int8);
@@ -180,16 +205,14 @@ pub fn choose(
     for &i in &candidates {
         plan.per_node.insert(i, Precision::Int8);
     }
-    let target = 100.0 - options.max_agreement_drop;
-    let mut moved = Vec::new();
+    let target = options.describe();
     let (mut agreement, mut sqnr) = compare(&reference, &outputs(g, &plan, ranges, samples)?);
-    let all_int8_agreement = agreement;
+    let all_int8 = format!("all-int8: agreement {agreement:.2}%, SQNR {sqnr:.1} dB");
     for &i in &order {
-        if agreement >= target {
+        if options.met(agreement, sqnr) {
             break;
         }
         plan.per_node.insert(i, float_precision(&g.nodes[i].op));
-        moved.push(i);
         (agreement, sqnr) = compare(&reference, &outputs(g, &plan, ranges, samples)?);
     }
     for &i in &candidates {
@@ -201,7 +224,7 @@ pub fn choose(
         } else {
             format!(
                 "most sensitive (output SQNR {alone:.1} dB alone in int8): kept in float to hold \
-                 agreement >= {target:.2}% (all-int8: {all_int8_agreement:.2}%)"
+                 {target} ({all_int8})"
             )
         };
     }
@@ -225,7 +248,8 @@ pub fn choose(
     let readers: Vec<usize> = (0..g.nodes.len())
         .filter(|&i| input.is_some() && g.nodes[i].inputs.contains(&input))
         .collect();
-    plan.default = if !readers.is_empty() && readers.iter().all(|&i| plan.of(i) == Precision::Int8) {
+    plan.default = if !readers.is_empty() && readers.iter().all(|&i| plan.of(i) == Precision::Int8)
+    {
         Precision::Int8
     } else {
         Precision::F32

@@ -147,7 +147,10 @@ pub fn load_graph(path: &Path, batch: usize) -> Result<Graph, ConvertError> {
 }
 
 /// Reads `path` and builds the optimized graph, with any number of inputs.
-pub fn load_graph_with(path: &Path, options: &import::ImportOptions) -> Result<Graph, ConvertError> {
+pub fn load_graph_with(
+    path: &Path,
+    options: &import::ImportOptions,
+) -> Result<Graph, ConvertError> {
     let proto = read_onnx(path)?;
     graph_from_proto(&proto, options)
 }
@@ -228,8 +231,14 @@ pub fn convert_with(
         file.metadata.push((
             "tern.auto".into(),
             format!(
-                "max agreement drop {} pp; measured agreement {:.2}% on {} samples",
-                auto.max_agreement_drop, a.agreement, a.samples
+                "target {}; measured agreement {:.2}%, output SQNR {:.1} dB on {} samples",
+                match auto.min_sqnr_db {
+                    Some(db) => format!("output SQNR >= {db} dB"),
+                    None => format!("agreement drop <= {} pp", auto.max_agreement_drop),
+                },
+                a.agreement,
+                a.sqnr_db,
+                a.samples
             ),
         ));
     }
@@ -338,7 +347,11 @@ impl Converted {
                  layer in int8, on {} calibration samples):",
                 a.samples
             );
-            let _ = writeln!(s, "{:<34} {:>6} {:>9} {:>9}  why", "node", "prec", "SQNR dB", "agree %");
+            let _ = writeln!(
+                s,
+                "{:<34} {:>6} {:>9} {:>9}  why",
+                "node", "prec", "SQNR dB", "agree %"
+            );
             for c in &a.choices {
                 let mut name = c.node.clone();
                 if name.len() > 34 {

@@ -115,7 +115,11 @@ pub fn attention_f32(
             for i in 0..q_len {
                 let q_row = &q[(first_row + i) * d..][..d];
                 let out_row = &mut output[(first_row + i) * dv..][..dv];
-                let keys = if cfg.causal { kv_len.min(i + 1) } else { kv_len };
+                let keys = if cfg.causal {
+                    kv_len.min(i + 1)
+                } else {
+                    kv_len
+                };
                 let s = &mut scores[..keys];
                 if cfg.k_transposed {
                     scores_k_transposed(q_row, k_head, kv_len, s);
@@ -311,7 +315,8 @@ mod tests {
         mask: Option<(&[f32], &[usize])>,
         rng: &mut XorShift,
     ) {
-        let random = |n: usize, rng: &mut XorShift| -> Vec<f32> { (0..n).map(|_| rng.f32()).collect() };
+        let random =
+            |n: usize, rng: &mut XorShift| -> Vec<f32> { (0..n).map(|_| rng.f32()).collect() };
         let q = random(sh.batch * sh.q_heads * sh.q_len * sh.head_dim, rng);
         let k = random(sh.batch * sh.kv_heads * sh.kv_len * sh.head_dim, rng);
         let v = random(sh.batch * sh.kv_heads * sh.kv_len * sh.v_head_dim, rng);
@@ -338,7 +343,15 @@ mod tests {
         }
     }
 
-    fn shape(b: usize, hq: usize, hkv: usize, lq: usize, lk: usize, d: usize, dv: usize) -> AttentionShape {
+    fn shape(
+        b: usize,
+        hq: usize,
+        hkv: usize,
+        lq: usize,
+        lk: usize,
+        d: usize,
+        dv: usize,
+    ) -> AttentionShape {
         AttentionShape {
             batch: b,
             q_heads: hq,
@@ -368,8 +381,20 @@ mod tests {
         let k = [libm::logf(3.0), 0.0, 0.0, 0.0];
         let mut out = [0.0f32; 2];
         let mut scratch = [0.0f32; 2];
-        attention_f32(&cfg, &sh, &[1.0, 0.0], &k, &[4.0, 8.0, 0.0, -4.0], None, &mut out, &mut scratch);
-        assert!((out[0] - 3.0).abs() < 1e-6 && (out[1] - 5.0).abs() < 1e-6, "{out:?}");
+        attention_f32(
+            &cfg,
+            &sh,
+            &[1.0, 0.0],
+            &k,
+            &[4.0, 8.0, 0.0, -4.0],
+            None,
+            &mut out,
+            &mut scratch,
+        );
+        assert!(
+            (out[0] - 3.0).abs() < 1e-6 && (out[1] - 5.0).abs() < 1e-6,
+            "{out:?}"
+        );
         // A mask of -inf on the first key leaves only the second.
         let mask = [f32::NEG_INFINITY, 0.0];
         attention_f32(
@@ -440,7 +465,12 @@ mod tests {
         check(causal, shape(1, 2, 2, 3, 37, 64, 64), None, &mut rng);
         check(PLAIN, shape(1, 3, 1, 4, 67, 33, 17), None, &mut rng);
         let m: Vec<f32> = (0..9 * 4).map(|i| (i % 5) as f32 - 2.0).collect();
-        check(causal, shape(1, 4, 1, 9, 4, 8, 3), Some((&m, &[9, 4])), &mut rng);
+        check(
+            causal,
+            shape(1, 4, 1, 9, 4, 8, 3),
+            Some((&m, &[9, 4])),
+            &mut rng,
+        );
     }
 
     #[test]
@@ -454,7 +484,16 @@ mod tests {
         let (q, k, v) = ([0.5f32; 24], [0.25f32; 12], [1.0f32; 6]);
         let mut out = [0.0f32; 12];
         let mut scratch = [0.0f32; 3];
-        attention_f32(&PLAIN, &sh, &q, &k, &v, Some((&m, &[3, 3])), &mut out, &mut scratch);
+        attention_f32(
+            &PLAIN,
+            &sh,
+            &q,
+            &k,
+            &v,
+            Some((&m, &[3, 3])),
+            &mut out,
+            &mut scratch,
+        );
         for (r, row) in out.chunks_exact(2).enumerate() {
             if r % 3 == 1 {
                 assert!(row.iter().all(|x| x.is_nan()));
@@ -473,7 +512,16 @@ mod tests {
             attention_f32(&cfg, &sh, &[1.0; 24], &[], &[], None, &mut out, &mut []);
             assert_eq!(out, [0.0; 12]);
         }
-        attention_f32(&PLAIN, &shape(0, 2, 1, 3, 3, 4, 2), &[], &[], &[], None, &mut [], &mut [0.0; 3]);
+        attention_f32(
+            &PLAIN,
+            &shape(0, 2, 1, 3, 3, 4, 2),
+            &[],
+            &[],
+            &[],
+            None,
+            &mut [],
+            &mut [0.0; 3],
+        );
         check(PLAIN, shape(2, 2, 1, 0, 3, 4, 2), None, &mut rng);
     }
 }

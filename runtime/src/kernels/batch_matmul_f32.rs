@@ -42,7 +42,12 @@ pub fn batch_matmul_f32(
             .iter()
             .rev()
             .zip(out_shape[..ro - 2].iter().rev())
-            .chain(b_shape[..rb - 2].iter().rev().zip(out_shape[..ro - 2].iter().rev()))
+            .chain(
+                b_shape[..rb - 2]
+                    .iter()
+                    .rev()
+                    .zip(out_shape[..ro - 2].iter().rev())
+            )
             .all(|(&d, &o)| d == 1 || d == o)
     );
     debug_assert_eq!(a.len(), a_shape.iter().product::<usize>());
@@ -154,7 +159,7 @@ mod tests {
         let (m, k, n) = (sa[ra - 2], sa[ra - 1], sb[rb - 1]);
         let total: usize = so.iter().product();
         let mut out = vec![0.0f32; total];
-        let batches = if m * n == 0 { 0 } else { total / (m * n) };
+        let batches = total.checked_div(m * n).unwrap_or(0);
         for batch in 0..batches {
             // Batch coordinates, then each operand's matrix index (size-1 axes repeat).
             let mut coord = [0usize; MAX_RANK];
@@ -244,7 +249,12 @@ mod tests {
         run(&[3, 5, 4], &[2, 1, 4, 6], &[2, 3, 5, 6], &mut rng);
         run(&[5, 4], &[2, 3, 4, 17], &[2, 3, 5, 17], &mut rng);
         run(&[2, 3, 6, 4], &[4, 2], &[2, 3, 6, 2], &mut rng);
-        run(&[1, 1, 1, 1, 2, 3], &[3, 1, 1, 1, 3, 2], &[3, 1, 1, 1, 2, 2], &mut rng);
+        run(
+            &[1, 1, 1, 1, 2, 3],
+            &[3, 1, 1, 1, 3, 2],
+            &[3, 1, 1, 1, 2, 2],
+            &mut rng,
+        );
     }
 
     #[test]

@@ -221,6 +221,9 @@ mod tests {
             BinaryOp::Sub => x - y,
             BinaryOp::Mul => x * y,
             BinaryOp::Div => x / y,
+            BinaryOp::Pow => pow(x, y),
+            BinaryOp::Max => max(x, y),
+            BinaryOp::Min => min(x, y),
         }
     }
 

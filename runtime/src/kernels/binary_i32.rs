@@ -38,14 +38,18 @@ pub fn binary_i32(
             BinaryOp::Pow => 0,
         }
     };
-    for_each_run([a_shape, b_shape], out_shape, |start, len, at, contiguous| {
-        let out = &mut output[start..start + len];
-        for (k, o) in out.iter_mut().enumerate() {
-            let x = a[at[0] + if contiguous[0] { k } else { 0 }];
-            let y = b[at[1] + if contiguous[1] { k } else { 0 }];
-            *o = f(x, y);
-        }
-    });
+    for_each_run(
+        [a_shape, b_shape],
+        out_shape,
+        |start, len, at, contiguous| {
+            let out = &mut output[start..start + len];
+            for (k, o) in out.iter_mut().enumerate() {
+                let x = a[at[0] + if contiguous[0] { k } else { 0 }];
+                let y = b[at[1] + if contiguous[1] { k } else { 0 }];
+                *o = f(x, y);
+            }
+        },
+    );
 }
 
 #[cfg(test)]
@@ -58,18 +62,50 @@ mod tests {
         let ids = [5, -1, 999, -1000];
         let negative = [0, 1, 0, 1];
         let mut scaled = [0; 4];
-        binary_i32(BinaryOp::Mul, &negative, &[1, 4], &[1000], &[], &mut scaled, &[1, 4]);
+        binary_i32(
+            BinaryOp::Mul,
+            &negative,
+            &[1, 4],
+            &[1000],
+            &[],
+            &mut scaled,
+            &[1, 4],
+        );
         let mut out = [0; 4];
-        binary_i32(BinaryOp::Add, &ids, &[1, 4], &scaled, &[1, 4], &mut out, &[1, 4]);
+        binary_i32(
+            BinaryOp::Add,
+            &ids,
+            &[1, 4],
+            &scaled,
+            &[1, 4],
+            &mut out,
+            &[1, 4],
+        );
         assert_eq!(out, [5, 999, 999, 0]);
     }
 
     #[test]
     fn division_truncates_and_never_traps() {
         let mut out = [0; 4];
-        binary_i32(BinaryOp::Div, &[7, -7, 5, i32::MIN], &[4], &[2, 2, 0, -1], &[4], &mut out, &[4]);
+        binary_i32(
+            BinaryOp::Div,
+            &[7, -7, 5, i32::MIN],
+            &[4],
+            &[2, 2, 0, -1],
+            &[4],
+            &mut out,
+            &[4],
+        );
         assert_eq!(out, [3, -3, 0, 0]);
-        binary_i32(BinaryOp::Sub, &[1, 2], &[2, 1], &[10, 20], &[2], &mut out, &[2, 2]);
+        binary_i32(
+            BinaryOp::Sub,
+            &[1, 2],
+            &[2, 1],
+            &[10, 20],
+            &[2],
+            &mut out,
+            &[2, 2],
+        );
         assert_eq!(out, [-9, -19, -8, -18]);
     }
 }

@@ -90,7 +90,6 @@ pub(crate) fn for_each_run<const N: usize>(
 mod tests {
     extern crate std;
     use super::*;
-    use std::vec;
     use std::vec::Vec;
 
     #[test]
@@ -98,7 +97,7 @@ mod tests {
         // [2,1,3] and [4,1] against [2,4,3]: every output element visited once, with the
         // operand offsets of its coordinates.
         let (sa, sb, so) = ([2usize, 1, 3], [4usize, 1], [2usize, 4, 3]);
-        let mut seen = vec![0u32; 24];
+        let mut seen = [0u32; 24];
         let mut runs = 0;
         for_each_run([&sa[..], &sb[..]], &so, |start, len, offs, contiguous| {
             runs += 1;

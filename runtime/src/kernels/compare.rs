@@ -112,12 +112,19 @@ mod tests {
     /// Flat index of output coordinate `coord` in an operand of shape `s`.
     fn flat(s: &[usize], coord: &[usize]) -> usize {
         let off = coord.len() - s.len();
-        s.iter()
-            .enumerate()
-            .fold(0, |i, (d, &len)| i * len + if len == 1 { 0 } else { coord[d + off] })
+        s.iter().enumerate().fold(0, |i, (d, &len)| {
+            i * len + if len == 1 { 0 } else { coord[d + off] }
+        })
     }
 
-    fn naive(op: CompareOp, a: &[f32], sa: &[usize], b: &[f32], sb: &[usize], so: &[usize]) -> Vec<i32> {
+    fn naive(
+        op: CompareOp,
+        a: &[f32],
+        sa: &[usize],
+        b: &[f32],
+        sb: &[usize],
+        so: &[usize],
+    ) -> Vec<i32> {
         let total: usize = so.iter().product();
         (0..total)
             .map(|i| {
@@ -150,7 +157,15 @@ mod tests {
         }
         // Integers, outer comparison [2,1] vs [3] (e.g. position ids against a length).
         let mut out = [9i32; 6];
-        compare(CompareOp::Less, &[0i32, 2], &[2, 1], &[1, 2, 3], &[3], &mut out, &[2, 3]);
+        compare(
+            CompareOp::Less,
+            &[0i32, 2],
+            &[2, 1],
+            &[1, 2, 3],
+            &[3],
+            &mut out,
+            &[2, 3],
+        );
         assert_eq!(out, [1, 1, 1, 0, 0, 1]);
         compare::<i32>(CompareOp::Equal, &[], &[0], &[1], &[1], &mut [], &[0]);
     }
@@ -171,7 +186,13 @@ mod tests {
             let (sa, sb) = (operand(&mut rng), operand(&mut rng));
             let so: Vec<usize> = (0..rank)
                 .map(|d| {
-                    let get = |s: &[usize]| if d + s.len() >= rank { s[d + s.len() - rank] } else { 1 };
+                    let get = |s: &[usize]| {
+                        if d + s.len() >= rank {
+                            s[d + s.len() - rank]
+                        } else {
+                            1
+                        }
+                    };
                     get(&sa).max(get(&sb))
                 })
                 .collect();
@@ -182,7 +203,11 @@ mod tests {
             let op = OPS[iter % OPS.len()];
             let mut out = vec![-1; so.iter().product()];
             compare(op, &a, &sa, &b, &sb, &mut out, &so);
-            assert_eq!(out, naive(op, &a, &sa, &b, &sb, &so), "{op:?} {sa:?} {sb:?} -> {so:?}");
+            assert_eq!(
+                out,
+                naive(op, &a, &sa, &b, &sb, &so),
+                "{op:?} {sa:?} {sb:?} -> {so:?}"
+            );
         }
     }
 }

@@ -99,7 +99,10 @@ fn deviation_sums(x: &[f32], mean: f32) -> (f32, f32) {
         dev_tail += e;
         sq_tail += e * e;
     }
-    (horizontal_sum(&dev) + dev_tail, horizontal_sum(&sq) + sq_tail)
+    (
+        horizontal_sum(&dev) + dev_tail,
+        horizontal_sum(&sq) + sq_tail,
+    )
 }
 
 /// Pairwise sum of the lanes.
@@ -165,7 +168,10 @@ mod tests {
         let mut out = [0.0f32; 4];
         layer_norm_f32(&x, 1, 4, None, None, 0.0, &mut out);
         let inv = 1.0 / 1.25f32.sqrt();
-        for (o, w) in out.iter().zip([-1.5 * inv, -0.5 * inv, 0.5 * inv, 1.5 * inv]) {
+        for (o, w) in out
+            .iter()
+            .zip([-1.5 * inv, -0.5 * inv, 0.5 * inv, 1.5 * inv])
+        {
             assert!((o - w).abs() < 1e-6, "{o} vs {w}");
         }
         // A constant row normalizes to 0, then the bias.

@@ -257,7 +257,8 @@ mod tests {
     /// interpolation (< 1e-4 for tanh) and the cell state rounding
     /// (2^-(cell_shift + 1)); each step adds a few 1e-4 that the recurrence
     /// carries on (damped by gates < 1). 2e-2 bounds a few dozen steps of it
-    /// with a wide margin; the observed error is ~1e-3.
+    /// with a wide margin; the observed worst case is ~7e-3, with the coarsest
+    /// cell scale (2^-8) over 8 steps, ~5e-4 otherwise.
     const TOL: f32 = 2e-2;
 
     fn assert_close(got: &[f32], want: &[f32], what: &str) -> f32 {
@@ -343,7 +344,7 @@ mod tests {
         };
         let (got, want) = case.run();
         assert_close(&got, &want, "hidden 64");
-        let cmax = want[14 * 2 * 2 * 64..]
+        let cmax = want[13 * 2 * 2 * 64..]
             .iter()
             .fold(0f32, |m, v| m.max(v.abs()));
         assert!(cmax > 1.0, "the test means to exercise |c| > 1: {cmax}");
@@ -372,7 +373,11 @@ mod tests {
             assert_eq!(&got[12..18], &[0.0; 6]); // t = 2
             assert_eq!(&got[21..24], &[0.0; 3]); // Y_h, entry 1
             assert_eq!(&got[27..30], &[0.0; 3]); // Y_c, entry 1
-            let last = if direction == Direction::Forward { 6 } else { 0 };
+            let last = if direction == Direction::Forward {
+                6
+            } else {
+                0
+            };
             assert_eq!(&got[18..21], &got[last..last + 3]);
         }
     }
@@ -454,8 +459,12 @@ mod tests {
         let x: Vec<i8> = (0..d.input_len())
             .map(|k| if k % 3 == 0 { -128 } else { 127 })
             .collect();
-        let w: Vec<i8> = (0..rows * 9).map(|k| if k % 2 == 0 { -128 } else { 127 }).collect();
-        let r: Vec<i8> = (0..rows * 16).map(|k| if k % 5 == 0 { 127 } else { -128 }).collect();
+        let w: Vec<i8> = (0..rows * 9)
+            .map(|k| if k % 2 == 0 { -128 } else { 127 })
+            .collect();
+        let r: Vec<i8> = (0..rows * 16)
+            .map(|k| if k % 5 == 0 { 127 } else { -128 })
+            .collect();
         let bias: Vec<i32> = (0..rows)
             .map(|k| if k % 2 == 0 { i32::MAX } else { i32::MIN })
             .collect();
@@ -558,5 +567,9 @@ mod tests {
         assert_eq!(words, GOLDEN);
     }
 
-    const GOLDEN: [i32; 10] = [0; 10];
+    /// Cross-checked with an independent Python model of the integer
+    /// arithmetic written from FORMAT.md.
+    const GOLDEN: [i32; 10] = [
+        6474, -2724, 1125, -3660, 1886, -1085, 1886, -1085, 1271, -810,
+    ];
 }

@@ -273,7 +273,9 @@ pub fn recurrent_s8_luts() -> [i32; 2 * LUT_ENTRIES] {
 pub fn luts_in_range(luts: &[i32]) -> bool {
     luts.len() == 2 * LUT_ENTRIES
         && luts[..LUT_ENTRIES].iter().all(|v| (0..=32767).contains(v))
-        && luts[LUT_ENTRIES..].iter().all(|v| (-32767..=32767).contains(v))
+        && luts[LUT_ENTRIES..]
+            .iter()
+            .all(|v| (-32767..=32767).contains(v))
 }
 
 #[cfg(test)]
@@ -288,7 +290,6 @@ pub(crate) mod test_support {
     /// A float problem in int8 form.
     pub(crate) struct Quantized {
         pub x: Vec<i8>,
-        pub sx: f32,
         pub zx: i32,
         /// `x` dequantized (the float kernel's input, so that both see the same x).
         pub x_deq: Vec<f32>,
@@ -309,7 +310,10 @@ pub(crate) mod test_support {
             let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
             let s = if max > 0.0 { max / 127.0 } else { 1.0 };
             scales.push(s);
-            q.extend(row.iter().map(|&v| (v / s).round().clamp(-127.0, 127.0) as i8));
+            q.extend(
+                row.iter()
+                    .map(|&v| (v / s).round().clamp(-127.0, 127.0) as i8),
+            );
         }
         (q, scales)
     }
@@ -361,7 +365,6 @@ pub(crate) mod test_support {
         });
         Quantized {
             x: xq,
-            sx,
             zx,
             x_deq,
             w: wq,

@@ -127,7 +127,11 @@ impl ReduceOp {
 fn log_sum_exp(m: f32, sum: f32) -> f32 {
     // All -inf (or empty), any +inf, or a NaN: the max is the answer (the plain
     // `log(sum exp(x))` gives the same), and `x - m` would be NaN.
-    if m.is_finite() { m + libm::logf(sum) } else { m }
+    if m.is_finite() {
+        m + libm::logf(sum)
+    } else {
+        m
+    }
 }
 
 /// Reduces the axes of `in_shape` whose bit is set in `axes_mask` (bit `d` for axis `d`).
@@ -480,12 +484,24 @@ mod tests {
         let ninf = f32::NEG_INFINITY;
         reduce_f32(ReduceOp::LogSumExp, &[ninf, ninf], &[2], 1, &mut out);
         assert_eq!(out[0], ninf);
-        reduce_f32(ReduceOp::LogSumExp, &[1.0, f32::INFINITY], &[2], 1, &mut out);
+        reduce_f32(
+            ReduceOp::LogSumExp,
+            &[1.0, f32::INFINITY],
+            &[2],
+            1,
+            &mut out,
+        );
         assert_eq!(out[0], f32::INFINITY);
         // Max and Min propagate NaN, on both paths.
         reduce_f32(ReduceOp::Max, &[1.0, f32::NAN, 2.0], &[3], 1, &mut out);
         assert!(out[0].is_nan());
-        reduce_f32(ReduceOp::Min, &[1.0, f32::NAN, 2.0, 0.0], &[2, 2], 0b01, &mut out2);
+        reduce_f32(
+            ReduceOp::Min,
+            &[1.0, f32::NAN, 2.0, 0.0],
+            &[2, 2],
+            0b01,
+            &mut out2,
+        );
         assert!(out2[0] == 1.0 && out2[1].is_nan());
     }
 

@@ -88,9 +88,9 @@ mod tests {
     /// Flat index of output coordinate `coord` in an operand of shape `s`.
     fn flat(s: &[usize], coord: &[usize]) -> usize {
         let off = coord.len() - s.len();
-        s.iter()
-            .enumerate()
-            .fold(0, |i, (d, &len)| i * len + if len == 1 { 0 } else { coord[d + off] })
+        s.iter().enumerate().fold(0, |i, (d, &len)| {
+            i * len + if len == 1 { 0 } else { coord[d + off] }
+        })
     }
 
     fn naive(
@@ -169,7 +169,13 @@ mod tests {
                 .map(|d| {
                     [&sc, &sa, &sb]
                         .iter()
-                        .map(|s| if d + s.len() >= rank { s[d + s.len() - rank] } else { 1 })
+                        .map(|s| {
+                            if d + s.len() >= rank {
+                                s[d + s.len() - rank]
+                            } else {
+                                1
+                            }
+                        })
                         .max()
                         .unwrap_or(1)
                 })

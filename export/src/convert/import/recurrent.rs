@@ -48,29 +48,37 @@ impl NodeCtx<'_> {
             return Err(self.invalid("hidden_size is 0"));
         }
         let base = self.node_name();
-        let constant = |ctx: &Self, k: usize, what: &str, shape: &[usize]| -> Result<Option<Vec<f32>>> {
-            let Some(v) = ctx.input(k)? else {
-                return Ok(None);
+        let constant =
+            |ctx: &Self, k: usize, what: &str, shape: &[usize]| -> Result<Option<Vec<f32>>> {
+                let Some(v) = ctx.input(k)? else {
+                    return Ok(None);
+                };
+                let data = ctx.g.const_f32(v).ok_or_else(|| {
+                    ctx.unsupported(format!("{what} (input {k}) must be a constant"))
+                })?;
+                if ctx.shape(v) != shape {
+                    return Err(ctx.invalid(format!(
+                        "{what} has shape {:?}, expected {shape:?}",
+                        ctx.shape(v)
+                    )));
+                }
+                Ok(Some(data))
             };
-            let data = ctx
-                .g
-                .const_f32(v)
-                .ok_or_else(|| ctx.unsupported(format!("{what} (input {k}) must be a constant")))?;
-            if ctx.shape(v) != shape {
-                return Err(ctx.invalid(format!(
-                    "{what} has shape {:?}, expected {shape:?}",
-                    ctx.shape(v)
-                )));
-            }
-            Ok(Some(data))
-        };
         let w_data = constant(self, 1, "W", &[dirs, gates * hidden, input])?;
         let r_data = constant(self, 2, "R", &[dirs, gates * hidden, hidden])?;
         let (Some(w_data), Some(r_data)) = (w_data, r_data) else {
             return Err(self.invalid("W and R are required"));
         };
-        let w_v = self.add_const("W", vec![dirs, gates * hidden, input], ConstData::F32(w_data));
-        let r_v = self.add_const("R", vec![dirs, gates * hidden, hidden], ConstData::F32(r_data));
+        let w_v = self.add_const(
+            "W",
+            vec![dirs, gates * hidden, input],
+            ConstData::F32(w_data),
+        );
+        let r_v = self.add_const(
+            "R",
+            vec![dirs, gates * hidden, hidden],
+            ConstData::F32(r_data),
+        );
         let bias = constant(self, 3, "B", &[dirs, 2 * gates * hidden])?.map(|b| {
             if kind == RecurrentKind::Gru {
                 // GRU keeps Wb and Rb apart (linear_before_reset needs Rbh alone).
@@ -95,9 +103,9 @@ impl NodeCtx<'_> {
                 }
                 if let Some(lens) = self.g.values[v].konst.as_ref().map(ConstData::to_i64) {
                     if let Some(bad) = lens.iter().find(|&&l| l < 0 || l as usize > seq) {
-                        return Err(self.invalid(format!(
-                            "sequence length {bad} outside 0..={seq}"
-                        )));
+                        return Err(
+                            self.invalid(format!("sequence length {bad} outside 0..={seq}"))
+                        );
                     }
                     // All full length: the same as no sequence_lens.
                     if lens.iter().all(|&l| l as usize == seq) {
@@ -115,7 +123,9 @@ impl NodeCtx<'_> {
             self.push_node(
                 &format!("{base}.time_major"),
                 &format!("{base}.time_major"),
-                Op::Transpose { perm: vec![1, 0, 2] },
+                Op::Transpose {
+                    perm: vec![1, 0, 2],
+                },
                 vec![Some(x)],
                 vec![seq, batch, input],
                 Elem::F32,
@@ -148,12 +158,18 @@ impl NodeCtx<'_> {
                 if let Some(c) = self.g.values[v].konst.as_ref().map(ConstData::to_f32) {
                     let mut t = vec![0f32; c.len()];
                     tern_runtime::kernels::transpose::transpose(&c, &want, &[1, 0, 2], &mut t);
-                    self.add_const(&format!("{what}.dir_major"), vec![dirs, batch, hidden], ConstData::F32(t))
+                    self.add_const(
+                        &format!("{what}.dir_major"),
+                        vec![dirs, batch, hidden],
+                        ConstData::F32(t),
+                    )
                 } else {
                     self.push_node(
                         &name,
                         &name,
-                        Op::Transpose { perm: vec![1, 0, 2] },
+                        Op::Transpose {
+                            perm: vec![1, 0, 2],
+                        },
                         vec![Some(v)],
                         vec![dirs, batch, hidden],
                         Elem::F32,
@@ -239,7 +255,14 @@ impl NodeCtx<'_> {
             let v = if k == 0 && !batch_major {
                 sliced
             } else if matches!(op, Op::Copy) {
-                self.push_node(&format!("{base}.y{k}"), out, op, vec![Some(sliced)], shape, Elem::F32)?
+                self.push_node(
+                    &format!("{base}.y{k}"),
+                    out,
+                    op,
+                    vec![Some(sliced)],
+                    shape,
+                    Elem::F32,
+                )?
             } else {
                 // [1, B, D, H] after the permutation [0, 2, 1, 3], then drop the 1.
                 let t_shape = if k == 0 {
@@ -248,11 +271,19 @@ impl NodeCtx<'_> {
                     vec![1, batch, dirs, hidden]
                 };
                 let t_name = format!("{base}.t{k}");
-                let t = self.push_node(&t_name, &t_name, op, vec![Some(sliced)], t_shape, Elem::F32)?;
+                let t =
+                    self.push_node(&t_name, &t_name, op, vec![Some(sliced)], t_shape, Elem::F32)?;
                 if k == 0 {
                     t
                 } else {
-                    self.push_node(&format!("{base}.y{k}"), out, Op::Copy, vec![Some(t)], shape, Elem::F32)?
+                    self.push_node(
+                        &format!("{base}.y{k}"),
+                        out,
+                        Op::Copy,
+                        vec![Some(t)],
+                        shape,
+                        Elem::F32,
+                    )?
                 }
             };
             self.g.by_name.insert(out.clone(), v);
@@ -285,8 +316,12 @@ impl NodeCtx<'_> {
                 per_dir * dirs
             )));
         }
-        let alphas = super::attr(self.node, "activation_alpha").map(|a| a.floats.clone()).unwrap_or_default();
-        let betas = super::attr(self.node, "activation_beta").map(|a| a.floats.clone()).unwrap_or_default();
+        let alphas = super::attr(self.node, "activation_alpha")
+            .map(|a| a.floats.clone())
+            .unwrap_or_default();
+        let betas = super::attr(self.node, "activation_beta")
+            .map(|a| a.floats.clone())
+            .unwrap_or_default();
         let (mut ai, mut bi) = (alphas.iter(), betas.iter());
         let mut out = Vec::with_capacity(2 * per_dir);
         for name in &names {
@@ -298,11 +333,24 @@ impl NodeCtx<'_> {
                 "leakyrelu" => Activation::LeakyRelu { alpha: alpha(0.01) },
                 "thresholdedrelu" => Activation::ThresholdedRelu { alpha: alpha(1.0) },
                 "elu" => Activation::Elu { alpha: alpha(1.0) },
-                "softsign" => Activation::Unary(tern_runtime::kernels::activation_f32::Unary::Softsign),
-                "softplus" => Activation::Unary(tern_runtime::kernels::activation_f32::Unary::Softplus),
-                "affine" => Activation::Affine { alpha: alpha(1.0), beta: bi.next().copied().unwrap_or(0.0) },
-                "scaledtanh" => Activation::ScaledTanh { alpha: alpha(1.0), beta: bi.next().copied().unwrap_or(1.0) },
-                "hardsigmoid" => Activation::HardSigmoid { alpha: alpha(0.2), beta: bi.next().copied().unwrap_or(0.5) },
+                "softsign" => {
+                    Activation::Unary(tern_runtime::kernels::activation_f32::Unary::Softsign)
+                }
+                "softplus" => {
+                    Activation::Unary(tern_runtime::kernels::activation_f32::Unary::Softplus)
+                }
+                "affine" => Activation::Affine {
+                    alpha: alpha(1.0),
+                    beta: bi.next().copied().unwrap_or(0.0),
+                },
+                "scaledtanh" => Activation::ScaledTanh {
+                    alpha: alpha(1.0),
+                    beta: bi.next().copied().unwrap_or(1.0),
+                },
+                "hardsigmoid" => Activation::HardSigmoid {
+                    alpha: alpha(0.2),
+                    beta: bi.next().copied().unwrap_or(0.5),
+                },
                 other => return Err(self.unsupported(format!("activation '{other}'"))),
             };
             out.push(act);

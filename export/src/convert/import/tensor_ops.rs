@@ -98,7 +98,9 @@ impl NodeCtx<'_> {
     /// or (every input an integer) on i32 tensors.
     pub(super) fn variadic(&mut self, op: BinaryOp) -> Result<()> {
         let n = self.node.input.len();
-        let ids = (0..n).map(|k| self.required(k)).collect::<Result<Vec<_>>>()?;
+        let ids = (0..n)
+            .map(|k| self.required(k))
+            .collect::<Result<Vec<_>>>()?;
         let integer = !ids.is_empty() && ids.iter().all(|&v| self.elem(v) == Elem::I32);
         if !integer {
             self.float_inputs(&(0..n).collect::<Vec<_>>())?;
@@ -205,8 +207,7 @@ impl NodeCtx<'_> {
         if k != k2 {
             return Err(self.invalid(format!("MatMul of {sa:?} and {sb:?}: inner sizes differ")));
         }
-        let mut shape =
-            self.broadcast(&pa[..pa.len() - 2], &pb[..pb.len() - 2])?;
+        let mut shape = self.broadcast(&pa[..pa.len() - 2], &pb[..pb.len() - 2])?;
         shape.extend([m, n]);
         let mut final_shape: Vec<usize> = shape[..shape.len() - 2].to_vec();
         if sa.len() > 1 {
@@ -244,19 +245,32 @@ impl NodeCtx<'_> {
                 inputs.push(None);
                 continue;
             };
-            let data = self
-                .g
-                .const_f32(v)
-                .ok_or_else(|| self.unsupported(format!("{what} (input {k}) must be a constant")))?;
+            let data = self.g.const_f32(v).ok_or_else(|| {
+                self.unsupported(format!("{what} (input {k}) must be a constant"))
+            })?;
             let expanded = broadcast_to(&data, &self.shape(v), &s[axis..])
                 .ok_or_else(|| self.invalid(format!("{what} does not broadcast")))?;
             debug_assert_eq!(expanded.len(), cols);
-            inputs.push(Some(self.add_const(what, vec![cols], ConstData::F32(expanded))));
+            inputs.push(Some(self.add_const(
+                what,
+                vec![cols],
+                ConstData::F32(expanded),
+            )));
         }
         let outputs = self.node.output.clone();
-        let y_name = outputs.first().filter(|o| !o.is_empty()).ok_or_else(|| self.invalid("no output"))?;
+        let y_name = outputs
+            .first()
+            .filter(|o| !o.is_empty())
+            .ok_or_else(|| self.invalid("no output"))?;
         let base = self.node_name();
-        self.push_node(&base, y_name, Op::LayerNorm { axis, epsilon }, inputs, s.clone(), Elem::F32)?;
+        self.push_node(
+            &base,
+            y_name,
+            Op::LayerNorm { axis, epsilon },
+            inputs,
+            s.clone(),
+            Elem::F32,
+        )?;
         let wanted = |k: usize| outputs.get(k).filter(|o| !o.is_empty()).cloned();
         let (mean_name, inv_name) = (wanted(1), wanted(2));
         if mean_name.is_none() && inv_name.is_none() {
@@ -266,24 +280,81 @@ impl NodeCtx<'_> {
         let mask: u32 = (axis..s.len()).fold(0, |m, d| m | (1 << d));
         let mut kept = s.clone();
         kept[axis..].iter_mut().for_each(|d| *d = 1);
-        let step = |ctx: &mut Self, suffix: &str, out: Option<&String>, op: Op, ins: Vec<Option<usize>>, shape: &[usize]| {
+        let step = |ctx: &mut Self,
+                    suffix: &str,
+                    out: Option<&String>,
+                    op: Op,
+                    ins: Vec<Option<usize>>,
+                    shape: &[usize]| {
             let name = format!("{base}.{suffix}");
-            ctx.push_node(&name, out.unwrap_or(&name), op, ins, shape.to_vec(), Elem::F32)
+            ctx.push_node(
+                &name,
+                out.unwrap_or(&name),
+                op,
+                ins,
+                shape.to_vec(),
+                Elem::F32,
+            )
         };
-        let reduce_mean = Op::Reduce { op: ReduceOp::Mean, mask };
-        let mean = step(self, "mean", mean_name.as_ref(), reduce_mean.clone(), vec![Some(x)], &kept)?;
+        let reduce_mean = Op::Reduce {
+            op: ReduceOp::Mean,
+            mask,
+        };
+        let mean = step(
+            self,
+            "mean",
+            mean_name.as_ref(),
+            reduce_mean.clone(),
+            vec![Some(x)],
+            &kept,
+        )?;
         let Some(inv_name) = inv_name else {
             return Ok(());
         };
         let bin = |op| Op::Binary { op, clamp: None };
-        let d = step(self, "centered", None, bin(BinaryOp::Sub), vec![Some(x), Some(mean)], &s)?;
-        let sq = step(self, "squared", None, bin(BinaryOp::Mul), vec![Some(d), Some(d)], &s)?;
+        let d = step(
+            self,
+            "centered",
+            None,
+            bin(BinaryOp::Sub),
+            vec![Some(x), Some(mean)],
+            &s,
+        )?;
+        let sq = step(
+            self,
+            "squared",
+            None,
+            bin(BinaryOp::Mul),
+            vec![Some(d), Some(d)],
+            &s,
+        )?;
         let var = step(self, "var", None, reduce_mean, vec![Some(sq)], &kept)?;
         let eps = self.add_const("epsilon", vec![], ConstData::F32(vec![epsilon]));
-        let ve = step(self, "var_eps", None, bin(BinaryOp::Add), vec![Some(var), Some(eps)], &kept)?;
-        let sd = step(self, "std", None, Op::Activation(Activation::Unary(Unary::Sqrt)), vec![Some(ve)], &kept)?;
+        let ve = step(
+            self,
+            "var_eps",
+            None,
+            bin(BinaryOp::Add),
+            vec![Some(var), Some(eps)],
+            &kept,
+        )?;
+        let sd = step(
+            self,
+            "std",
+            None,
+            Op::Activation(Activation::Unary(Unary::Sqrt)),
+            vec![Some(ve)],
+            &kept,
+        )?;
         let unary = Op::Activation(Activation::Unary(Unary::Reciprocal));
-        step(self, "inv_std", Some(&inv_name), unary, vec![Some(sd)], &kept)?;
+        step(
+            self,
+            "inv_std",
+            Some(&inv_name),
+            unary,
+            vec![Some(sd)],
+            &kept,
+        )?;
         Ok(())
     }
 
@@ -291,7 +362,8 @@ impl NodeCtx<'_> {
         self.float_inputs(&[0])?;
         let x = self.required(0)?;
         let s = self.shape(x);
-        let axes_from_input = self.opset >= 18 || (self.node.op_type == "ReduceSum" && self.opset >= 13);
+        let axes_from_input =
+            self.opset >= 18 || (self.node.op_type == "ReduceSum" && self.opset >= 13);
         let axes = if axes_from_input {
             match self.input(1)? {
                 Some(_) => Some(self.const_ints(1, "axes")?),
@@ -340,7 +412,12 @@ impl NodeCtx<'_> {
                 Some(_) => Some(self.const_ints(4, "steps")?),
                 None => None,
             };
-            (self.const_ints(1, "starts")?, self.const_ints(2, "ends")?, axes, steps)
+            (
+                self.const_ints(1, "starts")?,
+                self.const_ints(2, "ends")?,
+                axes,
+                steps,
+            )
         } else {
             (
                 self.ints("starts").unwrap_or_default(),
@@ -368,7 +445,10 @@ impl NodeCtx<'_> {
             let (start, end) = if st > 0 {
                 (norm(starts[k]).clamp(0, n), norm(ends[k]).clamp(0, n))
             } else {
-                (norm(starts[k]).clamp(-1, n - 1), norm(ends[k]).clamp(-1, n - 1))
+                (
+                    norm(starts[k]).clamp(-1, n - 1),
+                    norm(ends[k]).clamp(-1, n - 1),
+                )
             };
             let len = if st > 0 {
                 ((end - start).max(0) + st - 1) / st
@@ -380,7 +460,15 @@ impl NodeCtx<'_> {
             shape[d] = len as usize;
         }
         let elem = self.elem(x);
-        self.emit_elem(Op::Slice { starts: first, steps: step }, vec![Some(x)], shape, elem)
+        self.emit_elem(
+            Op::Slice {
+                starts: first,
+                steps: step,
+            },
+            vec![Some(x)],
+            shape,
+            elem,
+        )
     }
 
     /// Split into equal or given parts along an axis: one Slice per output.
@@ -390,13 +478,18 @@ impl NodeCtx<'_> {
         let axis = self.axis(self.int("axis", 0), s.len())?;
         let outputs = self.node.output.clone();
         let parts: Vec<usize> = if self.opset >= 13 && self.input(1)?.is_some() {
-            self.const_ints(1, "split")?.iter().map(|&v| v.max(0) as usize).collect()
+            self.const_ints(1, "split")?
+                .iter()
+                .map(|&v| v.max(0) as usize)
+                .collect()
         } else if let Some(split) = self.ints("split") {
             split.iter().map(|&v| v.max(0) as usize).collect()
         } else {
             let n = outputs.len().max(1);
             let chunk = s[axis].div_ceil(n);
-            (0..n).map(|k| chunk.min(s[axis].saturating_sub(k * chunk))).collect()
+            (0..n)
+                .map(|k| chunk.min(s[axis].saturating_sub(k * chunk)))
+                .collect()
         };
         if parts.len() != outputs.len() || parts.iter().sum::<usize>() != s[axis] {
             return Err(self.invalid(format!(
@@ -419,7 +512,10 @@ impl NodeCtx<'_> {
             let v = self.push_node(
                 &name,
                 out,
-                Op::Slice { starts, steps: vec![1; s.len()] },
+                Op::Slice {
+                    starts,
+                    steps: vec![1; s.len()],
+                },
                 vec![Some(x)],
                 shape,
                 elem,
@@ -441,7 +537,12 @@ impl NodeCtx<'_> {
         shape.extend(&is);
         shape.extend(&ds[axis + 1..]);
         let elem = self.elem(data);
-        self.emit_elem(Op::Gather { axis }, vec![Some(data), Some(idx)], shape, elem)
+        self.emit_elem(
+            Op::Gather { axis },
+            vec![Some(data), Some(idx)],
+            shape,
+            elem,
+        )
     }
 
     pub(super) fn where_op(&mut self) -> Result<()> {
@@ -475,25 +576,56 @@ impl NodeCtx<'_> {
         }
         let zero = self.add_const("zero", vec![], ConstData::I64(vec![0]));
         let shape = self.shape(x);
-        self.emit_elem(Op::Compare(CompareOp::Equal), vec![Some(x), Some(zero)], shape, Elem::I32)
+        self.emit_elem(
+            Op::Compare(CompareOp::Equal),
+            vec![Some(x), Some(zero)],
+            shape,
+            Elem::I32,
+        )
     }
 
+    /// Cast between float, int32/int64 (i32) and bool (i32 0/1). Narrow and
+    /// unsigned integer targets are refused: ONNX wraps values outside their
+    /// range, Tern's i32 would keep them.
     pub(super) fn cast(&mut self) -> Result<()> {
         let x = self.required(0)?;
         let to = self.int("to", 1);
-        let target = match to {
-            1 | 10 | 11 | 16 => Elem::F32,
-            2..=7 | 12 | 13 => Elem::I32,
-            other => {
-                return Err(self.unsupported(format!("Cast to ONNX element type {other}")));
-            }
-        };
         let from = self.elem(x);
-        if from == target {
-            return self.alias(x);
-        }
         let s = self.shape(x);
-        self.emit_elem(Op::Cast, vec![Some(x)], s, target)
+        match to {
+            1 | 10 | 11 | 16 if from == Elem::F32 => self.alias(x),
+            1 | 10 | 11 | 16 => self.emit_elem(Op::Cast, vec![Some(x)], s, Elem::F32),
+            6 | 7 if from == Elem::I32 => self.alias(x),
+            6 | 7 => self.emit_elem(Op::Cast, vec![Some(x)], s, Elem::I32),
+            9 => {
+                // x != 0, as Equal(Equal(x, 0), 0) (NaN is true, as in ONNX).
+                let zero = match from {
+                    Elem::F32 => ConstData::F32(vec![0.0]),
+                    Elem::I32 => ConstData::I64(vec![0]),
+                };
+                let zero = self.add_const("zero", vec![], zero);
+                let name = format!("{}.is_zero", self.node_name());
+                let is_zero = self.push_node(
+                    &name,
+                    &name,
+                    Op::Compare(CompareOp::Equal),
+                    vec![Some(x), Some(zero)],
+                    s.clone(),
+                    Elem::I32,
+                )?;
+                let false_ = self.add_const("false", vec![], ConstData::I64(vec![0]));
+                self.emit_elem(
+                    Op::Compare(CompareOp::Equal),
+                    vec![Some(is_zero), Some(false_)],
+                    s,
+                    Elem::I32,
+                )
+            }
+            other => Err(self.unsupported(format!(
+                "Cast to ONNX element type {other} (Tern holds float32, int32/int64 as i32 \
+                 and bool)"
+            ))),
+        }
     }
 
     pub(super) fn expand(&mut self) -> Result<()> {
@@ -528,10 +660,14 @@ impl NodeCtx<'_> {
         }
         let softcap = self.float("softcap", 0.0);
         if softcap != 0.0 {
-            return Err(self.unsupported(format!("attribute softcap = {softcap} is not implemented")));
+            return Err(
+                self.unsupported(format!("attribute softcap = {softcap} is not implemented"))
+            );
         }
         if self.node.input.iter().skip(4).any(|i| !i.is_empty()) {
-            return Err(self.unsupported("past_key / past_value / nonpad_kv_seqlen (KV cache) inputs"));
+            return Err(
+                self.unsupported("past_key / past_value / nonpad_kv_seqlen (KV cache) inputs")
+            );
         }
         let (q, k, v) = (self.required(0)?, self.required(1)?, self.required(2)?);
         let (qs, ks, vs) = (self.shape(q), self.shape(k), self.shape(v));
@@ -581,8 +717,16 @@ impl NodeCtx<'_> {
                 let ms = self.shape(m);
                 let name = format!("{base}.mask");
                 let zero = self.add_const("mask.keep", vec![], ConstData::F32(vec![0.0]));
-                let ninf = self.add_const("mask.drop", vec![], ConstData::F32(vec![f32::NEG_INFINITY]));
-                self.push_node(&name, &name, Op::Where, vec![Some(m), Some(zero), Some(ninf)], ms, Elem::F32)?
+                let ninf =
+                    self.add_const("mask.drop", vec![], ConstData::F32(vec![f32::NEG_INFINITY]));
+                self.push_node(
+                    &name,
+                    &name,
+                    Op::Where,
+                    vec![Some(m), Some(zero), Some(ninf)],
+                    ms,
+                    Elem::F32,
+                )?
             } else {
                 m
             };
@@ -610,12 +754,18 @@ impl NodeCtx<'_> {
         let merged = self.push_node(
             &t_name,
             &t_name,
-            Op::Transpose { perm: vec![0, 2, 1, 3] },
+            Op::Transpose {
+                perm: vec![0, 2, 1, 3],
+            },
             vec![Some(heads_out)],
             vec![out[0], out[2], out[1], out[3]],
             Elem::F32,
         )?;
-        self.emit(Op::Copy, vec![Some(merged)], vec![out[0], out[2], out[1] * out[3]])
+        self.emit(
+            Op::Copy,
+            vec![Some(merged)],
+            vec![out[0], out[2], out[1] * out[3]],
+        )
     }
 
     /// `[B, L, H * D]` -> `[B, H, L, D]` (a reshape and a transpose).
@@ -629,13 +779,22 @@ impl NodeCtx<'_> {
     ) -> Result<(usize, Vec<usize>)> {
         let d = s[2] / heads;
         let r_name = format!("{base}.{what}.heads");
-        let r = self.push_node(&r_name, &r_name, Op::Copy, vec![Some(x)], vec![s[0], s[1], heads, d], Elem::F32)?;
+        let r = self.push_node(
+            &r_name,
+            &r_name,
+            Op::Copy,
+            vec![Some(x)],
+            vec![s[0], s[1], heads, d],
+            Elem::F32,
+        )?;
         let shape = vec![s[0], heads, s[1], d];
         let t_name = format!("{base}.{what}.bhld");
         let t = self.push_node(
             &t_name,
             &t_name,
-            Op::Transpose { perm: vec![0, 2, 1, 3] },
+            Op::Transpose {
+                perm: vec![0, 2, 1, 3],
+            },
             vec![Some(r)],
             shape.clone(),
             Elem::F32,
