@@ -32,7 +32,7 @@ enum Command {
     Run(RunArgs),
     /// Print a .tern file's header, metadata, ops, tensors and arena plan.
     Inspect(InspectArgs),
-    /// Convert an ONNX classifier to f32, f16 and int8 and print one comparison table.
+    /// Convert an ONNX classifier to f32, f16, int8 and auto and print one comparison table.
     Report(ReportArgs),
     /// Per-tensor error of a .tern model against its ONNX source (SQNR, cosine), largest
     /// first, with a PNG bar chart of SQNR per layer.
@@ -67,7 +67,7 @@ struct CompareArgs {
 struct ReportArgs {
     /// ONNX model (a Fashion-MNIST classifier).
     model: PathBuf,
-    /// Folder for the three .tern files.
+    /// Folder for the four .tern files (f32, f16, int8, auto).
     #[arg(long, default_value = "target/tern-report")]
     out_dir: PathBuf,
     /// Evaluation set.
@@ -392,12 +392,17 @@ fn report(args: ReportArgs) -> crate::Result<()> {
         .model
         .file_stem()
         .map_or("model".into(), |s| s.to_string_lossy().into_owned());
-    // Images, labels and tract's outputs once for the three precisions.
+    // Images, labels and tract's outputs once for the four precisions.
     let eval_set = crate::tools::EvalSet::load(split, limit, Some(&args.model))?;
     let mut rows = Vec::new();
     let mut reference = None;
-    for precision in [Precision::F32, Precision::F16, Precision::Int8] {
-        let calibration = if precision == Precision::Int8 {
+    for precision in [
+        Precision::F32,
+        Precision::F16,
+        Precision::Int8,
+        Precision::Auto,
+    ] {
+        let calibration = if precision.needs_calibration() {
             &samples[..]
         } else {
             &[]

@@ -6,5 +6,6 @@ mod bad_input;
 mod cnn_accuracy;
 mod model_zoo;
 mod no_alloc;
+mod recurrent_s8;
 mod sequence_accuracy;
 mod third_party;

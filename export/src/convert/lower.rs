@@ -401,11 +401,32 @@ impl Lowering<'_> {
             && match &node.op {
                 // Data moves stay int8 only when their data is a float value.
                 Op::Gather { .. } | Op::Slice { .. } | Op::Expand => {
-                    node.inputs[0].is_some_and(|x| self.g.values[x].elem == Elem::F32)
+                    node.inputs[0].is_some_and(|x| {
+                        self.g.values[x].elem == Elem::F32
+                            // A slice of an int8 recurrent cell's packed f32
+                            // output (h and c) stays f32, so that its consumer
+                            // quantizes with the slice's own range (|h| < 1),
+                            // not the whole tensor's (which covers |c|).
+                            && !(matches!(node.op, Op::Slice { .. } | Op::Gather { .. })
+                                && self.is_f32_recurrent_output(x))
+                    })
                 }
                 Op::Recurrent(r) => recurrent_int8_ok(self.g, node, r),
                 _ => true,
             }
+    }
+
+    /// Whether `v` is the packed output of a recurrent op lowered already, in
+    /// f32 (every int8 cell writes f32).
+    fn is_f32_recurrent_output(&self, v: usize) -> bool {
+        self.tensor_of
+            .get(&v)
+            .is_some_and(|&t| self.file.tensors[t as usize].dtype == DType::F32)
+            && self
+                .g
+                .nodes
+                .iter()
+                .any(|n| n.output == v && matches!(n.op, Op::Recurrent(_)))
     }
 
     fn node(&mut self, node: &Node) -> Result<(), ConvertError> {

@@ -267,7 +267,12 @@ pub fn choose(
 /// precision is a choice. Pure data moves follow their input (see [`resolve`]).
 fn quantizable(g: &Graph, i: usize) -> bool {
     let node = &g.nodes[i];
+    let cell_ok = match &node.op {
+        Op::Recurrent(r) => lower::recurrent_int8_ok(g, node, r),
+        _ => true,
+    };
     has_int8_kernel(&node.op)
+        && cell_ok
         && !is_data_move(&node.op)
         && g.values[node.output].elem == super::graph::Elem::F32
 }

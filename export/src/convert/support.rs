@@ -125,8 +125,8 @@ pub const SUPPORTED_OPS: &[OpSupport] = &[
     ),
     op(
         "GRU",
-        FloatIsland,
-        "constant W/R/B; all directions, linear_before_reset, layout",
+        Kernel,
+        "constant W/R/B; all directions, linear_before_reset, layout; int8 (int16 state) for the default activations without clip, hidden <= 512, constant or absent initial_h, else a float island",
     ),
     op("HardSigmoid", Kernel, "int8 as a lookup table"),
     op("HardSwish", Kernel, "int8 as a lookup table"),
@@ -151,8 +151,8 @@ pub const SUPPORTED_OPS: &[OpSupport] = &[
     op("LRN", FloatIsland, ""),
     op(
         "LSTM",
-        FloatIsland,
-        "constant W/R/B/P; all directions, peepholes, clip, input_forget, layout",
+        Kernel,
+        "constant W/R/B/P; all directions, peepholes, clip, input_forget, layout; int8 (int16 states) for the default activations without clip, peepholes or input_forget, hidden <= 512, constant or absent initial states, else a float island",
     ),
     op(
         "MatMul",
@@ -205,7 +205,11 @@ pub const SUPPORTED_OPS: &[OpSupport] = &[
         Kernel,
         "2-D (NCHW) nearest/linear, axes, keep_aspect_ratio_policy; no cubic, antialias or tf_crop_and_resize",
     ),
-    op("RNN", FloatIsland, "constant W/R/B; all directions, layout"),
+    op(
+        "RNN",
+        Kernel,
+        "constant W/R/B; all directions, layout; int8 (int16 state) for Tanh without clip, hidden <= 512, constant or absent initial_h, else a float island",
+    ),
     op("Round", Kernel, "int8 as a lookup table"),
     op("Selu", Kernel, "int8 as a lookup table"),
     op("Shape", FoldedOnly, "static shapes"),

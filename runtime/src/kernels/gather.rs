@@ -120,8 +120,10 @@ mod tests {
             // Nothing was written.
             assert_eq!(out, [7; 6]);
         }
-        // An empty axis has no valid index, even when the output is empty.
-        let err = gather::<u16>(&[], 2, 0, 3, &[0], &mut []).unwrap_err();
+        // Indices are checked even when nothing is copied; an empty axis has none valid.
+        let err = gather::<u16>(&[], 2, 3, 0, &[1, 5], &mut []).unwrap_err();
+        assert_eq!((err.position, err.index, err.limit), (1, 5, 3));
+        let err = gather::<u16>(&[], 0, 0, 3, &[0], &mut []).unwrap_err();
         assert_eq!(err.limit, 0);
     }
 

@@ -419,7 +419,7 @@ mod tests {
         let x: Vec<i8> = vec![-100, 27, 64, -3, 127, -128];
         let w: Vec<i8> = (0..12).map(|k| ((k * 37) % 255) as i8).collect();
         let r: Vec<i8> = (0..12).map(|k| ((k * 53 + 11) % 255) as i8).collect();
-        let bias: Vec<i32> = (0..12).map(|k| (k as i32 - 6) * 500).collect();
+        let bias: Vec<i32> = (0..12).map(|k| (k - 6) * 500).collect();
         let requant: Vec<_> = (0..6)
             .map(|k| GateRequant {
                 x: Requant::from_real(0.05 + 0.01 * k as f64),

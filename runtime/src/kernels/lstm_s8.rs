@@ -526,7 +526,7 @@ mod tests {
         let x: Vec<i8> = vec![-100, 27, 64, -3, 127, -128];
         let w: Vec<i8> = (0..16).map(|k| ((k * 37) % 255) as i8).collect();
         let r: Vec<i8> = (0..16).map(|k| ((k * 53 + 11) % 255) as i8).collect();
-        let bias: Vec<i32> = (0..8).map(|k| (k as i32 - 4) * 700).collect();
+        let bias: Vec<i32> = (0..8).map(|k| (k - 4) * 700).collect();
         let requant: Vec<_> = (0..8)
             .map(|k| super::super::recurrent_s8::GateRequant {
                 x: crate::quant::Requant::from_real(0.05 + 0.01 * k as f64),

@@ -185,10 +185,13 @@ pub(crate) fn center_input(x: &[i8], zero_point: i32, xq: &mut [i16]) {
     }
 }
 
+/// Independent partial sums per dot product: 16 int32 lanes, which LLVM turns
+/// into widening vector multiply-adds.
+const LANES: usize = 16;
+
 /// `out[o] = f(o, out[o], Σ_k w[o * K + k] * x[k])` for every `o`, with
 /// `K = x.len()` (a row-major `[out.len()][K]` int8 matrix times an int16
-/// vector; int32 wrapping sums, exact in any order). Four rows at a time
-/// share the loads of `x`.
+/// vector; int32 wrapping sums, exact in any order).
 #[inline(always)]
 pub(crate) fn matvec_s8(
     w: &[i8],
@@ -204,39 +207,30 @@ pub(crate) fn matvec_s8(
         }
         return;
     }
-    let main = out.len() / 4 * 4;
-    let (out_main, out_tail) = out.split_at_mut(main);
-    for (blk, (out4, w4)) in out_main
-        .chunks_exact_mut(4)
-        .zip(w.chunks_exact(4 * k))
-        .enumerate()
+    for (o, (v, row)) in out.iter_mut().zip(w.chunks_exact(k)).enumerate() {
+        *v = f(o, *v, dot_s8(x, row));
+    }
+}
+
+/// `Σ x[k] * w[k]` in wrapping int32.
+#[inline(always)]
+fn dot_s8(x: &[i16], w: &[i8]) -> i32 {
+    let k = x.len().min(w.len());
+    let main = k / LANES * LANES;
+    let mut acc = [0i32; LANES];
+    for (xs, ws) in x[..main]
+        .chunks_exact(LANES)
+        .zip(w[..main].chunks_exact(LANES))
     {
-        let (w0, rest) = w4.split_at(k);
-        let (w1, rest) = rest.split_at(k);
-        let (w2, w3) = rest.split_at(k);
-        let mut acc = [0i32; 4];
-        for ((((&xv, &a), &b), &c), &d) in x.iter().zip(w0).zip(w1).zip(w2).zip(w3) {
-            let xv = xv as i32;
-            acc[0] = acc[0].wrapping_add(xv * a as i32);
-            acc[1] = acc[1].wrapping_add(xv * b as i32);
-            acc[2] = acc[2].wrapping_add(xv * c as i32);
-            acc[3] = acc[3].wrapping_add(xv * d as i32);
-        }
-        for (i, (o, &s)) in out4.iter_mut().zip(&acc).enumerate() {
-            *o = f(4 * blk + i, *o, s);
+        for ((a, &xv), &wv) in acc.iter_mut().zip(xs).zip(ws) {
+            *a = a.wrapping_add(xv as i32 * wv as i32);
         }
     }
-    for (i, (o, row)) in out_tail
-        .iter_mut()
-        .zip(w[main * k..].chunks_exact(k))
-        .enumerate()
-    {
-        let mut acc = 0i32;
-        for (&xv, &wv) in x.iter().zip(row) {
-            acc = acc.wrapping_add(xv as i32 * wv as i32);
-        }
-        *o = f(main + i, *o, acc);
+    let mut sum = acc.iter().fold(0i32, |s, &a| s.wrapping_add(a));
+    for (&xv, &wv) in x[main..k].iter().zip(&w[main..k]) {
+        sum = sum.wrapping_add(xv as i32 * wv as i32);
     }
+    sum
 }
 
 /// Splits an i32 scratch buffer into `n32` i32 words and the rest viewed as
@@ -435,7 +429,7 @@ mod tests {
             seed ^= seed << 5;
             seed
         };
-        for k in [0usize, 1, 3, 8, 17] {
+        for k in [0usize, 1, 3, 8, 16, 17, 40] {
             for n in [1usize, 4, 5, 11] {
                 let w: std::vec::Vec<i8> = (0..n * k).map(|_| next() as i8).collect();
                 let x: std::vec::Vec<i16> = (0..k).map(|_| next() as i16).collect();
