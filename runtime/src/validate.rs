@@ -198,7 +198,7 @@ impl<'m> OpCheck<'m, '_> {
                     } else {
                         4 * kernels::conv2d_f32::conv2d_f32_scratch_len(xs, &params.window, g, ys)
                     };
-                    self.check_scratch(need, &x, &y)?;
+                    self.check_scratch(need, x.dtype)?;
                 }
             }
             Opcode::FullyConnected => {
@@ -568,7 +568,6 @@ impl<'m> OpCheck<'m, '_> {
             Opcode::Rnn => self.check_recurrent::<1>(&y, 1, 1)?,
             Opcode::Attention => {
                 self.arity(3, 4)?;
-                ops::AttentionParams::decode(p).ok_or("bad attention parameters")?;
                 let (q, k, v) = (self.input(0)?, self.input(1)?, self.input(2)?);
                 for t in [&q, &k, &v, &y] {
                     expect_dtype(t, DType::F32)?;
@@ -596,7 +595,7 @@ impl<'m> OpCheck<'m, '_> {
                     }
                 }
                 let need = 4 * kernels::attention_f32::attention_f32_scratch_len(&shape);
-                self.check_scratch_f32(need)?;
+                self.check_scratch(need, DType::F32)?;
             }
             Opcode::Quantize | Opcode::Dequantize => {
                 self.arity(1, 1)?;
@@ -755,7 +754,7 @@ impl<'m> OpCheck<'m, '_> {
             Opcode::Gru => kernels::gru_f32::gru_f32_scratch_len(&dims),
             _ => kernels::rnn_f32::rnn_f32_scratch_len(&dims),
         };
-        self.check_scratch_f32(need)
+        self.check_scratch(need, DType::F32)
     }
 
     /// Int8 LSTM / GRU / RNN (see "Quantized recurrent cells" in FORMAT.md):
@@ -882,26 +881,7 @@ impl<'m> OpCheck<'m, '_> {
             Opcode::Gru => kernels::gru_s8::gru_s8_scratch_len(&dims),
             _ => kernels::rnn_s8::rnn_s8_scratch_len(&dims),
         };
-        self.check_scratch_f32(need)
-    }
-
-    fn check_scratch_f32(&self, need: usize) -> Check<()> {
-        match self.op.scratch {
-            None if need == 0 => Ok(()),
-            None => Err("needs a scratch tensor"),
-            Some(s) => {
-                let s = self.tensor(s as u32)?;
-                if s.storage != Storage::Arena || s.byte_len < need || s.dtype != DType::F32 {
-                    return Err("scratch tensor too small or not f32");
-                }
-                for &i in self.op.inputs.iter().chain(self.op.outputs) {
-                    if i != NONE_INDEX && overlaps(&s, &self.tensor(i)?) {
-                        return Err("scratch overlaps the op's input or output");
-                    }
-                }
-                Ok(())
-            }
-        }
+        self.check_scratch(need, DType::F32)
     }
 
     fn same_dtype_activation(&self, x: &TensorInfo<'_>, y: &TensorInfo<'_>) -> Check<()> {
@@ -911,17 +891,21 @@ impl<'m> OpCheck<'m, '_> {
         expect_dtype(y, x.dtype)
     }
 
-    fn check_scratch(&self, need: usize, x: &TensorInfo<'_>, y: &TensorInfo<'_>) -> Check<()> {
+    /// The op's scratch tensor: present when `need` bytes are needed, in the arena,
+    /// of `dtype`, and overlapping none of the op's inputs and outputs.
+    fn check_scratch(&self, need: usize, dtype: DType) -> Check<()> {
         match self.op.scratch {
             None if need == 0 => Ok(()),
             None => Err("needs a scratch tensor"),
             Some(s) => {
                 let s = self.tensor(s as u32)?;
-                if s.storage != Storage::Arena || s.byte_len < need || s.dtype != x.dtype {
+                if s.storage != Storage::Arena || s.byte_len < need || s.dtype != dtype {
                     return Err("scratch tensor too small or of the wrong type");
                 }
-                if overlaps(&s, x) || overlaps(&s, y) {
-                    return Err("scratch overlaps the op's input or output");
+                for &i in self.op.inputs.iter().chain(self.op.outputs) {
+                    if i != NONE_INDEX && overlaps(&s, &self.tensor(i)?) {
+                        return Err("scratch overlaps the op's input or output");
+                    }
                 }
                 Ok(())
             }

@@ -9,6 +9,9 @@
 
 use tern_runtime::{AlignedBytes, Interpreter, Model};
 
+use crate::compare::sqnr_db;
+use crate::onnx::reference::argmax_rows;
+
 use super::graph::{Graph, Op};
 use super::lower::{self, PrecisionPlan, Ranges, has_int8_kernel};
 use super::{ConvertError, Precision};
@@ -113,15 +116,8 @@ fn outputs(
 
 /// Top-1 agreement (%) and SQNR (dB) of `got` against `want`.
 fn compare(want: &[Vec<f32>], got: &[Vec<f32>]) -> (f64, f64) {
-    let argmax = |v: &[f32]| {
-        v.iter()
-            .enumerate()
-            .fold(
-                (0, f32::NEG_INFINITY),
-                |b, (i, &x)| if x > b.1 { (i, x) } else { b },
-            )
-            .0
-    };
+    // Top-1 over each sample's whole output (a classifier's class scores).
+    let argmax = |v: &[f32]| (!v.is_empty()).then(|| argmax_rows(v, v.len())[0]);
     let agree = want
         .iter()
         .zip(got)
@@ -138,15 +134,6 @@ fn compare(want: &[Vec<f32>], got: &[Vec<f32>]) -> (f64, f64) {
         100.0 * agree as f64 / want.len().max(1) as f64,
         sqnr_db(signal, noise),
     )
-}
-
-/// `10 log10(signal / noise)`, capped at 200 dB for an exact match.
-pub fn sqnr_db(signal: f64, noise: f64) -> f64 {
-    if noise <= 0.0 {
-        200.0
-    } else {
-        (10.0 * (signal / noise).log10()).min(200.0)
-    }
 }
 
 /// The float precision a node moves to: f16 weights when it has weights.

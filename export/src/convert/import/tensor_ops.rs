@@ -823,20 +823,12 @@ pub(crate) fn broadcast_to(data: &[f32], shape: &[usize], target: &[usize]) -> O
             return None;
         }
     }
-    let n: usize = target.iter().product();
-    let strides = tern_runtime::kernels::broadcast_strides(shape, target);
-    let mut out = Vec::with_capacity(n);
-    let mut index = vec![0usize; target.len()];
-    for _ in 0..n {
-        let at: usize = index.iter().enumerate().map(|(d, &i)| i * strides[d]).sum();
-        out.push(data[at]);
-        for d in (0..target.len()).rev() {
-            index[d] += 1;
-            if index[d] < target[d] {
-                break;
-            }
-            index[d] = 0;
-        }
+    if target.len() > tern_runtime::format::MAX_RANK
+        || data.len() != shape.iter().product::<usize>()
+    {
+        return None;
     }
+    let mut out = vec![0f32; target.iter().product()];
+    tern_runtime::kernels::expand::expand(data, shape, &mut out, target);
     Some(out)
 }
