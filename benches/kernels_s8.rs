@@ -2,17 +2,25 @@
 //! geometries that dominate small CNNs (the CNN fixture's two convolutions,
 //! first fully connected layer and first pooling, a depthwise and a pointwise
 //! layer). Each pair is
-//! checked bit for bit before it is timed.
+//! checked bit for bit before it is timed. The convolutions and the fully
+//! connected layer are also timed through the 8-bit GEMM path with every
+//! dot-product variant this CPU runs (`gemm-portable`; on AArch64 also
+//! `gemm-neon`, `gemm-neon-sdot`, `gemm-neon-i8mm`).
 //!
 //! `cargo bench -p tern-benches --bench kernels_s8`
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group};
+use tern_runtime::GemmS8;
 use tern_runtime::kernels::conv2d_s8::{ConvS8Quant, conv2d_s8};
-use tern_runtime::kernels::conv2d_s8_fast::{conv2d_s8_fast, conv2d_s8_fast_scratch_len};
+use tern_runtime::kernels::conv2d_s8_fast::{
+    conv2d_s8_fast, conv2d_s8_fast_scratch_len, conv2d_s8_gemm,
+};
 use tern_runtime::kernels::fully_connected_s8::fully_connected_s8;
-use tern_runtime::kernels::fully_connected_s8_fast::fully_connected_s8_fast;
+use tern_runtime::kernels::fully_connected_s8_fast::{
+    fully_connected_s8_fast, fully_connected_s8_gemm,
+};
 use tern_runtime::kernels::max_pool2d_s8::max_pool2d_s8;
 use tern_runtime::kernels::max_pool2d_s8_fast::max_pool2d_s8_fast;
 use tern_runtime::kernels::{Shape4, Window2d};
@@ -187,6 +195,35 @@ fn conv(c: &mut Criterion) {
         group.bench_function(format!("{}/fast", case.name), |b| {
             b.iter(|| run_fast(black_box(&mut fast)))
         });
+        for kind in GemmS8::ALL.into_iter().filter(|k| k.available()) {
+            let mut run_gemm = |out: &mut [i8]| {
+                conv2d_s8_gemm(
+                    kind,
+                    &input,
+                    case.input,
+                    &weights,
+                    &bias,
+                    &window,
+                    case.groups,
+                    &quant,
+                    out,
+                    out_shape,
+                    &mut scratch,
+                )
+            };
+            let mut got = vec![0i8; out_shape.len()];
+            run_gemm(&mut got);
+            assert_eq!(
+                reference,
+                got,
+                "{}: gemm-{} differs",
+                case.name,
+                kind.name()
+            );
+            group.bench_function(format!("{}/gemm-{}", case.name, kind.name()), |b| {
+                b.iter(|| run_gemm(black_box(&mut got)))
+            });
+        }
     }
     group.finish();
 }
@@ -244,6 +281,31 @@ fn fully_connected(c: &mut Criterion) {
             )
         })
     });
+    for kind in GemmS8::ALL.into_iter().filter(|k| k.available()) {
+        let mut got = vec![0i8; n];
+        fully_connected_s8_gemm(kind, &input, 1, k, &weights, n, &bias, &quant, &mut got);
+        assert_eq!(
+            reference,
+            got,
+            "fully connected: gemm-{} differs",
+            kind.name()
+        );
+        group.bench_function(format!("cnn_fc1_3136_to_128/gemm-{}", kind.name()), |b| {
+            b.iter(|| {
+                fully_connected_s8_gemm(
+                    kind,
+                    &input,
+                    1,
+                    k,
+                    &weights,
+                    n,
+                    &bias,
+                    &quant,
+                    black_box(&mut got),
+                )
+            })
+        });
+    }
     group.finish();
 }
 

@@ -1,13 +1,20 @@
 //! The `tern` command line, as a library module so tests can drive it in-process.
+//! `train`, `convert`, `report` and `compare` need the `host` feature; `run`, `eval`,
+//! `bench` and `inspect` are in every build, including the device one.
 
 use std::ffi::OsString;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
-use crate::device::DeviceChoice;
-use crate::models::ModelKind;
-use crate::pipeline::{self, TrainRequest};
-use crate::train::TrainOptions;
 use clap::{Parser, Subcommand};
+
+#[cfg(feature = "host")]
+use crate::{
+    device::DeviceChoice,
+    models::ModelKind,
+    pipeline::{self, TrainRequest},
+    train::TrainOptions,
+};
 
 #[derive(Parser)]
 #[command(
@@ -23,22 +30,29 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a Fashion-MNIST classifier and write it as ONNX (opset 17).
+    #[cfg(feature = "host")]
     Train(TrainArgs),
     /// Convert an ONNX model to a .tern file (f32, f16 weights, or int8).
+    #[cfg(feature = "host")]
     Convert(ConvertArgs),
     /// Accuracy of a .tern model on Fashion-MNIST, optionally against the ONNX model.
     Eval(EvalArgs),
     /// Run a .tern model on one input (.npy) and write its output (.npy).
     Run(RunArgs),
+    /// Batch-1 latency of a .tern model (min/median/mean/max) and its output checksum.
+    Bench(BenchArgs),
     /// Print a .tern file's header, metadata, ops, tensors and arena plan.
     Inspect(InspectArgs),
     /// Convert an ONNX classifier to f32, f16, int8 and auto and print one comparison table.
+    #[cfg(feature = "host")]
     Report(ReportArgs),
     /// Per-tensor error of a .tern model against its ONNX source (SQNR, cosine), largest
     /// first, with a PNG bar chart of SQNR per layer.
+    #[cfg(feature = "host")]
     Compare(CompareArgs),
 }
 
+#[cfg(feature = "host")]
 #[derive(clap::Args)]
 struct CompareArgs {
     /// ONNX model: the reference, lowered to f32 in memory and run by Tern's runtime.
@@ -63,6 +77,7 @@ struct CompareArgs {
     batch: usize,
 }
 
+#[cfg(feature = "host")]
 #[derive(clap::Args)]
 struct ReportArgs {
     /// ONNX model (a Fashion-MNIST classifier).
@@ -78,6 +93,7 @@ struct ReportArgs {
     calibration_data: String,
 }
 
+#[cfg(feature = "host")]
 #[derive(clap::Args)]
 struct ConvertArgs {
     /// ONNX model to convert.
@@ -115,6 +131,7 @@ struct ConvertArgs {
 }
 
 /// Parses `name=d0,d1,...`.
+#[cfg(feature = "host")]
 fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
     let (name, dims) = s
         .split_once('=')
@@ -139,9 +156,46 @@ struct EvalArgs {
     /// `fashion-mnist:test[:N]` or `fashion-mnist:train[:N]`.
     #[arg(long, default_value = "fashion-mnist:test")]
     dataset: String,
-    /// ONNX model to compare with (run in f32 through tract).
+    /// ONNX model to compare with (run in f32 through tract; needs the `host` feature).
     #[arg(long)]
     reference: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// The .tern model.
+    model: PathBuf,
+    /// Timed invocations.
+    #[arg(long, default_value = "100")]
+    iterations: NonZeroUsize,
+    /// Untimed invocations first.
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+    /// Input values (.npy) [default: the first Fashion-MNIST test image for a model
+    /// taking 784 values, else zeros].
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// int8 conv / fully connected kernels: fast (best for this CPU), reference,
+    /// or the fast kernels' 8-bit path with one dot-product variant: portable,
+    /// neon, neon-sdot, neon-i8mm (AArch64; portable code elsewhere).
+    #[arg(long, default_value = "fast", value_parser = parse_kernels)]
+    kernels: tern_runtime::Int8Kernels,
+}
+
+/// `--kernels NAME`.
+fn parse_kernels(s: &str) -> Result<tern_runtime::Int8Kernels, String> {
+    use tern_runtime::{GemmS8, Int8Kernels};
+    match s {
+        "fast" => Ok(Int8Kernels::Fast),
+        "reference" => Ok(Int8Kernels::Reference),
+        _ => GemmS8::ALL
+            .into_iter()
+            .find(|g| g.name() == s)
+            .map(Int8Kernels::Gemm)
+            .ok_or_else(|| {
+                "expected fast, reference, portable, neon, neon-sdot or neon-i8mm".to_string()
+            }),
+    }
 }
 
 #[derive(clap::Args)]
@@ -165,6 +219,7 @@ struct InspectArgs {
     verify: bool,
 }
 
+#[cfg(feature = "host")]
 #[derive(clap::Args)]
 struct TrainArgs {
     /// Architecture to train.
@@ -231,7 +286,9 @@ where
 {
     let cli = Cli::try_parse_from(args)?;
     match cli.command {
+        #[cfg(feature = "host")]
         Command::Train(args) => Ok(train(args)?),
+        #[cfg(feature = "host")]
         Command::Convert(args) => Ok(convert(args)?),
         Command::Eval(args) => Ok(eval(args)?),
         Command::Run(args) => {
@@ -239,7 +296,10 @@ where
             println!("wrote {} (shape {shape:?})", args.output.display());
             Ok(())
         }
+        Command::Bench(args) => Ok(bench(args)?),
+        #[cfg(feature = "host")]
         Command::Report(args) => Ok(report(args)?),
+        #[cfg(feature = "host")]
         Command::Compare(args) => Ok(compare(args)?),
         Command::Inspect(args) => {
             print!("{}", crate::tools::inspect(&args.model, args.verify)?);
@@ -248,6 +308,7 @@ where
     }
 }
 
+#[cfg(feature = "host")]
 fn train(args: TrainArgs) -> crate::Result<()> {
     let defaults = args.model.defaults();
     let request = TrainRequest {
@@ -289,6 +350,7 @@ fn train(args: TrainArgs) -> crate::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "host")]
 fn convert(args: ConvertArgs) -> crate::Result<()> {
     use crate::convert;
     let options = convert::import::ImportOptions {
@@ -361,11 +423,12 @@ fn eval(args: EvalArgs) -> crate::Result<()> {
     let (split, limit) = crate::tools::parse_dataset(&args.dataset)?;
     let r = crate::tools::eval(&args.model, split, limit, args.reference.as_deref())?;
     println!(
-        "{}: accuracy {:.2}% on {} images ({:.0} us/image, batch 1)",
+        "{}: accuracy {:.2}% on {} images ({:.0} us/image, batch 1), output checksum 0x{:08x}",
         args.model.display(),
         100.0 * r.accuracy,
         r.images,
-        r.micros_per_image
+        r.micros_per_image,
+        r.output_crc32
     );
     if let Some(c) = r.reference {
         println!(
@@ -379,6 +442,30 @@ fn eval(args: EvalArgs) -> crate::Result<()> {
     Ok(())
 }
 
+fn bench(args: BenchArgs) -> crate::Result<()> {
+    let options = crate::bench::BenchOptions {
+        iterations: args.iterations,
+        warmup: args.warmup,
+        kernels: args.kernels,
+    };
+    let r = crate::bench::bench(&args.model, args.input.as_deref(), &options)?;
+    println!(
+        "{}: batch-1 invoke, {} iterations after {} warm-up, input {}: \
+         min {:.0} us, median {:.0} us, mean {:.0} us, max {:.0} us, output checksum 0x{:08x}",
+        args.model.display(),
+        r.iterations,
+        r.warmup,
+        r.input,
+        r.min_us,
+        r.median_us,
+        r.mean_us,
+        r.max_us,
+        r.output_crc32
+    );
+    Ok(())
+}
+
+#[cfg(feature = "host")]
 fn report(args: ReportArgs) -> crate::Result<()> {
     use crate::convert::{self, Method, Precision};
     let (split, limit) = crate::tools::parse_dataset(&args.dataset)?;
@@ -467,6 +554,7 @@ fn report(args: ReportArgs) -> crate::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "host")]
 fn compare(args: CompareArgs) -> crate::Result<()> {
     use crate::compare;
     let samples = crate::tools::calibration_samples(&args.data)?;

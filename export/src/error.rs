@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-/// Errors from training, dataset loading and ONNX writing.
+/// Errors from training, dataset loading, ONNX writing and the `.tern` tools.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A dataset file is not where it should be.
@@ -61,6 +61,7 @@ pub enum Error {
         loss: f32,
     },
     /// Conversion to `.tern` failed.
+    #[cfg(feature = "host")]
     #[error(transparent)]
     Convert(Box<crate::convert::ConvertError>),
     /// The Tern runtime refused a model or an input.
@@ -80,8 +81,18 @@ pub enum Error {
         /// tract's description of the failure.
         message: String,
     },
+    /// An option needs the `host` feature, which this build of `tern` leaves out.
+    #[error(
+        "{option} needs the `host` feature, which this `tern` was built without \
+         (a device build, `--no-default-features`); use a host build of `tern`"
+    )]
+    HostOnly {
+        /// The option, as on the command line.
+        option: &'static str,
+    },
 }
 
+#[cfg(feature = "host")]
 impl From<crate::convert::ConvertError> for Error {
     fn from(e: crate::convert::ConvertError) -> Self {
         Error::Convert(Box::new(e))

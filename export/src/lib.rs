@@ -1,21 +1,35 @@
-//! Tern's host side: training Fashion-MNIST classifiers with burn, writing
-//! them as ONNX, and (in later stages) converting ONNX to `.tern` files.
+//! Tern's tools. On the host (the default `host` feature): training Fashion-MNIST
+//! classifiers with burn, writing them as ONNX, converting ONNX to `.tern` files and
+//! comparing the result with its source. Everywhere, the host and a Cortex-A board
+//! alike: running, evaluating, benchmarking and inspecting `.tern` files.
 //!
-//! This crate may use `std`, threads and large dependencies; nothing in it is
-//! linked into firmware. The on-device runtime is the `tern-runtime` crate.
+//! This crate may use `std` and threads; nothing in it is linked into firmware. The
+//! on-device runtime is the `tern-runtime` crate. A build without `host` depends on
+//! no training or ONNX crate, so that `tern` cross-compiles for aarch64 Linux.
 
+pub mod bench;
+pub mod classify;
 pub mod cli;
+#[cfg(feature = "host")]
 pub mod compare;
+#[cfg(feature = "host")]
 pub mod conformance;
+#[cfg(feature = "host")]
 pub mod convert;
 pub mod data;
+#[cfg(feature = "host")]
 pub mod device;
 pub mod error;
+#[cfg(feature = "host")]
 pub mod models;
+#[cfg(feature = "host")]
 pub mod onnx;
+#[cfg(feature = "host")]
 pub mod pipeline;
+#[cfg(feature = "host")]
 pub mod plot;
 pub mod tools;
+#[cfg(feature = "host")]
 pub mod train;
 
 pub use error::{Error, Result};

@@ -1,5 +1,7 @@
-//! `tern eval`, `tern run` and `tern inspect`: host-side tools over `.tern` files,
-//! running them through the same `tern-runtime` that firmware links.
+//! `tern eval`, `tern run` and `tern inspect`: tools over `.tern` files, running them
+//! through the same `tern-runtime` that firmware links. They build with or without the
+//! `host` feature (only `eval --reference`, which runs the ONNX model through tract,
+//! needs it), so they run on the host and on a Cortex-A board alike.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -7,9 +9,9 @@ use std::time::Instant;
 
 use tern_runtime::{Interpreter, Model, Quant, Storage};
 
+use crate::classify::{argmax_rows, correct_predictions};
 use crate::data::fashion_mnist::{CLASSES, Dataset, PIXELS, Split};
 use crate::error::{Error, Result};
-use crate::onnx::reference::{OnnxReference, argmax_rows, correct_predictions};
 
 /// Maps a `.tern` file, naming the path in any error.
 pub fn open_model(path: &Path) -> Result<Model<'static>> {
@@ -50,6 +52,11 @@ pub struct EvalReport {
     pub accuracy: f64,
     /// Mean batch-1 `invoke` time in microseconds.
     pub micros_per_image: f64,
+    /// CRC-32 (IEEE) of output 0's raw bytes, as stored in the arena (int8 values for
+    /// an int8 output, little-endian f32 for an f32 one), over all images in order:
+    /// the same checksum the firmware computes, to check that a board's outputs are
+    /// bit-identical to the host's.
+    pub output_crc32: u32,
     /// Reference comparison, when a reference ONNX was given.
     pub reference: Option<ReferenceComparison>,
 }
@@ -72,22 +79,48 @@ pub fn run_images(
     model: &Model<'_>,
     images: &[f32],
 ) -> std::result::Result<(Vec<f32>, f64), tern_runtime::Error> {
+    let run = run_images_checksummed(model, images)?;
+    Ok((run.outputs, run.micros_per_image))
+}
+
+/// What [`run_images_checksummed`] measured.
+#[derive(Clone, Debug)]
+pub struct ImagesRun {
+    /// Output 0 of every image, dequantized to f32, image after image.
+    pub outputs: Vec<f32>,
+    /// Mean batch-1 `invoke` time in microseconds.
+    pub micros_per_image: f64,
+    /// CRC-32 (IEEE) of output 0's raw arena bytes over all images in order
+    /// (see [`EvalReport::output_crc32`]).
+    pub output_crc32: u32,
+}
+
+/// [`run_images`], also hashing output 0's raw bytes after every invoke.
+pub fn run_images_checksummed(
+    model: &Model<'_>,
+    images: &[f32],
+) -> std::result::Result<ImagesRun, tern_runtime::Error> {
     let mut interp = Interpreter::with_allocated_arena(model)?;
     let per = model.input(0)?.len();
     let out_len = model.output(0)?.len();
     let n = images.len() / per;
     let mut outputs = vec![0f32; n * out_len];
+    let mut crc = crc32fast::Hasher::new();
     let mut seconds = 0.0;
     for (i, image) in images.chunks_exact(per).enumerate() {
         interp.set_input_f32(0, image)?;
         let start = Instant::now();
         interp.invoke()?;
         seconds += start.elapsed().as_secs_f64();
-        interp
-            .output(0)?
-            .read_f32(&mut outputs[i * out_len..(i + 1) * out_len])?;
+        let output = interp.output(0)?;
+        crc.update(output.bytes);
+        output.read_f32(&mut outputs[i * out_len..(i + 1) * out_len])?;
     }
-    Ok((outputs, 1e6 * seconds / n.max(1) as f64))
+    Ok(ImagesRun {
+        outputs,
+        micros_per_image: 1e6 * seconds / n.max(1) as f64,
+        output_crc32: crc.finalize(),
+    })
 }
 
 /// Evaluation inputs loaded once: Fashion-MNIST images and labels and, when a
@@ -107,16 +140,29 @@ impl EvalSet {
         }
         let indices: Vec<usize> = (0..data.len()).collect();
         let images = data.images_f32(&indices);
-        let reference = match reference {
-            Some(onnx) => Some(OnnxReference::load(onnx, 100)?.predict(&images)?),
-            None => None,
-        };
+        let reference = reference
+            .map(|onnx| onnx_outputs(onnx, &images))
+            .transpose()?;
         Ok(EvalSet {
             labels: data.labels_at(&indices),
             images,
             reference,
         })
     }
+}
+
+/// Outputs of the ONNX model `onnx` on `images`, in f32 through tract.
+#[cfg(feature = "host")]
+fn onnx_outputs(onnx: &Path, images: &[f32]) -> Result<Vec<f32>> {
+    crate::onnx::reference::OnnxReference::load(onnx, 100)?.predict(images)
+}
+
+/// Without the `host` feature there is no tract to run an ONNX model.
+#[cfg(not(feature = "host"))]
+fn onnx_outputs(_onnx: &Path, _images: &[f32]) -> Result<Vec<f32>> {
+    Err(Error::HostOnly {
+        option: "--reference",
+    })
 }
 
 /// Evaluates `path` on Fashion-MNIST, optionally against `reference`.
@@ -147,7 +193,11 @@ pub fn eval_on(path: &Path, set: &EvalSet) -> Result<EvalReport> {
             ),
         });
     }
-    let (outputs, micros) = run_images(&model, &set.images).map_err(rt)?;
+    let ImagesRun {
+        outputs,
+        micros_per_image,
+        output_crc32,
+    } = run_images_checksummed(&model, &set.images).map_err(rt)?;
     let predicted = argmax_rows(&outputs, CLASSES);
     let correct = correct_predictions(&predicted, labels);
     let reference = set.reference.as_ref().map(|ref_out| {
@@ -173,7 +223,8 @@ pub fn eval_on(path: &Path, set: &EvalSet) -> Result<EvalReport> {
     Ok(EvalReport {
         images: labels.len(),
         accuracy: correct as f64 / labels.len() as f64,
-        micros_per_image: micros,
+        micros_per_image,
+        output_crc32,
         reference,
     })
 }

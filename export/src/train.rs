@@ -11,11 +11,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
+use crate::classify::{argmax_rows, correct_predictions};
 use crate::data::Dataset;
 use crate::data::fashion_mnist::CLASSES;
 use crate::error::{Error, Result};
 use crate::models::ImageClassifier;
-use crate::onnx::reference::{argmax_rows, correct_predictions};
 
 /// Settings of one training run.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result, ShortName};
 use crate::format::{DATA_ALIGN, DType, MAX_RANK, NONE_INDEX, Opcode, Storage};
-use crate::kernels::{self, Shape4};
+use crate::kernels::{self, Int8Kernels, Shape4};
 use crate::model::{Model, OpInfo, TensorInfo};
 use crate::ops;
 use crate::quant::Requant;
@@ -44,6 +44,8 @@ pub struct Interpreter<'m, 'a> {
     arena: Arena<'a>,
     /// Offset of the 64-byte aligned start inside the arena buffer.
     base: usize,
+    /// Which int8 conv / fully connected kernels run.
+    int8_kernels: Int8Kernels,
 }
 
 /// A read-only view of a tensor's bytes with its description.
@@ -124,6 +126,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
             model,
             arena: Arena::Borrowed(arena),
             base,
+            int8_kernels: Int8Kernels::Fast,
         })
     }
 
@@ -142,7 +145,15 @@ impl<'m, 'a> Interpreter<'m, 'a> {
             model,
             arena: Arena::Owned(buf),
             base,
+            int8_kernels: Int8Kernels::Fast,
         })
+    }
+
+    /// Chooses the int8 convolution / fully connected kernels (default
+    /// [`Int8Kernels::Fast`]); for benchmarks and instruction counts, as every
+    /// choice gives the same bits.
+    pub fn set_int8_kernels(&mut self, kernels: Int8Kernels) {
+        self.int8_kernels = kernels;
     }
 
     /// The model being run.
@@ -278,6 +289,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
             None => None,
         };
         let model = self.model;
+        let int8_kernels = self.int8_kernels;
         let arena = {
             let (base, len) = (self.base, model.planned_arena_size());
             &mut self.arena.bytes_mut()[base..base + len]
@@ -299,18 +311,18 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                         if op.opcode == Opcode::Conv2d {
                             let scratch: &mut [i8] =
                                 scratch.map(|s| cast_mut(mem.output(&s))).unwrap_or(&mut []);
-                            kernels::conv2d_s8_fast::conv2d_s8_fast(
-                                xv,
-                                xs,
-                                wv,
-                                bias,
-                                &params.window,
-                                params.groups,
-                                &quant,
-                                yv,
-                                ys,
-                                scratch,
-                            );
+                            let (window, groups) = (&params.window, params.groups);
+                            match int8_kernels {
+                                Int8Kernels::Fast => kernels::conv2d_s8_fast::conv2d_s8_fast(
+                                    xv, xs, wv, bias, window, groups, &quant, yv, ys, scratch,
+                                ),
+                                Int8Kernels::Reference => kernels::conv2d_s8::conv2d_s8(
+                                    xv, xs, wv, bias, window, groups, &quant, yv, ys,
+                                ),
+                                Int8Kernels::Gemm(kind) => kernels::conv2d_s8_fast::conv2d_s8_gemm(
+                                    kind, xv, xs, wv, bias, window, groups, &quant, yv, ys, scratch,
+                                ),
+                            }
                         } else {
                             kernels::conv_transpose2d_s8::conv_transpose2d_s8(
                                 xv,
@@ -382,16 +394,24 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                     DType::I8 => {
                         let (bias, quant) = s8_quant(&mem, &inputs, &x, &y, params.clamp)
                             .ok_or_else(|| bad("missing bias or requant"))?;
-                        kernels::fully_connected_s8_fast::fully_connected_s8_fast(
-                            mem.typed(&x),
-                            rows,
-                            k,
-                            mem.typed(&w),
-                            n,
-                            bias,
-                            &quant,
-                            cast_mut(out),
-                        );
+                        let (xv, wv, yv) = (mem.typed(&x), mem.typed(&w), cast_mut(out));
+                        match int8_kernels {
+                            Int8Kernels::Fast => {
+                                kernels::fully_connected_s8_fast::fully_connected_s8_fast(
+                                    xv, rows, k, wv, n, bias, &quant, yv,
+                                )
+                            }
+                            Int8Kernels::Reference => {
+                                kernels::fully_connected_s8::fully_connected_s8(
+                                    xv, rows, k, wv, n, bias, &quant, yv,
+                                )
+                            }
+                            Int8Kernels::Gemm(kind) => {
+                                kernels::fully_connected_s8_fast::fully_connected_s8_gemm(
+                                    kind, xv, rows, k, wv, n, bias, &quant, yv,
+                                )
+                            }
+                        }
                     }
                     _ => {
                         let bias: Option<&[f32]> = inputs[2].map(|b| mem.typed(&b));

@@ -28,6 +28,8 @@ mod validate;
 pub use error::{Error, Result};
 pub use format::{DType, Opcode, Storage};
 pub use interpreter::{Interpreter, TensorRef};
+pub use kernels::Int8Kernels;
+pub use kernels::gemm_s8::GemmS8;
 pub use model::{Model, OpInfo, Quant, TensorInfo};
 
 /// A heap copy of a model file with the alignment [`Model::from_bytes`] needs

@@ -9,8 +9,8 @@
 
 use tern_runtime::{AlignedBytes, Interpreter, Model};
 
+use crate::classify::argmax_rows;
 use crate::compare::sqnr_db;
-use crate::onnx::reference::argmax_rows;
 
 use super::graph::{Graph, Op};
 use super::lower::{self, PrecisionPlan, Ranges, has_int8_kernel};

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use tract_onnx::prelude::*;
 
+// Scoring moved to `classify` (it is not ONNX-specific); re-exported for existing callers.
+pub use crate::classify::{argmax_rows, correct_predictions};
 use crate::data::Dataset;
 use crate::data::fashion_mnist::{CLASSES, PIXELS};
 use crate::error::{Error, Result};
@@ -78,29 +80,4 @@ impl OnnxReference {
         }
         Ok(correct as f64 / n.max(1) as f64)
     }
-}
-
-/// How many predicted classes (one per row, e.g. from [`argmax_rows`]) equal
-/// the row's label.
-pub fn correct_predictions(predictions: &[usize], labels: &[u8]) -> usize {
-    predictions
-        .iter()
-        .zip(labels)
-        .filter(|(p, l)| **p == usize::from(**l))
-        .count()
-}
-
-/// Index of the largest value in each row of `width` values.
-pub fn argmax_rows(values: &[f32], width: usize) -> Vec<usize> {
-    values
-        .chunks(width)
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-                    if v > best.1 { (i, v) } else { best }
-                })
-                .0
-        })
-        .collect()
 }

@@ -23,6 +23,7 @@
 
 use super::conv2d_s8::{ConvS8Quant, bias_of};
 use super::dot::{DOT_LANES, dot_i16_rows};
+use super::gemm_s8::{GemmDims, GemmS8, gemm_s8};
 use super::{Shape4, Window2d};
 
 /// Fewest output pixels gathered per im2col tile.
@@ -133,9 +134,55 @@ fn conv2d_s8_fast_body(
         conv_direct(
             input, in_shape, weights, bias, window, groups, quant, output, out_shape,
         );
+    } else if cfg!(target_arch = "aarch64") {
+        // 8-bit operands: SDOT/SMMLA/SMULL multiply 16 pairs per instruction.
+        conv_im2col_s8(
+            GemmS8::best(),
+            input,
+            in_shape,
+            weights,
+            bias,
+            window,
+            groups,
+            quant,
+            output,
+            out_shape,
+            scratch,
+        );
     } else {
         conv_im2col(
             input, in_shape, weights, bias, window, groups, quant, output, out_shape, scratch,
+        );
+    }
+}
+
+/// [`conv2d_s8_fast`] with the int8 dot-product variant `kind` for its im2col
+/// path (the default on AArch64 is [`GemmS8::best`]); bit-exact with the reference
+/// for every variant. Same scratch as [`conv2d_s8_fast`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_s8_gemm(
+    kind: GemmS8,
+    input: &[i8],
+    in_shape: Shape4,
+    weights: &[i8],
+    bias: &[i32],
+    window: &Window2d,
+    groups: usize,
+    quant: &ConvS8Quant,
+    output: &mut [i8],
+    out_shape: Shape4,
+    scratch: &mut [i8],
+) {
+    if out_shape.is_empty() {
+        return;
+    }
+    if uses_direct_path(in_shape.c / groups, groups, window) {
+        conv_direct(
+            input, in_shape, weights, bias, window, groups, quant, output, out_shape,
+        );
+    } else {
+        conv_im2col_s8(
+            kind, input, in_shape, weights, bias, window, groups, quant, output, out_shape, scratch,
         );
     }
 }
@@ -335,13 +382,142 @@ fn conv_im2col(
     }
 }
 
-/// Fills `cols` (`count` rows of `kp` values, `count = cols.len() / kp`) with the
-/// receptive fields of output pixels `p0..` of batch `n`, input channels
-/// `ic0..ic0 + cin_g`, as `x - input_zero_point` (0 for padding and for the
-/// row tail past `K`).
+/// Output channels per [`gemm_s8`] call of the 8-bit im2col path.
+const GEMM_CHANNELS: usize = 4;
+
+/// Im2col path with raw 8-bit operands (the AArch64 default).
+///
+/// The tile holds the inputs as they are (padding taps hold the zero point),
+/// each block of up to [`GEMM_CHANNELS`] weight rows is copied into scratch
+/// (zero-padded to `kp`) while summing it, and [`gemm_s8`] gives
+/// `sum w * x`; then `sum w * (x - zp) = sum w * x - zp * sum w` modulo 2^32,
+/// exactly the reference's wrapping sum. Scratch: `tile * kp` bytes of inputs
+/// and at least three weight rows fit in [`conv2d_s8_fast_scratch_len`].
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn im2col_tile(
+fn conv_im2col_s8(
+    kind: GemmS8,
+    input: &[i8],
+    in_shape: Shape4,
+    weights: &[i8],
+    bias: &[i32],
+    window: &Window2d,
+    groups: usize,
+    quant: &ConvS8Quant,
+    output: &mut [i8],
+    out_shape: Shape4,
+    scratch: &mut [i8],
+) {
+    let cin_g = in_shape.c / groups;
+    let cout_g = out_shape.c / groups;
+    let taps = cin_g * window.kernel[0] * window.kernel[1];
+    let kp = padded_taps(cin_g, window);
+    let pixels = out_shape.h * out_shape.w;
+    let tile = pixels.min(pixel_tile(kp));
+    debug_assert!(
+        scratch.len() >= conv2d_s8_fast_scratch_len(in_shape, window, groups, out_shape),
+        "conv2d_s8_gemm: scratch too small"
+    );
+    let (cols, rest) = scratch.split_at_mut(tile * kp);
+    let block = (rest.len() / kp).clamp(1, GEMM_CHANNELS);
+    let w_rows = &mut rest[..block * kp];
+    let zp = quant.input_zero_point;
+    let mut sums = [0i32; GEMM_CHANNELS * MAX_PIXEL_TILE];
+    let mut row_sums = [0i32; GEMM_CHANNELS];
+
+    for n in 0..out_shape.n {
+        for g in 0..groups {
+            let mut p0 = 0;
+            while p0 < pixels {
+                let count = (pixels - p0).min(tile);
+                let cols = &mut cols[..count * kp];
+                im2col_tile(
+                    input,
+                    in_shape,
+                    window,
+                    quant,
+                    n,
+                    g * cin_g,
+                    cin_g,
+                    out_shape,
+                    p0,
+                    kp,
+                    cols,
+                );
+                let end = (g + 1) * cout_g;
+                let mut oc0 = g * cout_g;
+                while oc0 < end {
+                    let mb = (end - oc0).min(block);
+                    for (r, row) in w_rows.chunks_exact_mut(kp).take(mb).enumerate() {
+                        let src = &weights[(oc0 + r) * taps..][..taps];
+                        row[..taps].copy_from_slice(src);
+                        row[taps..].fill(0);
+                        row_sums[r] = src.iter().fold(0i32, |s, &w| s.wrapping_add(w as i32));
+                    }
+                    let dims = GemmDims {
+                        m: mb,
+                        n: count,
+                        k: kp,
+                        lda: kp,
+                        ldb: kp,
+                        ldo: count,
+                    };
+                    gemm_s8(kind, w_rows, cols, dims, &mut sums);
+                    for r in 0..mb {
+                        let oc = oc0 + r;
+                        let offset = bias_of(bias, oc).wrapping_sub(zp.wrapping_mul(row_sums[r]));
+                        let row = &mut sums[r * count..][..count];
+                        for sum in row.iter_mut() {
+                            *sum = sum.wrapping_add(offset);
+                        }
+                        let out = &mut output[(n * out_shape.c + oc) * pixels + p0..][..count];
+                        quant.finish_row(quant.requant_of(oc), row, out);
+                    }
+                    oc0 += mb;
+                }
+                p0 += count;
+            }
+        }
+    }
+}
+
+/// An im2col element: `i16` holds `x - zero_point` (padding 0), `i8` holds the
+/// raw input (padding: the zero point). Both pad the row tail past `K` with 0.
+trait ColValue: Copy + Default {
+    /// The column value of input `x`.
+    fn from_input(x: i8, zp: i32) -> Self;
+    /// The column value of a padding tap.
+    fn padding(zp: i32) -> Self;
+}
+
+impl ColValue for i16 {
+    #[inline(always)]
+    fn from_input(x: i8, zp: i32) -> i16 {
+        (x as i32 - zp) as i16
+    }
+    #[inline(always)]
+    fn padding(_: i32) -> i16 {
+        0
+    }
+}
+
+impl ColValue for i8 {
+    #[inline(always)]
+    fn from_input(x: i8, _: i32) -> i8 {
+        x
+    }
+    #[inline(always)]
+    fn padding(zp: i32) -> i8 {
+        zp as i8
+    }
+}
+
+/// Fills `cols` (`count` rows of `kp` values, `count = cols.len() / kp`) with the
+/// receptive fields of output pixels `p0..` of batch `n`, input channels
+/// `ic0..ic0 + cin_g`, as [`ColValue`]s (the row tail past `K` is 0).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn im2col_tile<T: ColValue>(
     input: &[i8],
     in_shape: Shape4,
     window: &Window2d,
@@ -352,7 +528,7 @@ fn im2col_tile(
     out_shape: Shape4,
     p0: usize,
     kp: usize,
-    cols: &mut [i16],
+    cols: &mut [T],
 ) {
     let [kh, kw] = window.kernel;
     let [sh, sw] = window.stride;
@@ -378,11 +554,11 @@ fn im2col_tile(
         // Pixel p reads x[ic][p]: a transpose of `count` columns.
         for (icg, plane) in planes.chunks_exact(in_plane).enumerate() {
             for (t, &x) in plane[p0..p0 + count].iter().enumerate() {
-                cols[t * kp + icg] = (x as i32 - zp) as i16;
+                cols[t * kp + icg] = T::from_input(x, zp);
             }
         }
         for row in cols.chunks_exact_mut(kp) {
-            row[taps..].fill(0);
+            row[taps..].fill(T::default());
         }
         return;
     }
@@ -396,28 +572,28 @@ fn im2col_tile(
                 k += kw;
                 let iy = (oy * sh + ky * dh).wrapping_sub(ph);
                 if iy >= ih {
-                    dst.fill(0);
+                    dst.fill(T::padding(zp));
                     continue;
                 }
                 let src = &plane[iy * iw..][..iw];
                 let ix0 = (ox * sw).wrapping_sub(pw);
                 if dw == 1 && ix0 < iw && iw - ix0 >= kw {
                     for (d, &s) in dst.iter_mut().zip(&src[ix0..ix0 + kw]) {
-                        *d = (s as i32 - zp) as i16;
+                        *d = T::from_input(s, zp);
                     }
                 } else {
                     for (kx, d) in dst.iter_mut().enumerate() {
                         let ix = (ox * sw + kx * dw).wrapping_sub(pw);
                         *d = if ix < iw {
-                            (src[ix] as i32 - zp) as i16
+                            T::from_input(src[ix], zp)
                         } else {
-                            0
+                            T::padding(zp)
                         };
                     }
                 }
             }
         }
-        row[taps..].fill(0);
+        row[taps..].fill(T::default());
         ox += 1;
         if ox == ow {
             ox = 0;
@@ -543,6 +719,14 @@ mod tests {
             dispatched, portable,
             "dispatched and portable copies differ"
         );
+        for kind in GemmS8::ALL.into_iter().filter(|k| k.available()) {
+            let mut got = vec![0i8; out_shape.len()];
+            conv2d_s8_gemm(
+                kind, input, in_shape, weights, bias, window, groups, quant, &mut got, out_shape,
+                scratch,
+            );
+            assert_eq!(got, dispatched, "8-bit im2col with {} differs", kind.name());
+        }
         dispatched
     }
 

@@ -51,19 +51,64 @@ pub(crate) fn dot_i16_rows_portable(a: &[i16], rows: &[i16], stride: usize, out:
 
 /// One portable dot product: a single 16-lane accumulator over fixed-size
 /// chunks and a final horizontal sum, the shape LLVM lowers to `pmaddwd`.
+/// With the `arm-dsp` feature on 32-bit ARM, [`dsp::dot_i16_smlad`] instead.
 #[inline(always)]
 fn dot_i16_portable(a: &[i16], b: &[i16]) -> i32 {
-    let (a, _) = a.as_chunks::<DOT_LANES>();
-    let (b, _) = b.as_chunks::<DOT_LANES>();
-    let chunks = a.len().min(b.len());
-    let (a, b) = (&a[..chunks], &b[..chunks]);
-    let mut acc = [0i32; DOT_LANES];
-    for c in 0..chunks {
-        for l in 0..DOT_LANES {
-            acc[l] = acc[l].wrapping_add(a[c][l] as i32 * b[c][l] as i32);
-        }
+    #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+    {
+        dsp::dot_i16_smlad(a, b)
     }
-    acc.iter().fold(0i32, |sum, &v| sum.wrapping_add(v))
+    #[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
+    {
+        let (a, _) = a.as_chunks::<DOT_LANES>();
+        let (b, _) = b.as_chunks::<DOT_LANES>();
+        let chunks = a.len().min(b.len());
+        let (a, b) = (&a[..chunks], &b[..chunks]);
+        let mut acc = [0i32; DOT_LANES];
+        for c in 0..chunks {
+            for l in 0..DOT_LANES {
+                acc[l] = acc[l].wrapping_add(a[c][l] as i32 * b[c][l] as i32);
+            }
+        }
+        acc.iter().fold(0i32, |sum, &v| sum.wrapping_add(v))
+    }
+}
+
+/// Cortex-M DSP extension: `SMLAD` multiplies two pairs of 16-bit values and
+/// adds both products to a 32-bit accumulator (wrapping, like the reference).
+#[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+mod dsp {
+    use super::DOT_LANES;
+
+    /// `acc + lo(x) * lo(y) + hi(x) * hi(y)` (signed 16-bit halves).
+    #[inline(always)]
+    fn smlad(x: u32, y: u32, acc: i32) -> i32 {
+        let out: i32;
+        // SAFETY: register-only DSP instruction; the `arm-dsp` feature promises
+        // a CPU with the DSP extension.
+        unsafe {
+            core::arch::asm!("smlad {out}, {x}, {y}, {acc}",
+                out = lateout(reg) out, x = in(reg) x, y = in(reg) y, acc = in(reg) acc,
+                options(pure, nomem, nostack, preserves_flags));
+        }
+        out
+    }
+
+    /// [`super::dot_i16_portable`] over whole chunks of [`DOT_LANES`], two
+    /// `SMLAD` chains so that consecutive instructions do not wait on each other.
+    #[inline(always)]
+    pub(super) fn dot_i16_smlad(a: &[i16], b: &[i16]) -> i32 {
+        let len = a.len().min(b.len()) / DOT_LANES * DOT_LANES;
+        let (a, b) = (&a[..len], &b[..len]);
+        let (mut acc0, mut acc1) = (0i32, 0i32);
+        for (x, y) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
+            let pair =
+                |v: &[i16], i: usize| (v[i] as u16 as u32) | ((v[i + 1] as u16 as u32) << 16);
+            acc0 = smlad(pair(x, 0), pair(y, 0), acc0);
+            acc1 = smlad(pair(x, 2), pair(y, 2), acc1);
+        }
+        acc0.wrapping_add(acc1)
+    }
 }
 
 #[cfg(target_arch = "x86_64")]

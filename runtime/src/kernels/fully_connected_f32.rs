@@ -64,9 +64,9 @@ fn dot4<W: FloatWeight>(x: &[f32], w: [&[W]; 4]) -> [f32; 4] {
     for c in (0..main).step_by(LANES) {
         let xs = &x[c..c + LANES];
         for (acc_r, w_r) in acc.iter_mut().zip(&w) {
-            let ws = &w_r[c..c + LANES];
+            let ws = W::widen8(w_r[c..c + LANES].try_into().expect("8 weights"));
             for ((a, &xv), wv) in acc_r.iter_mut().zip(xs).zip(ws) {
-                *a += xv * wv.to_f32();
+                *a += xv * wv;
             }
         }
     }
@@ -91,8 +91,9 @@ fn dot1<W: FloatWeight>(x: &[f32], w: &[W]) -> f32 {
         .chunks_exact(LANES)
         .zip(w[..main].chunks_exact(LANES))
     {
+        let ws = W::widen8(ws.try_into().expect("8 weights"));
         for ((a, &xv), wv) in acc.iter_mut().zip(xs).zip(ws) {
-            *a += xv * wv.to_f32();
+            *a += xv * wv;
         }
     }
     let mut tail = 0.0f32;

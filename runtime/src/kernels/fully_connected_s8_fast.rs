@@ -11,6 +11,7 @@
 
 use super::conv2d_s8::{ConvS8Quant, bias_of};
 use super::dot::{DOT_LANES, dot_i16};
+use super::gemm_s8::{GEMM_K_STEP, GemmDims, GemmS8, dot_s8_portable, gemm_s8};
 
 /// `i16` elements per widened chunk of a row (512 bytes per buffer).
 const K_CHUNK: usize = 256;
@@ -50,6 +51,20 @@ fn fully_connected_s8_fast_body(
     debug_assert!(weights.len() >= out_features * in_features);
     debug_assert!(output.len() >= rows * out_features);
     debug_assert!(bias.is_empty() || bias.len() >= out_features);
+    if cfg!(target_arch = "aarch64") {
+        fully_connected_s8_gemm(
+            GemmS8::best(),
+            input,
+            rows,
+            in_features,
+            weights,
+            out_features,
+            bias,
+            quant,
+            output,
+        );
+        return;
+    }
     let k = in_features;
     let zp = quant.input_zero_point;
     let mut x16 = [0i16; K_CHUNK];
@@ -85,6 +100,82 @@ fn fully_connected_s8_fast_body(
             }
             for (j, (o, &a)) in out_row[n0..n0 + block].iter_mut().zip(&acc).enumerate() {
                 *o = quant.finish(quant.requant_of(n0 + j), a);
+            }
+            n0 += block;
+        }
+    }
+}
+
+/// `i8` values of the input row per [`gemm_s8`] call of [`fully_connected_s8_gemm`].
+const GEMM_K_CHUNK: usize = 512;
+
+/// [`fully_connected_s8_fast`] with raw 8-bit operands and the dot-product
+/// variant `kind` (the AArch64 default, with [`GemmS8::best`]); bit-exact with
+/// the reference for every variant.
+///
+/// Weights are read in place. Each chunk of the input row is copied to the
+/// stack beside a row of ones, so one [`gemm_s8`] call gives both `sum w * x`
+/// and `sum w` per output (on `SMMLA` the second column is free), and
+/// `sum w * (x - zp) = sum w * x - zp * sum w` modulo 2^32. The last
+/// `in_features % 16` values are summed in scalar code. Stack use about 1.5 KiB.
+#[allow(clippy::too_many_arguments)]
+pub fn fully_connected_s8_gemm(
+    kind: GemmS8,
+    input: &[i8],
+    rows: usize,
+    in_features: usize,
+    weights: &[i8],
+    out_features: usize,
+    bias: &[i32],
+    quant: &ConvS8Quant,
+    output: &mut [i8],
+) {
+    let k = in_features;
+    let k_main = k / GEMM_K_STEP * GEMM_K_STEP;
+    let zp = quant.input_zero_point;
+    // Row 0: a chunk of the input row; row 1: ones.
+    let mut x_and_ones = [1i8; 2 * GEMM_K_CHUNK];
+    let mut parts = [0i32; 2 * OUT_BLOCK];
+    let mut acc = [0i32; OUT_BLOCK];
+    let mut w_sums = [0i32; OUT_BLOCK];
+
+    for r in 0..rows {
+        let x_row = &input[r * k..][..k];
+        let out_row = &mut output[r * out_features..][..out_features];
+        let mut n0 = 0;
+        while n0 < out_features {
+            let block = (out_features - n0).min(OUT_BLOCK);
+            acc[..block].fill(0);
+            w_sums[..block].fill(0);
+            let mut k0 = 0;
+            while k0 < k_main {
+                let len = (k_main - k0).min(GEMM_K_CHUNK);
+                x_and_ones[..len].copy_from_slice(&x_row[k0..k0 + len]);
+                let dims = GemmDims {
+                    m: block,
+                    n: 2,
+                    k: len,
+                    lda: k,
+                    ldb: GEMM_K_CHUNK,
+                    ldo: 2,
+                };
+                gemm_s8(kind, &weights[n0 * k + k0..], &x_and_ones, dims, &mut parts);
+                for j in 0..block {
+                    acc[j] = acc[j].wrapping_add(parts[2 * j]);
+                    w_sums[j] = w_sums[j].wrapping_add(parts[2 * j + 1]);
+                }
+                k0 += len;
+            }
+            for j in 0..block {
+                let w_tail = &weights[(n0 + j) * k + k_main..][..k - k_main];
+                acc[j] = acc[j].wrapping_add(dot_s8_portable(w_tail, &x_row[k_main..]));
+                let w_sum = w_tail
+                    .iter()
+                    .fold(w_sums[j], |s, &w| s.wrapping_add(w as i32));
+                let sum = acc[j]
+                    .wrapping_sub(zp.wrapping_mul(w_sum))
+                    .wrapping_add(bias_of(bias, n0 + j));
+                out_row[n0 + j] = quant.finish(quant.requant_of(n0 + j), sum);
             }
             n0 += block;
         }
@@ -143,6 +234,18 @@ mod tests {
                 got, want,
                 "case {case} (portable copy): rows {rows} k {k} n {n}"
             );
+            for kind in GemmS8::ALL.into_iter().filter(|v| v.available()) {
+                got.fill(0);
+                fully_connected_s8_gemm(
+                    kind, &input, rows, k, &weights, n, &bias, &quant, &mut got,
+                );
+                assert_eq!(
+                    got,
+                    want,
+                    "case {case} ({}): rows {rows} k {k} n {n}",
+                    kind.name()
+                );
+            }
         }
     }
 }

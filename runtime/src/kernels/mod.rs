@@ -15,6 +15,7 @@
 pub(crate) mod broadcast;
 pub(crate) mod cpu;
 pub(crate) mod dot;
+pub mod gemm_s8;
 #[cfg(test)]
 mod test_rng;
 
@@ -150,10 +151,35 @@ impl ClampF32 {
     }
 }
 
+/// Which int8 convolution and fully connected kernels an
+/// [`Interpreter`](crate::Interpreter) runs. All give the same bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Int8Kernels {
+    /// The fast kernels with the best code for this CPU (the default).
+    #[default]
+    Fast,
+    /// The portable reference kernels, which define the results.
+    Reference,
+    /// The fast kernels' 8-bit path with this dot-product variant (portable
+    /// code when the CPU lacks it).
+    Gemm(gemm_s8::GemmS8),
+}
+
 /// A stored float weight: `f32`, or `half::f16` widened to f32 on use.
+///
+/// On AArch64 `f16` widens with the base-ISA `FCVT`/`FCVTL` instructions
+/// (Armv8.0, so every Cortex-A, not only those with FP16 arithmetic), which
+/// `half` uses only when the `fp16` feature is known at compile time; elsewhere
+/// in software. Widening is exact either way, so the results are the same.
 pub trait FloatWeight: Copy + bytemuck::Pod {
     /// The weight as f32.
     fn to_f32(self) -> f32;
+
+    /// Eight weights as f32 (one NEON `FCVTL`/`FCVTL2` pair for `f16` on AArch64).
+    #[inline(always)]
+    fn widen8(w: &[Self; 8]) -> [f32; 8] {
+        w.map(Self::to_f32)
+    }
 }
 
 impl FloatWeight for f32 {
@@ -161,12 +187,51 @@ impl FloatWeight for f32 {
     fn to_f32(self) -> f32 {
         self
     }
+
+    #[inline(always)]
+    fn widen8(w: &[f32; 8]) -> [f32; 8] {
+        *w
+    }
 }
 
 impl FloatWeight for half::f16 {
     #[inline]
     fn to_f32(self) -> f32 {
-        half::f16::to_f32(self)
+        #[cfg(target_arch = "aarch64")]
+        {
+            let out: f32;
+            // SAFETY: `FCVT Sd, Hn` is in the Armv8.0 base FP instruction set,
+            // register-only.
+            unsafe {
+                core::arch::asm!("fcvt {out:s}, {bits:h}",
+                    out = out(vreg) out, bits = in(vreg) self.to_bits(),
+                    options(pure, nomem, nostack, preserves_flags));
+            }
+            out
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        {
+            half::f16::to_f32(self)
+        }
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    #[inline(always)]
+    fn widen8(w: &[half::f16; 8]) -> [f32; 8] {
+        use core::arch::aarch64::{float32x4_t, uint16x8_t, vld1q_u16, vst1q_f32};
+        let (lo, hi): (float32x4_t, float32x4_t);
+        let mut out = [0f32; 8];
+        // SAFETY: `w` is 16 readable bytes and `out` 32 writable ones; `FCVTL`
+        // and `FCVTL2` are Armv8.0 Advanced SIMD, register-only.
+        unsafe {
+            let v: uint16x8_t = vld1q_u16(w.as_ptr().cast());
+            core::arch::asm!("fcvtl {lo:v}.4s, {v:v}.4h", "fcvtl2 {hi:v}.4s, {v:v}.8h",
+                v = in(vreg) v, lo = out(vreg) lo, hi = out(vreg) hi,
+                options(pure, nomem, nostack, preserves_flags));
+            vst1q_f32(out.as_mut_ptr(), lo);
+            vst1q_f32(out.as_mut_ptr().add(4), hi);
+        }
+        out
     }
 }
 
@@ -328,4 +393,30 @@ pub(crate) fn valid_taps(
     len: usize,
 ) -> (usize, usize) {
     valid_range((o * stride) as isize - pad as isize, dilation, len, kernel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FloatWeight;
+    use half::f16;
+
+    /// The f16 widening (`FCVT`/`FCVTL` on AArch64) equals `half`'s software
+    /// conversion for all 65,536 bit patterns (NaNs stay NaN).
+    #[test]
+    fn f16_widening_is_exact_for_every_value() {
+        for base in (0..=u16::MAX).step_by(8) {
+            let w: [f16; 8] = core::array::from_fn(|i| f16::from_bits(base + i as u16));
+            let wide = f16::widen8(&w);
+            for (v, x) in w.iter().zip(wide) {
+                let want = f16::to_f32(*v);
+                let one = FloatWeight::to_f32(*v);
+                if want.is_nan() {
+                    assert!(x.is_nan() && one.is_nan(), "{:#06x}", v.to_bits());
+                } else {
+                    assert_eq!(x.to_bits(), want.to_bits(), "widen8 {:#06x}", v.to_bits());
+                    assert_eq!(one.to_bits(), want.to_bits(), "to_f32 {:#06x}", v.to_bits());
+                }
+            }
+        }
+    }
 }

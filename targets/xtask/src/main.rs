@@ -8,10 +8,13 @@
 //! - `lint`     `cargo fmt --check` and `cargo clippy -D warnings` over the workspace
 //!   (plus the bare `no_std` runtime and the `gpu` feature).
 //! - `fixtures` retrains the four committed models under `tests/fixtures/`.
+//! - `targets`  ARM: aarch64 Linux and Cortex-M firmware under QEMU (see [`targets`]).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
+
+mod targets;
 
 /// Debian packages the project needs, with the file that proves each is installed.
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[(
@@ -31,9 +34,11 @@ fn main() -> ExitCode {
         Some("test") => setup().and_then(|()| test(&args[1..])),
         Some("lint") => fmt_check().and_then(|()| clippy()),
         Some("fixtures") => setup().and_then(|()| fixtures(&args[1..])),
-        _ => {
-            Err("usage: cargo xtask <setup | demo | test | lint | fixtures [MODEL...]>".to_string())
-        }
+        Some("targets") => setup().and_then(|()| targets::targets(&args[1..])),
+        _ => Err(
+            "usage: cargo xtask <setup | demo | test | lint | fixtures [MODEL...] | targets [--icount]>"
+                .to_string(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -184,10 +189,18 @@ fn demo(extra: &[String]) -> Result<(), String> {
     run(tern().args(["report", model]))
 }
 
+/// Formatting, the `gpu` type check, `cargo test --workspace`, then the ARM
+/// target jobs (`targets`) unless `--no-targets` is given.
 fn test(extra: &[String]) -> Result<(), String> {
+    let no_targets = extra.iter().any(|a| a == "--no-targets");
+    let extra: Vec<&String> = extra.iter().filter(|a| *a != "--no-targets").collect();
     fmt_check()?;
     gpu_check()?;
-    run_counting_tests(cargo().args(["test", "--workspace"]).args(extra))
+    run_counting_tests(cargo().args(["test", "--workspace"]).args(extra))?;
+    if no_targets {
+        return Ok(());
+    }
+    targets::targets(&[])
 }
 
 /// Runs `cmd` (a `cargo test`), echoing its standard output, and ends with one
@@ -256,6 +269,17 @@ fn clippy() -> Result<(), String> {
         "-p",
         "tern-runtime",
         "--no-default-features",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // The device build of `tern` (run/eval/bench/inspect only).
+    run(cargo().args([
+        "clippy",
+        "-p",
+        "tern-export",
+        "--no-default-features",
+        "--all-targets",
         "--",
         "-D",
         "warnings",

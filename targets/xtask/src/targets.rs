@@ -1,0 +1,618 @@
+//! `cargo xtask targets`: builds Tern for ARM and runs it under QEMU.
+//!
+//! 1. Installs the cross toolchain (`targets/toolchain/install-arm.sh`).
+//! 2. Host (x86-64): converts the CNN fixture to int8 and evaluates it on the
+//!    first N Fashion-MNIST test images: the reference accuracy and output checksum.
+//! 3. Builds the runtime alone for `thumbv7em-none-eabihf` (no std, no alloc), so
+//!    that workspace feature unification cannot hide a std dependency.
+//! 4. aarch64 Linux: the runtime's unit tests and the device `tern` (`eval`, `run`,
+//!    `bench`) under `qemu-aarch64` on `cortex-a53` (NEON), `neoverse-n1` (SDOT)
+//!    and `max` (SMMLA): same accuracy and checksums as the host.
+//! 5. Cortex-M firmware (`targets/cortex-m`) on QEMU's mps2-an386 (M4),
+//!    mps2-an505 (M33) and mps3-an547 (M55): same accuracy and checksum.
+//!
+//! `--icount` adds instruction counts per inference of the CNN on aarch64 (QEMU
+//! `-one-insn-per-tb -d exec` trace lines) for each int8 kernel choice.
+//!
+//! The cross toolchain is `cargo +$TERN_RUST_TOOLCHAIN` (default `deb-1.96`, the
+//! Debian rustc the install script registers with rustup); with a rustup toolchain
+//! that has the targets, set `TERN_RUST_TOOLCHAIN` to it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use crate::{root, run};
+
+/// Fashion-MNIST test images the host, aarch64 and the M4/M33 firmware evaluate.
+const IMAGES: usize = 1000;
+/// Images on the Cortex-M55: QEMU emulates MVE slowly (about 0.3 s per image).
+const M55_IMAGES: usize = 200;
+/// aarch64 CPU models QEMU emulates, with the int8 dot-product variant each must pick.
+const AARCH64_CPUS: &[(&str, &str)] = &[
+    ("cortex-a53", "neon"),
+    ("neoverse-n1", "neon-sdot"),
+    ("max", "neon-i8mm"),
+];
+const AARCH64: &str = "aarch64-unknown-linux-gnu";
+
+/// A Cortex-M board of QEMU's: target triple, CPU, and firmware features.
+struct Board {
+    name: &'static str,
+    machine: &'static str,
+    cpu: &'static str,
+    target: &'static str,
+    /// `SMLAD` kernels (the DSP extension).
+    dsp: bool,
+    /// Test images embedded and evaluated.
+    images: usize,
+}
+
+const BOARDS: &[Board] = &[
+    Board {
+        name: "an386",
+        machine: "mps2-an386",
+        cpu: "cortex-m4",
+        target: "thumbv7em-none-eabihf",
+        dsp: true,
+        images: IMAGES,
+    },
+    Board {
+        name: "an505",
+        machine: "mps2-an505",
+        cpu: "cortex-m33",
+        target: "thumbv8m.main-none-eabihf",
+        dsp: true,
+        images: IMAGES,
+    },
+    Board {
+        name: "an547",
+        machine: "mps3-an547",
+        cpu: "cortex-m55",
+        target: "thumbv8m.main-none-eabihf",
+        dsp: false,
+        images: M55_IMAGES,
+    },
+];
+
+/// One line of the final table.
+struct Row {
+    target: String,
+    kernels: String,
+    accuracy: String,
+    checksum: String,
+    extra: String,
+}
+
+pub(crate) fn targets(args: &[String]) -> Result<(), String> {
+    let icount = args.iter().any(|a| a == "--icount");
+    let start = Instant::now();
+    run(Command::new("bash").arg("targets/toolchain/install-arm.sh"))?;
+    let out = root().join("target/targets");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let model = out.join("cnn-int8.tern");
+    let input = out.join("image0.npy");
+    let mut rows = Vec::new();
+
+    // ---- host reference ----
+    step("host: convert the CNN to int8, evaluate it");
+    run(host_tern()
+        .args([
+            "convert",
+            "tests/fixtures/cnn.onnx",
+            "--precision",
+            "int8",
+            "--quiet",
+            "-o",
+        ])
+        .arg(&model))?;
+    write_test_npy(&input)?;
+    let host_eval = |images: usize| -> Result<Eval, String> {
+        let text = capture(
+            host_tern()
+                .arg("eval")
+                .arg(&model)
+                .args(["--dataset", &dataset(images)]),
+        )?;
+        Eval::parse(&text, images)
+    };
+    let host = host_eval(IMAGES)?;
+    let host_m55 = host_eval(M55_IMAGES)?;
+    let host_bench = checksum_of(&capture(
+        host_tern()
+            .arg("bench")
+            .arg(&model)
+            .args(["--iterations", "3", "--warmup", "1", "--input"])
+            .arg(&input),
+    )?)?;
+    let host_run = out.join("host-run.npy");
+    run(host_tern()
+        .arg("run")
+        .arg(&model)
+        .arg("--input")
+        .arg(&input)
+        .arg("-o")
+        .arg(&host_run))?;
+    rows.push(Row {
+        target: format!("x86-64 (host), {M55_IMAGES} images"),
+        kernels: "fast (AVX2 when present)".into(),
+        accuracy: host_m55.accuracy.clone(),
+        checksum: host_m55.checksum.clone(),
+        extra: String::new(),
+    });
+    rows.push(Row {
+        target: "x86-64 (host)".into(),
+        kernels: "fast (AVX2 when present)".into(),
+        accuracy: host.accuracy.clone(),
+        checksum: host.checksum.clone(),
+        extra: String::new(),
+    });
+
+    // ---- bare no_std runtime ----
+    step("runtime alone for thumbv7em-none-eabihf (no std, no alloc)");
+    run(cross_cargo("target/thumb").args([
+        "build",
+        "-p",
+        "tern-runtime",
+        "--target",
+        "thumbv7em-none-eabihf",
+        "-Zbuild-std=core",
+    ]))?;
+
+    // ---- aarch64 Linux ----
+    step("aarch64: runtime unit tests and the device tern");
+    run(cross_cargo("target/arm").args([
+        "test",
+        "-p",
+        "tern-runtime",
+        "--features",
+        "std",
+        "--lib",
+        "--no-run",
+        "--target",
+        AARCH64,
+    ]))?;
+    run(cross_cargo("target/arm").args([
+        "build",
+        "-p",
+        "tern-export",
+        "--no-default-features",
+        "--bin",
+        "tern",
+        "--target",
+        AARCH64,
+    ]))?;
+    let arm_tern = root().join("target/arm").join(AARCH64).join("debug/tern");
+    for &(cpu, gemm) in AARCH64_CPUS {
+        step(&format!(
+            "aarch64 {cpu}: runtime tests, tern eval/run/bench"
+        ));
+        run(cross_cargo("target/arm")
+            .args([
+                "test",
+                "-p",
+                "tern-runtime",
+                "--features",
+                "std",
+                "--lib",
+                "--target",
+                AARCH64,
+            ])
+            .env("QEMU_CPU", cpu)
+            .env("TERN_EXPECT_GEMM", gemm))?;
+        let qemu = || {
+            let mut cmd = Command::new("qemu-aarch64");
+            cmd.args(["-cpu", cpu]).arg(&arm_tern);
+            cmd
+        };
+        let text = capture(
+            qemu()
+                .arg("eval")
+                .arg(&model)
+                .args(["--dataset", &dataset(IMAGES)]),
+        )?;
+        let eval = Eval::parse(&text, IMAGES)?;
+        expect_same(&format!("aarch64 {cpu} eval"), &eval, &host)?;
+        let bench = checksum_of(&capture(
+            qemu()
+                .arg("bench")
+                .arg(&model)
+                .args(["--iterations", "3", "--warmup", "1", "--input"])
+                .arg(&input),
+        )?)?;
+        if bench != host_bench {
+            return Err(format!(
+                "aarch64 {cpu} bench checksum {bench} != host {host_bench}"
+            ));
+        }
+        let arm_run = out.join(format!("{cpu}-run.npy"));
+        run(qemu()
+            .arg("run")
+            .arg(&model)
+            .arg("--input")
+            .arg(&input)
+            .arg("-o")
+            .arg(&arm_run))?;
+        if read(&arm_run)? != read(&host_run)? {
+            return Err(format!(
+                "aarch64 {cpu}: tern run output differs from the host's"
+            ));
+        }
+        rows.push(Row {
+            target: format!("aarch64 {cpu} (qemu-aarch64)"),
+            kernels: format!("int8 GEMM: {gemm}"),
+            accuracy: eval.accuracy,
+            checksum: eval.checksum,
+            extra: "run/bench outputs = host".to_string(),
+        });
+    }
+    if icount {
+        // Counts of the release build, as a product would ship it.
+        run(cross_cargo("target/arm").args([
+            "build",
+            "--release",
+            "-p",
+            "tern-export",
+            "--no-default-features",
+            "--bin",
+            "tern",
+            "--target",
+            AARCH64,
+        ]))?;
+        let release = root().join("target/arm").join(AARCH64).join("release/tern");
+        aarch64_icount(&release, &model, &input)?;
+    }
+
+    // ---- Cortex-M firmware ----
+    for board in BOARDS {
+        step(&format!("firmware {} ({})", board.name, board.cpu));
+        let expected = if board.images == IMAGES {
+            &host
+        } else {
+            &host_m55
+        };
+        let line = firmware(board, &model, expected)?;
+        rows.push(Row {
+            target: format!(
+                "{} {} (qemu-system-arm), {} images",
+                board.cpu, board.machine, board.images
+            ),
+            kernels: if board.dsp {
+                "int8: SMLAD (DSP)".into()
+            } else {
+                "int8: portable (MVE auto-vectorized)".into()
+            },
+            accuracy: field(&line, "accuracy")?,
+            checksum: field(&line, "checksum")?,
+            extra: format!(
+                "{} instructions/inference",
+                field(&line, "instructions_per_inference")?
+            ),
+        });
+    }
+
+    println!("\nint8 CNN fixture on the first {IMAGES} Fashion-MNIST test images (unless stated):");
+    println!("| target | kernels | accuracy | output checksum | |");
+    println!("|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            r.target, r.kernels, r.accuracy, r.checksum, r.extra
+        );
+    }
+    println!(
+        "targets: all outputs bit-identical to the host ({:.0} s)",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn step(what: &str) {
+    eprintln!("xtask targets: == {what}");
+}
+
+fn dataset(images: usize) -> String {
+    format!("fashion-mnist:test:{images}")
+}
+
+/// The host `tern` with every feature (dev profile, as the tests build it).
+fn host_tern() -> Command {
+    let mut cmd = crate::cargo();
+    cmd.args(["run", "--quiet", "-p", "tern-export", "--bin", "tern", "--"]);
+    cmd
+}
+
+/// The cross toolchain: `$TERN_RUST_TOOLCHAIN`, default `deb-1.96`.
+fn toolchain() -> String {
+    std::env::var("TERN_RUST_TOOLCHAIN").unwrap_or_else(|_| "deb-1.96".into())
+}
+
+/// `["-Zbuild-std=core"]` when the toolchain has no prebuilt `core` for
+/// `target` (Debian's rustc for Cortex-M), else nothing (`rustup target add`).
+fn build_std(target: &str) -> Vec<&'static str> {
+    let libdir = Command::new("rustc")
+        .arg(format!("+{}", toolchain()))
+        .args(["--print", "target-libdir", "--target", target])
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let prebuilt = std::fs::read_dir(&libdir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("libcore-"))
+    });
+    if prebuilt {
+        vec![]
+    } else {
+        vec!["-Zbuild-std=core"]
+    }
+}
+
+/// `cargo +TOOLCHAIN` for the ARM targets, with its own target dir. A stable
+/// rustc needs `RUSTC_BOOTSTRAP=1` for `-Zbuild-std` (Cortex-M core from source).
+fn cross_cargo(target_dir: &str) -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.arg(format!("+{}", toolchain()))
+        .env("CARGO_TARGET_DIR", root().join(target_dir))
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO");
+    cmd
+}
+
+/// Runs `cmd`, echoing and returning its standard output.
+fn capture(cmd: &mut Command) -> Result<String, String> {
+    eprintln!("xtask: running {cmd:?}");
+    let out = cmd
+        .current_dir(root())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{text}");
+    if !out.status.success() {
+        return Err(format!("{cmd:?} failed with {}", out.status));
+    }
+    Ok(text)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Accuracy and output checksum from a `tern eval` line.
+struct Eval {
+    accuracy: String,
+    checksum: String,
+    images: usize,
+}
+
+impl Eval {
+    fn parse(text: &str, images: usize) -> Result<Eval, String> {
+        let accuracy = text
+            .split("accuracy ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .ok_or_else(|| format!("no accuracy in {text:?}"))?
+            .to_string();
+        Ok(Eval {
+            accuracy,
+            checksum: checksum_of(text)?,
+            images,
+        })
+    }
+
+    /// Correct answers (`92.30%` of 1000 -> 923).
+    fn correct(&self) -> Result<usize, String> {
+        let percent: f64 = self
+            .accuracy
+            .trim_end_matches('%')
+            .parse()
+            .map_err(|_| format!("bad accuracy {}", self.accuracy))?;
+        Ok((percent * self.images as f64 / 100.0).round() as usize)
+    }
+}
+
+fn expect_same(what: &str, got: &Eval, want: &Eval) -> Result<(), String> {
+    if got.accuracy != want.accuracy || got.checksum != want.checksum {
+        return Err(format!(
+            "{what}: accuracy {} checksum {}, host: accuracy {} checksum {}",
+            got.accuracy, got.checksum, want.accuracy, want.checksum
+        ));
+    }
+    Ok(())
+}
+
+/// The `0x........` after "checksum" in `text`.
+fn checksum_of(text: &str) -> Result<String, String> {
+    text.split("checksum ")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_alphanumeric()).next())
+        .map(str::to_string)
+        .ok_or_else(|| format!("no checksum in {text:?}"))
+}
+
+/// `key=value` from the firmware's result line.
+fn field(line: &str, key: &str) -> Result<String, String> {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .map(str::to_string)
+        .ok_or_else(|| format!("no {key}= in {line:?}"))
+}
+
+/// A `.npy` of shape [1, 1, 28, 28] (f32): a fixed pattern, for `tern run`/`bench`.
+fn write_test_npy(path: &Path) -> Result<(), String> {
+    let mut header =
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 28, 28), }".to_string();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    for i in 0..784u32 {
+        let v = ((i * 37 + 11) % 256) as f32 / 255.0;
+        bytes.extend(v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Builds and runs the firmware for `board`, expecting the host's results;
+/// returns its result line.
+fn firmware(board: &Board, model: &Path, host: &Eval) -> Result<String, String> {
+    let fw = root().join("targets/cortex-m");
+    let target_dir = format!("target/fw-{}", board.name);
+    let mut cmd = cross_cargo(&target_dir);
+    cmd.current_dir(&fw)
+        .args(["build", "--release", "--target", board.target])
+        .args(build_std(board.target))
+        .env("TERN_FW_MODEL", model)
+        .env("TERN_FW_IMAGES", board.images.to_string())
+        .env("TERN_FW_BOARD", board.name)
+        .env("TERN_FW_EXPECT_CHECKSUM", &host.checksum)
+        .env("TERN_FW_EXPECT_CORRECT", host.correct()?.to_string())
+        .env(
+            format!(
+                "CARGO_TARGET_{}_RUSTFLAGS",
+                board.target.to_uppercase().replace(['-', '.'], "_")
+            ),
+            format!("-C target-cpu={}", board.cpu),
+        );
+    if board.dsp {
+        cmd.args(["--features", "dsp"]);
+    }
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("firmware build for {} failed", board.name));
+    }
+    let elf: PathBuf = root()
+        .join(&target_dir)
+        .join(board.target)
+        .join("release/tern-firmware");
+    let started = Instant::now();
+    let text = capture(
+        Command::new("qemu-system-arm")
+            .args(["-machine", board.machine, "-cpu", board.cpu, "-nographic"])
+            .args([
+                "-semihosting-config",
+                "enable=on,target=native",
+                "-icount",
+                "shift=0",
+                "-kernel",
+            ])
+            .arg(&elf),
+    )?;
+    eprintln!(
+        "xtask: {} ran in {:.1} s",
+        board.name,
+        started.elapsed().as_secs_f64()
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("tern-firmware:"))
+        .ok_or("no result line from the firmware")?
+        .to_string();
+    let got = Eval {
+        accuracy: field(&line, "accuracy")?,
+        checksum: field(&line, "checksum")?,
+        images: board.images,
+    };
+    expect_same(&format!("firmware {}", board.name), &got, host)?;
+    Ok(line)
+}
+
+/// Instructions per inference of the CNN on aarch64 (`max`), per int8 kernel
+/// choice. Debian's QEMU has no TCG plugins, so the count comes from QEMU's logs:
+/// `-d in_asm` lists the instructions of each translated block, `-d exec,nochain`
+/// logs every block executed; the sum over executed blocks of their lengths is
+/// the instruction count (within 0.2% of a `-one-insn-per-tb` count here). Two runs
+/// of `tern bench` that differ by one inference give the count for one.
+fn aarch64_icount(tern: &Path, model: &Path, input: &Path) -> Result<(), String> {
+    step("aarch64 instruction counts (cpu max)");
+    let mut table = String::from(
+        "| int8 kernels | instructions per inference (aarch64, QEMU log) |\n|---|---|\n",
+    );
+    for kernels in [
+        "reference",
+        "portable",
+        "neon",
+        "neon-sdot",
+        "neon-i8mm",
+        "fast",
+    ] {
+        let count = |iterations: &str| -> Result<u64, String> {
+            let mut child = Command::new("qemu-aarch64")
+                .args([
+                    "-cpu",
+                    "max",
+                    "-d",
+                    "in_asm,exec,nochain",
+                    "-D",
+                    "/dev/stdout",
+                ])
+                .arg(tern)
+                .arg("bench")
+                .arg(model)
+                .arg("--input")
+                .arg(input)
+                .args([
+                    "--warmup",
+                    "0",
+                    "--iterations",
+                    iterations,
+                    "--kernels",
+                    kernels,
+                ])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("qemu-aarch64: {e}"))?;
+            let stdout = child.stdout.take().ok_or("no stdout")?;
+            let total = count_logged_instructions(std::io::BufReader::new(stdout));
+            child.wait().map_err(|e| format!("qemu-aarch64: {e}"))?;
+            Ok(total)
+        };
+        let (one, two) = (count("1")?, count("2")?);
+        table.push_str(&format!("| {kernels} | {} |\n", two.saturating_sub(one)));
+    }
+    print!("{table}");
+    Ok(())
+}
+
+/// Sums, over the `Trace` lines of a QEMU `-d in_asm,exec,nochain` log, the
+/// number of instructions of the block each executes (from its latest `IN:` listing).
+fn count_logged_instructions(log: impl std::io::BufRead) -> u64 {
+    let mut sizes = std::collections::HashMap::<u64, u64>::new();
+    let (mut block, mut len) = (None::<u64>, 0u64);
+    let mut total = 0;
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    for line in log.split(b'\n').map_while(Result::ok) {
+        let line = String::from_utf8_lossy(&line);
+        if let Some(rest) = line.strip_prefix("Trace ") {
+            if let Some(pc) = block.take() {
+                sizes.insert(pc, len);
+            }
+            let pc = rest
+                .split('[')
+                .nth(1)
+                .and_then(|f| f.split('/').nth(1))
+                .and_then(hex);
+            total += pc.and_then(|pc| sizes.get(&pc)).copied().unwrap_or(0);
+        } else if line.starts_with("IN:") {
+            if let Some(pc) = block.take() {
+                sizes.insert(pc, len);
+            }
+            len = 0;
+        } else if line.starts_with("0x") && line.contains(":  ") {
+            if block.is_none() && len == 0 {
+                block = line.split(':').next().and_then(hex);
+            }
+            len += 1;
+        }
+    }
+    total
+}
