@@ -325,58 +325,115 @@ fn conv_im2col(
     out_shape: Shape4,
     scratch: &mut [i8],
 ) {
-    let cin_g = in_shape.c / groups;
-    let cout_g = out_shape.c / groups;
-    let taps = cin_g * window.kernel[0] * window.kernel[1];
-    let kp = padded_taps(cin_g, window);
-    let pixels = out_shape.h * out_shape.w;
-    debug_assert!(weights.len() >= out_shape.c * taps);
-    debug_assert!(
-        scratch.len() >= conv2d_s8_fast_scratch_len(in_shape, window, groups, out_shape),
-        "conv2d_s8_fast: scratch too small"
-    );
+    let walk = TileWalk::new(in_shape, window, groups, out_shape, weights, scratch);
+    let (cout_g, taps, kp, pixels) = (walk.cout_g, walk.taps, walk.kp, walk.pixels);
     let (_, scratch16, _) = bytemuck::pod_align_to_mut::<i8, i16>(scratch);
     let (w_row, cols) = scratch16.split_at_mut(kp);
-    let tile = pixel_tile(kp);
-    let cols = &mut cols[..pixels.min(tile) * kp];
     let mut sums = [0i32; MAX_PIXEL_TILE];
+    walk.for_each_tile(input, quant, cols, |cols, n, g, p0, count| {
+        for oc in g * cout_g..(g + 1) * cout_g {
+            let src = &weights[oc * taps..][..taps];
+            for (d, &s) in w_row.iter_mut().zip(src) {
+                *d = s as i16;
+            }
+            w_row[taps..].fill(0);
+            let requant = quant.requant_of(oc);
+            let bias = bias_of(bias, oc);
+            let sums = &mut sums[..count];
+            dot_i16_rows(w_row, cols, kp, sums);
+            for sum in sums.iter_mut() {
+                *sum = sum.wrapping_add(bias);
+            }
+            let out = &mut output[(n * out_shape.c + oc) * pixels + p0..][..count];
+            quant.finish_row(requant, sums, out);
+        }
+    });
+}
 
-    for n in 0..out_shape.n {
-        for g in 0..groups {
-            let mut p0 = 0;
-            while p0 < pixels {
-                let count = (pixels - p0).min(tile);
-                let cols = &mut cols[..count * kp];
-                im2col_tile(
-                    input,
-                    in_shape,
-                    window,
-                    quant,
-                    n,
-                    g * cin_g,
-                    cin_g,
-                    out_shape,
-                    p0,
-                    kp,
-                    cols,
-                );
-                for oc in g * cout_g..(g + 1) * cout_g {
-                    let src = &weights[oc * taps..][..taps];
-                    for (d, &s) in w_row.iter_mut().zip(src) {
-                        *d = s as i16;
-                    }
-                    w_row[taps..].fill(0);
-                    let requant = quant.requant_of(oc);
-                    let bias = bias_of(bias, oc);
-                    let sums = &mut sums[..count];
-                    dot_i16_rows(w_row, cols, kp, sums);
-                    for sum in sums.iter_mut() {
-                        *sum = sum.wrapping_add(bias);
-                    }
-                    let out = &mut output[(n * out_shape.c + oc) * pixels + p0..][..count];
-                    quant.finish_row(requant, sums, out);
+/// The tiles of output pixels of the im2col paths: for each batch item, group
+/// and tile of up to [`pixel_tile`] pixels, the receptive fields as [`ColValue`] rows.
+struct TileWalk {
+    in_shape: Shape4,
+    window: Window2d,
+    out_shape: Shape4,
+    groups: usize,
+    cin_g: usize,
+    /// Output channels per group.
+    cout_g: usize,
+    /// `K = cin_g * kh * kw`, values per receptive field.
+    taps: usize,
+    /// `K` rounded up to a multiple of [`DOT_LANES`].
+    kp: usize,
+    pixels: usize,
+    tile: usize,
+}
+
+impl TileWalk {
+    /// The walk for this geometry; debug-checks the weight and scratch sizes.
+    #[inline(always)]
+    fn new(
+        in_shape: Shape4,
+        window: &Window2d,
+        groups: usize,
+        out_shape: Shape4,
+        weights: &[i8],
+        scratch: &[i8],
+    ) -> TileWalk {
+        let cin_g = in_shape.c / groups;
+        let taps = cin_g * window.kernel[0] * window.kernel[1];
+        let kp = padded_taps(cin_g, window);
+        let pixels = out_shape.h * out_shape.w;
+        debug_assert!(weights.len() >= out_shape.c * taps);
+        debug_assert!(
+            scratch.len() >= conv2d_s8_fast_scratch_len(in_shape, window, groups, out_shape),
+            "conv2d_s8_fast: scratch too small"
+        );
+        TileWalk {
+            in_shape,
+            window: *window,
+            out_shape,
+            groups,
+            cin_g,
+            cout_g: out_shape.c / groups,
+            taps,
+            kp,
+            pixels,
+            tile: pixels.min(pixel_tile(kp)),
+        }
+    }
+
+    /// Fills `cols` (at least `tile * kp` values) with each tile in turn and
+    /// calls `per_tile(cols, n, g, p0, count)` for pixels `p0..p0 + count`.
+    #[inline(always)]
+    fn for_each_tile<T: ColValue>(
+        &self,
+        input: &[i8],
+        quant: &ConvS8Quant,
+        cols: &mut [T],
+        mut per_tile: impl FnMut(&[T], usize, usize, usize, usize),
+    ) {
+        for n in 0..self.out_shape.n {
+            for g in 0..self.groups {
+                let mut p0 = 0;
+                while p0 < self.pixels {
+                    let count = (self.pixels - p0).min(self.tile);
+                    let cols = &mut cols[..count * self.kp];
+                    im2col_tile(
+                        input,
+                        self.in_shape,
+                        &self.window,
+                        quant,
+                        n,
+                        g * self.cin_g,
+                        self.cin_g,
+                        self.out_shape,
+                        p0,
+                        self.kp,
+                        cols,
+                    );
+                    per_tile(cols, n, g, p0, count);
+                    p0 += count;
                 }
-                p0 += count;
             }
         }
     }
@@ -408,77 +465,48 @@ fn conv_im2col_s8(
     out_shape: Shape4,
     scratch: &mut [i8],
 ) {
-    let cin_g = in_shape.c / groups;
-    let cout_g = out_shape.c / groups;
-    let taps = cin_g * window.kernel[0] * window.kernel[1];
-    let kp = padded_taps(cin_g, window);
-    let pixels = out_shape.h * out_shape.w;
-    let tile = pixels.min(pixel_tile(kp));
-    debug_assert!(
-        scratch.len() >= conv2d_s8_fast_scratch_len(in_shape, window, groups, out_shape),
-        "conv2d_s8_gemm: scratch too small"
-    );
+    let walk = TileWalk::new(in_shape, window, groups, out_shape, weights, scratch);
+    let (cout_g, taps, kp, pixels, tile) =
+        (walk.cout_g, walk.taps, walk.kp, walk.pixels, walk.tile);
     let (cols, rest) = scratch.split_at_mut(tile * kp);
     let block = (rest.len() / kp).clamp(1, GEMM_CHANNELS);
     let w_rows = &mut rest[..block * kp];
     let zp = quant.input_zero_point;
     let mut sums = [0i32; GEMM_CHANNELS * MAX_PIXEL_TILE];
     let mut row_sums = [0i32; GEMM_CHANNELS];
-
-    for n in 0..out_shape.n {
-        for g in 0..groups {
-            let mut p0 = 0;
-            while p0 < pixels {
-                let count = (pixels - p0).min(tile);
-                let cols = &mut cols[..count * kp];
-                im2col_tile(
-                    input,
-                    in_shape,
-                    window,
-                    quant,
-                    n,
-                    g * cin_g,
-                    cin_g,
-                    out_shape,
-                    p0,
-                    kp,
-                    cols,
-                );
-                let end = (g + 1) * cout_g;
-                let mut oc0 = g * cout_g;
-                while oc0 < end {
-                    let mb = (end - oc0).min(block);
-                    for (r, row) in w_rows.chunks_exact_mut(kp).take(mb).enumerate() {
-                        let src = &weights[(oc0 + r) * taps..][..taps];
-                        row[..taps].copy_from_slice(src);
-                        row[taps..].fill(0);
-                        row_sums[r] = src.iter().fold(0i32, |s, &w| s.wrapping_add(w as i32));
-                    }
-                    let dims = GemmDims {
-                        m: mb,
-                        n: count,
-                        k: kp,
-                        lda: kp,
-                        ldb: kp,
-                        ldo: count,
-                    };
-                    gemm_s8(kind, w_rows, cols, dims, &mut sums);
-                    for r in 0..mb {
-                        let oc = oc0 + r;
-                        let offset = bias_of(bias, oc).wrapping_sub(zp.wrapping_mul(row_sums[r]));
-                        let row = &mut sums[r * count..][..count];
-                        for sum in row.iter_mut() {
-                            *sum = sum.wrapping_add(offset);
-                        }
-                        let out = &mut output[(n * out_shape.c + oc) * pixels + p0..][..count];
-                        quant.finish_row(quant.requant_of(oc), row, out);
-                    }
-                    oc0 += mb;
-                }
-                p0 += count;
+    walk.for_each_tile(input, quant, cols, |cols, n, g, p0, count| {
+        let end = (g + 1) * cout_g;
+        let mut oc0 = g * cout_g;
+        while oc0 < end {
+            let mb = (end - oc0).min(block);
+            for (r, row) in w_rows.chunks_exact_mut(kp).take(mb).enumerate() {
+                let src = &weights[(oc0 + r) * taps..][..taps];
+                row[..taps].copy_from_slice(src);
+                row[taps..].fill(0);
+                row_sums[r] = src.iter().fold(0i32, |s, &w| s.wrapping_add(w as i32));
             }
+            let dims = GemmDims {
+                m: mb,
+                n: count,
+                k: kp,
+                lda: kp,
+                ldb: kp,
+                ldo: count,
+            };
+            gemm_s8(kind, w_rows, cols, dims, &mut sums);
+            for r in 0..mb {
+                let oc = oc0 + r;
+                let offset = bias_of(bias, oc).wrapping_sub(zp.wrapping_mul(row_sums[r]));
+                let row = &mut sums[r * count..][..count];
+                for sum in row.iter_mut() {
+                    *sum = sum.wrapping_add(offset);
+                }
+                let out = &mut output[(n * out_shape.c + oc) * pixels + p0..][..count];
+                quant.finish_row(quant.requant_of(oc), row, out);
+            }
+            oc0 += mb;
         }
-    }
+    });
 }
 
 /// An im2col element: `i16` holds `x - zero_point` (padding 0), `i8` holds the

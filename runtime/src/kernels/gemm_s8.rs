@@ -244,39 +244,49 @@ mod neon {
         let mut i = i0;
         while i + 4 <= d.m {
             for j in 0..d.n {
-                // SAFETY: rows i..i+4 and j hold k values; out rows hold n (caller).
-                unsafe {
-                    let pb = b.add(j * d.ldb);
-                    let pa: [*const i8; 4] = core::array::from_fn(|r| a.add((i + r) * d.lda));
-                    let mut acc = [vdupq_n_s32(0); 4];
-                    let mut t = 0;
-                    while t < d.k {
-                        let vb = vld1q_s8(pb.add(t));
-                        for r in 0..4 {
-                            acc[r] = sdot(acc[r], vld1q_s8(pa[r].add(t)), vb);
-                        }
-                        t += 16;
-                    }
-                    for (r, acc) in acc.iter().enumerate() {
-                        *out.add((i + r) * d.ldo + j) = vaddvq_s32(*acc);
-                    }
-                }
+                // SAFETY: rows i..i+4 of a and j of b exist (caller).
+                unsafe { dot_rows::<4>(a, b, d, out, i, j) };
             }
             i += 4;
         }
         for i in i..d.m {
             for j in 0..d.n {
-                // SAFETY: as above, one row.
-                unsafe {
-                    let (pa, pb) = (a.add(i * d.lda), b.add(j * d.ldb));
-                    let mut acc = vdupq_n_s32(0);
-                    let mut t = 0;
-                    while t < d.k {
-                        acc = sdot(acc, vld1q_s8(pa.add(t)), vld1q_s8(pb.add(t)));
-                        t += 16;
-                    }
-                    *out.add(i * d.ldo + j) = vaddvq_s32(acc);
+                // SAFETY: row i of a and j of b exist (caller).
+                unsafe { dot_rows::<1>(a, b, d, out, i, j) };
+            }
+        }
+    }
+
+    /// `out[i + r][j]` for `r < R` with `SDOT`, one load of `b` row `j` per step.
+    ///
+    /// # Safety
+    /// Rows `i..i + R` of `a` and row `j` of `b` hold `k` readable values; the
+    /// `out` rows hold column `j`; the CPU has `dotprod`.
+    #[target_feature(enable = "dotprod")]
+    #[inline]
+    unsafe fn dot_rows<const R: usize>(
+        a: *const i8,
+        b: *const i8,
+        d: GemmDims,
+        out: *mut i32,
+        i: usize,
+        j: usize,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let pb = b.add(j * d.ldb);
+            let pa: [*const i8; R] = core::array::from_fn(|r| a.add((i + r) * d.lda));
+            let mut acc = [vdupq_n_s32(0); R];
+            let mut t = 0;
+            while t < d.k {
+                let vb = vld1q_s8(pb.add(t));
+                for r in 0..R {
+                    acc[r] = sdot(acc[r], vld1q_s8(pa[r].add(t)), vb);
                 }
+                t += 16;
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                *out.add((i + r) * d.ldo + j) = vaddvq_s32(*acc);
             }
         }
     }

@@ -172,17 +172,7 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
         "--target",
         AARCH64,
     ]))?;
-    run(cross_cargo("target/arm").args([
-        "build",
-        "-p",
-        "tern-export",
-        "--no-default-features",
-        "--bin",
-        "tern",
-        "--target",
-        AARCH64,
-    ]))?;
-    let arm_tern = root().join("target/arm").join(AARCH64).join("debug/tern");
+    let arm_tern = device_tern(false)?;
     for &(cpu, gemm) in AARCH64_CPUS {
         step(&format!(
             "aarch64 {cpu}: runtime tests, tern eval/run/bench"
@@ -248,19 +238,7 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
     }
     if icount {
         // Counts of the release build, as a product would ship it.
-        run(cross_cargo("target/arm").args([
-            "build",
-            "--release",
-            "-p",
-            "tern-export",
-            "--no-default-features",
-            "--bin",
-            "tern",
-            "--target",
-            AARCH64,
-        ]))?;
-        let release = root().join("target/arm").join(AARCH64).join("release/tern");
-        aarch64_icount(&release, &model, &input)?;
+        aarch64_icount(&device_tern(true)?, &model, &input)?;
     }
 
     // ---- Cortex-M firmware ----
@@ -305,6 +283,30 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Builds the device `tern` (no `host` feature) for aarch64; returns its path.
+fn device_tern(release: bool) -> Result<PathBuf, String> {
+    let mut cmd = cross_cargo("target/arm");
+    cmd.args([
+        "build",
+        "-p",
+        "tern-export",
+        "--no-default-features",
+        "--bin",
+        "tern",
+    ])
+    .args(["--target", AARCH64]);
+    if release {
+        cmd.arg("--release");
+    }
+    run(&mut cmd)?;
+    let profile = if release { "release" } else { "debug" };
+    Ok(root()
+        .join("target/arm")
+        .join(AARCH64)
+        .join(profile)
+        .join("tern"))
 }
 
 fn step(what: &str) {
