@@ -3,8 +3,9 @@
 //! - `setup`    installs what the tests and the demo need (idempotent).
 //! - `demo`     the main job on the embedded default: the CNN fixture (or, with
 //!   `--train`, a freshly trained CNN) converted to f32/f16/int8 and evaluated.
-//! - `test`     the whole test suite (what `.ci/run` runs), after a formatting check
-//!   and a type check of the `gpu` feature; ends with a `tests: N passed, M failed` line.
+//! - `test`     the whole test suite (what `.ci/run` runs): a formatting check,
+//!   `cargo test --workspace` (ends with a `tests: N passed, M failed` line), then
+//!   `targets` with a type check of the `gpu` feature beside it.
 //! - `lint`     `cargo fmt --check` and `cargo clippy -D warnings` over the workspace
 //!   (plus the bare `no_std` runtime and the `gpu` feature).
 //! - `fixtures` retrains the four committed models under `tests/fixtures/`.
@@ -34,7 +35,7 @@ fn main() -> ExitCode {
         Some("test") => setup().and_then(|()| test(&args[1..])),
         Some("lint") => fmt_check().and_then(|()| clippy()),
         Some("fixtures") => setup().and_then(|()| fixtures(&args[1..])),
-        Some("targets") => setup().and_then(|()| targets::targets(&args[1..])),
+        Some("targets") => setup().and_then(|()| targets::targets(&args[1..], None)),
         _ => Err(
             "usage: cargo xtask <setup | demo | test | lint | fixtures [MODEL...] | targets [--icount]>"
                 .to_string(),
@@ -189,18 +190,21 @@ fn demo(extra: &[String]) -> Result<(), String> {
     run(tern().args(["report", model]))
 }
 
-/// Formatting, the `gpu` type check, `cargo test --workspace`, then the ARM
-/// target jobs (`targets`) unless `--no-targets` is given.
+/// Formatting, `cargo test --workspace`, then the ARM target jobs (`targets`)
+/// with the `gpu` type check beside them; `--no-targets` runs the type check
+/// alone instead.
 fn test(extra: &[String]) -> Result<(), String> {
     let no_targets = extra.iter().any(|a| a == "--no-targets");
     let extra: Vec<&String> = extra.iter().filter(|a| *a != "--no-targets").collect();
     fmt_check()?;
-    gpu_check()?;
     run_counting_tests(cargo().args(["test", "--workspace"]).args(extra))?;
     if no_targets {
-        return Ok(());
+        return gpu_check();
     }
-    targets::targets(&[])
+    targets::targets(
+        &[],
+        Some(("the gpu feature type check", gpu_check_command())),
+    )
 }
 
 /// Runs `cmd` (a `cargo test`), echoing its standard output, and ends with one
@@ -246,7 +250,13 @@ fn count_before(text: &str, label: &str) -> usize {
 /// The `gpu` feature (burn's wgpu backend) must keep compiling, although CI has no
 /// GPU to run it on: a type check, 5 to 8 minutes from scratch on 2 cores.
 fn gpu_check() -> Result<(), String> {
-    run(cargo().args(["check", "-p", "tern-export", "--features", "gpu"]))
+    run(&mut gpu_check_command())
+}
+
+fn gpu_check_command() -> Command {
+    let mut cmd = cargo();
+    cmd.args(["check", "-p", "tern-export", "--features", "gpu"]);
+    cmd
 }
 
 fn fmt_check() -> Result<(), String> {

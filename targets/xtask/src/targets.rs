@@ -84,7 +84,11 @@ struct Row {
     extra: String,
 }
 
-pub(crate) fn targets(args: &[String]) -> Result<(), String> {
+/// `cargo xtask targets [--icount]`. `beside`, if given, is started in the
+/// background once the host steps are done (they share its target dir) and
+/// awaited at the end: `cargo xtask test` runs its `gpu` type check there, on
+/// the core that QEMU's single-threaded runs leave idle.
+pub(crate) fn targets(args: &[String], beside: Option<(&str, Command)>) -> Result<(), String> {
     let icount = args.iter().any(|a| a == "--icount");
     let start = Instant::now();
     run(Command::new("bash").arg("targets/toolchain/install-arm.sh"))?;
@@ -148,16 +152,37 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
         extra: String::new(),
     });
 
+    let beside = match beside {
+        Some((what, mut cmd)) => Some(Running::start(what.to_string(), &mut cmd)?),
+        None => None,
+    };
+
     // ---- bare no_std runtime ----
     step("runtime alone for thumbv7em-none-eabihf (no std, no alloc)");
-    run(cross_cargo("target/thumb").args([
-        "build",
-        "-p",
-        "tern-runtime",
-        "--target",
-        "thumbv7em-none-eabihf",
-        "-Zbuild-std=core",
-    ]))?;
+    // A build that proves the crate is no_std: unoptimized, which is quickest.
+    run(cross_cargo("target/thumb")
+        .args([
+            "build",
+            "-p",
+            "tern-runtime",
+            "--target",
+            "thumbv7em-none-eabihf",
+        ])
+        .args(["--config", "profile.dev.package.\"*\".opt-level=0"])
+        .args(["--config", "profile.dev.package.tern-runtime.opt-level=0"])
+        .args(build_std("thumbv7em-none-eabihf")))?;
+
+    // ---- Cortex-M firmware: built here, run in the background ----
+    let mut firmware_runs = Vec::new();
+    for board in BOARDS {
+        step(&format!("firmware {} ({})", board.name, board.cpu));
+        let expected = if board.images == IMAGES {
+            &host
+        } else {
+            &host_m55
+        };
+        firmware_runs.push((board, start_firmware(board, &model, expected)?, expected));
+    }
 
     // ---- aarch64 Linux ----
     step("aarch64: runtime unit tests and the device tern");
@@ -241,15 +266,9 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
         aarch64_icount(&device_tern(true)?, &model, &input)?;
     }
 
-    // ---- Cortex-M firmware ----
-    for board in BOARDS {
-        step(&format!("firmware {} ({})", board.name, board.cpu));
-        let expected = if board.images == IMAGES {
-            &host
-        } else {
-            &host_m55
-        };
-        let line = firmware(board, &model, expected)?;
+    // ---- Cortex-M firmware results ----
+    for (board, running, expected) in firmware_runs {
+        let line = finish_firmware(board, running, expected)?;
         rows.push(Row {
             target: format!(
                 "{} {} (qemu-system-arm), {} images",
@@ -267,6 +286,9 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
                 field(&line, "instructions_per_inference")?
             ),
         });
+    }
+    if let Some(beside) = beside {
+        beside.finish()?;
     }
 
     println!("\nint8 CNN fixture on the first {IMAGES} Fashion-MNIST test images (unless stated):");
@@ -461,9 +483,10 @@ fn write_test_npy(path: &Path) -> Result<(), String> {
     std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Builds and runs the firmware for `board`, expecting the host's results;
-/// returns its result line.
-fn firmware(board: &Board, model: &Path, host: &Eval) -> Result<String, String> {
+/// Builds the firmware for `board` with the host's expected results baked in
+/// and starts it under QEMU in the background (its instruction counts do not
+/// depend on the machine's load: `-icount shift=0`).
+fn start_firmware(board: &Board, model: &Path, host: &Eval) -> Result<Running, String> {
     let fw = root().join("targets/cortex-m");
     let target_dir = format!("target/fw-{}", board.name);
     let mut cmd = cross_cargo(&target_dir);
@@ -496,8 +519,8 @@ fn firmware(board: &Board, model: &Path, host: &Eval) -> Result<String, String> 
         .join(&target_dir)
         .join(board.target)
         .join("release/tern-firmware");
-    let started = Instant::now();
-    let text = capture(
+    Running::start(
+        format!("firmware {}", board.name),
         Command::new("qemu-system-arm")
             .args(["-machine", board.machine, "-cpu", board.cpu, "-nographic"])
             .args([
@@ -508,12 +531,12 @@ fn firmware(board: &Board, model: &Path, host: &Eval) -> Result<String, String> 
                 "-kernel",
             ])
             .arg(&elf),
-    )?;
-    eprintln!(
-        "xtask: {} ran in {:.1} s",
-        board.name,
-        started.elapsed().as_secs_f64()
-    );
+    )
+}
+
+/// Waits for a firmware run and checks its result line against the host's.
+fn finish_firmware(board: &Board, run: Running, host: &Eval) -> Result<String, String> {
+    let text = run.finish()?;
     let line = text
         .lines()
         .find(|l| l.starts_with("tern-firmware:"))
@@ -526,6 +549,49 @@ fn firmware(board: &Board, model: &Path, host: &Eval) -> Result<String, String> 
     };
     expect_same(&format!("firmware {}", board.name), &got, host)?;
     Ok(line)
+}
+
+/// A command running in the background, its standard output captured.
+pub(crate) struct Running {
+    what: String,
+    child: std::process::Child,
+    started: Instant,
+}
+
+impl Running {
+    /// Starts `cmd` (in the repository root).
+    pub(crate) fn start(what: String, cmd: &mut Command) -> Result<Running, String> {
+        eprintln!("xtask: starting in the background {cmd:?}");
+        let child = cmd
+            .current_dir(root())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+        Ok(Running {
+            what,
+            child,
+            started: Instant::now(),
+        })
+    }
+
+    /// Waits for it; its standard output, echoed, or an error if it failed.
+    pub(crate) fn finish(self) -> Result<String, String> {
+        let out = self
+            .child
+            .wait_with_output()
+            .map_err(|e| format!("{}: {e}", self.what))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        print!("{text}");
+        eprintln!(
+            "xtask: {} finished after {:.1} s",
+            self.what,
+            self.started.elapsed().as_secs_f64()
+        );
+        if !out.status.success() {
+            return Err(format!("{} failed with {}", self.what, out.status));
+        }
+        Ok(text)
+    }
 }
 
 /// Instructions per inference of the CNN on aarch64 (`max`), per int8 kernel
