@@ -84,11 +84,8 @@ struct Row {
     extra: String,
 }
 
-/// `cargo xtask targets [--icount]`. `beside`, if given, is started in the
-/// background once the host steps are done (they share its target dir) and
-/// awaited at the end: `cargo xtask test` runs its `gpu` type check there, on
-/// the core that QEMU's single-threaded runs leave idle.
-pub(crate) fn targets(args: &[String], beside: Option<(&str, Command)>) -> Result<(), String> {
+/// `cargo xtask targets [--icount]`.
+pub(crate) fn targets(args: &[String]) -> Result<(), String> {
     let icount = args.iter().any(|a| a == "--icount");
     let start = Instant::now();
     run(Command::new("bash").arg("targets/toolchain/install-arm.sh"))?;
@@ -151,11 +148,6 @@ pub(crate) fn targets(args: &[String], beside: Option<(&str, Command)>) -> Resul
         checksum: host.checksum.clone(),
         extra: String::new(),
     });
-
-    let beside = match beside {
-        Some((what, mut cmd)) => Some(Running::start(what.to_string(), &mut cmd)?),
-        None => None,
-    };
 
     // ---- bare no_std runtime ----
     step("runtime alone for thumbv7em-none-eabihf (no std, no alloc)");
@@ -286,9 +278,6 @@ pub(crate) fn targets(args: &[String], beside: Option<(&str, Command)>) -> Resul
                 field(&line, "instructions_per_inference")?
             ),
         });
-    }
-    if let Some(beside) = beside {
-        beside.finish()?;
     }
 
     println!("\nint8 CNN fixture on the first {IMAGES} Fashion-MNIST test images (unless stated):");
@@ -552,7 +541,7 @@ fn finish_firmware(board: &Board, run: Running, host: &Eval) -> Result<String, S
 }
 
 /// A command running in the background, its standard output captured.
-pub(crate) struct Running {
+struct Running {
     what: String,
     child: std::process::Child,
     started: Instant,
@@ -560,7 +549,7 @@ pub(crate) struct Running {
 
 impl Running {
     /// Starts `cmd` (in the repository root).
-    pub(crate) fn start(what: String, cmd: &mut Command) -> Result<Running, String> {
+    fn start(what: String, cmd: &mut Command) -> Result<Running, String> {
         eprintln!("xtask: starting in the background {cmd:?}");
         let child = cmd
             .current_dir(root())
@@ -575,7 +564,7 @@ impl Running {
     }
 
     /// Waits for it; its standard output, echoed, or an error if it failed.
-    pub(crate) fn finish(self) -> Result<String, String> {
+    fn finish(self) -> Result<String, String> {
         let out = self
             .child
             .wait_with_output()
