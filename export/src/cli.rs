@@ -217,6 +217,10 @@ struct InspectArgs {
     /// Also check the data section's checksum (reads every weight byte).
     #[arg(long)]
     verify: bool,
+    /// Show how the model splits between this offload backend and the CPU
+    /// (`loopback`: claims Conv, Gemm and Relu).
+    #[arg(long, value_name = "BACKEND")]
+    backend: Option<String>,
 }
 
 #[cfg(feature = "host")]
@@ -303,6 +307,12 @@ where
         Command::Compare(args) => Ok(compare(args)?),
         Command::Inspect(args) => {
             print!("{}", crate::tools::inspect(&args.model, args.verify)?);
+            if let Some(backend) = &args.backend {
+                print!(
+                    "{}",
+                    crate::tools::inspect_partitions(&args.model, backend)?
+                );
+            }
             Ok(())
         }
     }

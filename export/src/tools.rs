@@ -376,6 +376,66 @@ pub fn inspect(path: &Path, verify: bool) -> Result<String> {
     Ok(s)
 }
 
+/// `tern inspect --backend NAME`: the partitions an offload backend would take
+/// (maximal runs of the ops it claims), their boundary tensors and weights, and the
+/// ops left to the CPU.
+pub fn inspect_partitions(path: &Path, backend: &str) -> Result<String> {
+    use tern_runtime::backend::{Backend, loopback::Loopback, partitions};
+    let model = open_model(path)?;
+    let backend: Box<dyn Backend> = match backend {
+        "loopback" => Box::new(Loopback::new()),
+        other => {
+            return Err(Error::InvalidOption {
+                option: "--backend",
+                reason: format!("unknown backend '{other}' (known: loopback)"),
+            });
+        }
+    };
+    let mut s = format!("\npartitions for backend '{}':\n", backend.name());
+    let names = |ts: &mut dyn Iterator<Item = tern_runtime::TensorInfo<'_>>| {
+        ts.map(|t| t.name.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut next_cpu = 0;
+    let cpu_run = |s: &mut String, from: usize, to: usize| {
+        if from < to {
+            let ops: Vec<String> = (from..to)
+                .filter_map(|i| model.op(i).map(|op| format!("#{i} {}", op.opcode.name())))
+                .collect();
+            let _ = writeln!(s, "  cpu          ops {from}..{to}: {}", ops.join(", "));
+        }
+    };
+    for p in partitions(&model, &*backend) {
+        cpu_run(&mut s, next_cpu, p.first_op);
+        let ops: Vec<String> = p
+            .ops()
+            .map(|op| format!("#{} {}", op.index, op.opcode.name()))
+            .collect();
+        let weight_bytes: usize = p.constants().map(|t| t.byte_len).sum();
+        let _ = writeln!(
+            s,
+            "  partition {} ops {}..{}: {}\n      inputs: {}; outputs: {}; constants: {} tensors, {} bytes; cpu fallback: {}",
+            p.index,
+            p.first_op,
+            p.end_op,
+            ops.join(", "),
+            names(&mut p.inputs()),
+            names(&mut p.outputs()),
+            p.constants().count(),
+            weight_bytes,
+            if p.fallback_safe() {
+                "yes"
+            } else {
+                "no (outputs reuse input bytes)"
+            },
+        );
+        next_cpu = p.end_op;
+    }
+    cpu_run(&mut s, next_cpu, model.op_count());
+    Ok(s)
+}
+
 fn quant_text(q: &Quant) -> String {
     match q {
         Quant::None => String::new(),

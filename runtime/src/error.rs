@@ -186,6 +186,25 @@ pub enum Error {
         /// The dtype asked for.
         wanted: DType,
     },
+    /// An offload backend failed and the configured policy (or the arena plan)
+    /// does not allow the CPU to take over.
+    #[error(
+        "backend '{backend}' failed on partition {partition} (ops {first_op}..{end_op}): {what}: {error}"
+    )]
+    Backend {
+        /// The backend's name.
+        backend: ShortName,
+        /// Partition index.
+        partition: usize,
+        /// First op of the partition.
+        first_op: usize,
+        /// One past its last op.
+        end_op: usize,
+        /// Which step failed and why the CPU did not take over.
+        what: &'static str,
+        /// The backend's error.
+        error: crate::backend::BackendError,
+    },
     /// Reading or mapping a model file failed.
     #[cfg(feature = "std")]
     #[error("cannot map model file {path}: {source}")]

@@ -4,10 +4,12 @@
 //! outputs and kernel scratch all live in the arena, at the offsets the
 //! converter planned; weights are read in place from the model's bytes.
 
+use crate::backend::{Backend, OnFailure};
 use crate::error::{Error, Result, ShortName};
 use crate::format::{DATA_ALIGN, DType, MAX_RANK, NONE_INDEX, Opcode, Storage};
 use crate::kernels::{self, Int8Kernels, Shape4};
 use crate::model::{Model, OpInfo, TensorInfo};
+use crate::offload::{Offload, OffloadStats, PartitionStatus};
 use crate::ops;
 use crate::quant::Requant;
 
@@ -46,6 +48,8 @@ pub struct Interpreter<'m, 'a> {
     base: usize,
     /// Which int8 conv / fully connected kernels run.
     int8_kernels: Int8Kernels,
+    /// The offload backend and its prepared partitions, if any.
+    offload: Option<Offload<'a>>,
 }
 
 /// A read-only view of a tensor's bytes with its description.
@@ -127,6 +131,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
             arena: Arena::Borrowed(arena),
             base,
             int8_kernels: Int8Kernels::Fast,
+            offload: None,
         })
     }
 
@@ -146,7 +151,36 @@ impl<'m, 'a> Interpreter<'m, 'a> {
             arena: Arena::Owned(buf),
             base,
             int8_kernels: Int8Kernels::Fast,
+            offload: None,
         })
+    }
+
+    /// An interpreter over `arena` that offloads the partitions `backend` claims
+    /// (maximal runs of consecutive claimed ops, prepared here, once) and runs the
+    /// rest on the CPU. `on_failure` says what a backend failure does.
+    ///
+    /// Errors with [`Error::Backend`] when the backend is unavailable or fails to
+    /// prepare a partition and `on_failure` is [`OnFailure::Error`].
+    pub fn with_backend(
+        model: &'m Model<'m>,
+        arena: &'a mut [u8],
+        backend: &'a mut dyn Backend,
+        on_failure: OnFailure,
+    ) -> Result<Self> {
+        let mut interpreter = Interpreter::new(model, arena)?;
+        interpreter.offload = Some(Offload::prepare(model, backend, on_failure)?);
+        Ok(interpreter)
+    }
+
+    /// The partitions found for the backend and whether each runs on it (empty
+    /// without a backend).
+    pub fn partitions(&self) -> impl Iterator<Item = PartitionStatus> + '_ {
+        self.offload.iter().flat_map(|o| o.statuses())
+    }
+
+    /// Backend executions and CPU fallbacks so far.
+    pub fn offload_stats(&self) -> OffloadStats {
+        self.offload.as_ref().map(|o| o.stats).unwrap_or_default()
     }
 
     /// Chooses the int8 convolution / fully connected kernels (default
@@ -242,6 +276,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
         &mut self,
         mut observe: impl FnMut(&OpInfo<'_>, TensorRef<'_>),
     ) -> Result<()> {
+        let mut on_backend_until = 0;
         for index in 0..self.model.op_count() {
             let op = self.model.op(index).ok_or(Error::BadOp {
                 op: index,
@@ -249,7 +284,21 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                 opcode: "?",
                 why: "unreadable op record",
             })?;
-            self.run_op(&op)?;
+            let (model, kernels) = (self.model, self.int8_kernels);
+            if index >= on_backend_until
+                && let Some(status) = self.offload.as_ref().and_then(|o| o.starting_at(index))
+            {
+                let (base, len) = (self.base, model.planned_arena_size());
+                let arena = &mut self.arena.bytes_mut()[base..base + len];
+                if let Some(offload) = self.offload.as_mut()
+                    && offload.execute(model, arena, status)?
+                {
+                    on_backend_until = status.end_op;
+                }
+            }
+            if index >= on_backend_until {
+                run_op(model, self.arena_mut(), kernels, &op)?;
+            }
             let y = self.tensor(op.outputs[0])?;
             observe(
                 &op,
@@ -263,718 +312,701 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     }
 
     fn tensor(&self, index: u32) -> Result<TensorInfo<'m>> {
-        self.model.tensor(index as usize).ok_or(Error::BadTensor {
-            tensor: index as usize,
-            name: ShortName::new(""),
-            why: "missing tensor record",
-        })
+        tensor_of(self.model, index)
     }
+}
 
-    fn run_op(&mut self, op: &OpInfo<'m>) -> Result<()> {
-        let bad = |why| Error::BadOp {
-            op: op.index,
-            name: ShortName::new(op.name),
-            opcode: op.opcode.name(),
-            why,
-        };
-        let mut inputs: [Option<TensorInfo<'m>>; OP_INPUT_SLOTS] = [None; OP_INPUT_SLOTS];
-        for (slot, &t) in inputs.iter_mut().zip(op.inputs) {
-            if t != NONE_INDEX {
-                *slot = Some(self.tensor(t)?);
+/// Tensor `index` of `model`, or `BadTensor`.
+pub(crate) fn tensor_of<'m>(model: &'m Model<'m>, index: u32) -> Result<TensorInfo<'m>> {
+    model.tensor(index as usize).ok_or(Error::BadTensor {
+        tensor: index as usize,
+        name: ShortName::new(""),
+        why: "missing tensor record",
+    })
+}
+
+/// Runs one op over `arena` (the planned region: offset 0 is the plan's 0) with the
+/// chosen int8 kernels. Shared by the interpreter and the loopback backend.
+pub(crate) fn run_op<'m>(
+    model: &'m Model<'m>,
+    arena: &mut [u8],
+    int8_kernels: Int8Kernels,
+    op: &OpInfo<'m>,
+) -> Result<()> {
+    let bad = |why| Error::BadOp {
+        op: op.index,
+        name: ShortName::new(op.name),
+        opcode: op.opcode.name(),
+        why,
+    };
+    let mut inputs: [Option<TensorInfo<'m>>; OP_INPUT_SLOTS] = [None; OP_INPUT_SLOTS];
+    for (slot, &t) in inputs.iter_mut().zip(op.inputs) {
+        if t != NONE_INDEX {
+            *slot = Some(tensor_of(model, t)?);
+        }
+    }
+    let y = tensor_of(model, op.outputs[0])?;
+    let scratch = match op.scratch {
+        Some(s) => Some(tensor_of(model, s as u32)?),
+        None => None,
+    };
+    let mem = OpMemory::new(model, arena);
+    let x = inputs[0].ok_or_else(|| bad("missing input"))?;
+    let p = op.params;
+    match op.opcode {
+        Opcode::Conv2d | Opcode::ConvTranspose2d => {
+            let params = ops::ConvParams::decode(p).ok_or_else(|| bad("bad parameters"))?;
+            let w = inputs[1].ok_or_else(|| bad("missing weights"))?;
+            let (xs, ys) = (shape4(&x), shape4(&y));
+            let out = mem.output(&y);
+            match x.dtype {
+                DType::I8 => {
+                    let (bias, quant) = s8_quant(&mem, &inputs, &x, &y, params.clamp)
+                        .ok_or_else(|| bad("missing bias or requant"))?;
+                    let (xv, wv, yv) = (mem.typed(&x), mem.typed(&w), cast_mut(out));
+                    if op.opcode == Opcode::Conv2d {
+                        let scratch: &mut [i8] =
+                            scratch.map(|s| cast_mut(mem.output(&s))).unwrap_or(&mut []);
+                        let (window, groups) = (&params.window, params.groups);
+                        match int8_kernels {
+                            Int8Kernels::Fast => kernels::conv2d_s8_fast::conv2d_s8_fast(
+                                xv, xs, wv, bias, window, groups, &quant, yv, ys, scratch,
+                            ),
+                            Int8Kernels::Reference => kernels::conv2d_s8::conv2d_s8(
+                                xv, xs, wv, bias, window, groups, &quant, yv, ys,
+                            ),
+                            Int8Kernels::Gemm(kind) => kernels::conv2d_s8_fast::conv2d_s8_gemm(
+                                kind, xv, xs, wv, bias, window, groups, &quant, yv, ys, scratch,
+                            ),
+                        }
+                    } else {
+                        kernels::conv_transpose2d_s8::conv_transpose2d_s8(
+                            xv,
+                            xs,
+                            wv,
+                            bias,
+                            &params.window,
+                            params.groups,
+                            &quant,
+                            yv,
+                            ys,
+                        );
+                    }
+                }
+                _ => {
+                    let bias: Option<&[f32]> = inputs[2].map(|b| mem.typed(&b));
+                    let clamp = params.clamp.as_f32();
+                    let (xv, yv): (&[f32], &mut [f32]) = (mem.typed(&x), cast_mut(out));
+                    macro_rules! float_conv {
+                        ($w:ty) => {{
+                            let wv: &[$w] = mem.typed(&w);
+                            if op.opcode == Opcode::Conv2d {
+                                let scratch: &mut [f32] =
+                                    scratch.map(|s| cast_mut(mem.output(&s))).unwrap_or(&mut []);
+                                kernels::conv2d_f32::conv2d_f32(
+                                    xv,
+                                    xs,
+                                    wv,
+                                    bias,
+                                    &params.window,
+                                    params.groups,
+                                    clamp,
+                                    yv,
+                                    ys,
+                                    scratch,
+                                );
+                            } else {
+                                kernels::conv_transpose2d_f32::conv_transpose2d_f32(
+                                    xv,
+                                    xs,
+                                    wv,
+                                    bias,
+                                    &params.window,
+                                    params.groups,
+                                    clamp,
+                                    yv,
+                                    ys,
+                                );
+                            }
+                        }};
+                    }
+                    if w.dtype == DType::F16 {
+                        float_conv!(half::f16)
+                    } else {
+                        float_conv!(f32)
+                    }
+                }
             }
         }
-        let y = self.tensor(op.outputs[0])?;
-        let scratch = match op.scratch {
-            Some(s) => Some(self.tensor(s as u32)?),
-            None => None,
-        };
-        let model = self.model;
-        let int8_kernels = self.int8_kernels;
-        let arena = {
-            let (base, len) = (self.base, model.planned_arena_size());
-            &mut self.arena.bytes_mut()[base..base + len]
-        };
-        let mem = OpMemory::new(model, arena);
-        let x = inputs[0].ok_or_else(|| bad("missing input"))?;
-        let p = op.params;
-        match op.opcode {
-            Opcode::Conv2d | Opcode::ConvTranspose2d => {
-                let params = ops::ConvParams::decode(p).ok_or_else(|| bad("bad parameters"))?;
-                let w = inputs[1].ok_or_else(|| bad("missing weights"))?;
-                let (xs, ys) = (shape4(&x), shape4(&y));
-                let out = mem.output(&y);
-                match x.dtype {
-                    DType::I8 => {
-                        let (bias, quant) = s8_quant(&mem, &inputs, &x, &y, params.clamp)
-                            .ok_or_else(|| bad("missing bias or requant"))?;
-                        let (xv, wv, yv) = (mem.typed(&x), mem.typed(&w), cast_mut(out));
-                        if op.opcode == Opcode::Conv2d {
-                            let scratch: &mut [i8] =
-                                scratch.map(|s| cast_mut(mem.output(&s))).unwrap_or(&mut []);
-                            let (window, groups) = (&params.window, params.groups);
-                            match int8_kernels {
-                                Int8Kernels::Fast => kernels::conv2d_s8_fast::conv2d_s8_fast(
-                                    xv, xs, wv, bias, window, groups, &quant, yv, ys, scratch,
-                                ),
-                                Int8Kernels::Reference => kernels::conv2d_s8::conv2d_s8(
-                                    xv, xs, wv, bias, window, groups, &quant, yv, ys,
-                                ),
-                                Int8Kernels::Gemm(kind) => kernels::conv2d_s8_fast::conv2d_s8_gemm(
-                                    kind, xv, xs, wv, bias, window, groups, &quant, yv, ys, scratch,
-                                ),
-                            }
-                        } else {
-                            kernels::conv_transpose2d_s8::conv_transpose2d_s8(
-                                xv,
-                                xs,
-                                wv,
-                                bias,
-                                &params.window,
-                                params.groups,
-                                &quant,
-                                yv,
-                                ys,
-                            );
+        Opcode::FullyConnected => {
+            let params =
+                ops::FullyConnectedParams::decode(p).ok_or_else(|| bad("bad parameters"))?;
+            let w = inputs[1].ok_or_else(|| bad("missing weights"))?;
+            let (n, k) = (w.dims[0], w.dims[1]);
+            let rows = x.len() / k.max(1);
+            let out = mem.output(&y);
+            match x.dtype {
+                DType::I8 => {
+                    let (bias, quant) = s8_quant(&mem, &inputs, &x, &y, params.clamp)
+                        .ok_or_else(|| bad("missing bias or requant"))?;
+                    let (xv, wv, yv) = (mem.typed(&x), mem.typed(&w), cast_mut(out));
+                    match int8_kernels {
+                        Int8Kernels::Fast => {
+                            kernels::fully_connected_s8_fast::fully_connected_s8_fast(
+                                xv, rows, k, wv, n, bias, &quant, yv,
+                            )
                         }
-                    }
-                    _ => {
-                        let bias: Option<&[f32]> = inputs[2].map(|b| mem.typed(&b));
-                        let clamp = params.clamp.as_f32();
-                        let (xv, yv): (&[f32], &mut [f32]) = (mem.typed(&x), cast_mut(out));
-                        macro_rules! float_conv {
-                            ($w:ty) => {{
-                                let wv: &[$w] = mem.typed(&w);
-                                if op.opcode == Opcode::Conv2d {
-                                    let scratch: &mut [f32] = scratch
-                                        .map(|s| cast_mut(mem.output(&s)))
-                                        .unwrap_or(&mut []);
-                                    kernels::conv2d_f32::conv2d_f32(
-                                        xv,
-                                        xs,
-                                        wv,
-                                        bias,
-                                        &params.window,
-                                        params.groups,
-                                        clamp,
-                                        yv,
-                                        ys,
-                                        scratch,
-                                    );
-                                } else {
-                                    kernels::conv_transpose2d_f32::conv_transpose2d_f32(
-                                        xv,
-                                        xs,
-                                        wv,
-                                        bias,
-                                        &params.window,
-                                        params.groups,
-                                        clamp,
-                                        yv,
-                                        ys,
-                                    );
-                                }
-                            }};
-                        }
-                        if w.dtype == DType::F16 {
-                            float_conv!(half::f16)
-                        } else {
-                            float_conv!(f32)
+                        Int8Kernels::Reference => kernels::fully_connected_s8::fully_connected_s8(
+                            xv, rows, k, wv, n, bias, &quant, yv,
+                        ),
+                        Int8Kernels::Gemm(kind) => {
+                            kernels::fully_connected_s8_fast::fully_connected_s8_gemm(
+                                kind, xv, rows, k, wv, n, bias, &quant, yv,
+                            )
                         }
                     }
                 }
-            }
-            Opcode::FullyConnected => {
-                let params =
-                    ops::FullyConnectedParams::decode(p).ok_or_else(|| bad("bad parameters"))?;
-                let w = inputs[1].ok_or_else(|| bad("missing weights"))?;
-                let (n, k) = (w.dims[0], w.dims[1]);
-                let rows = x.len() / k.max(1);
-                let out = mem.output(&y);
-                match x.dtype {
-                    DType::I8 => {
-                        let (bias, quant) = s8_quant(&mem, &inputs, &x, &y, params.clamp)
-                            .ok_or_else(|| bad("missing bias or requant"))?;
-                        let (xv, wv, yv) = (mem.typed(&x), mem.typed(&w), cast_mut(out));
-                        match int8_kernels {
-                            Int8Kernels::Fast => {
-                                kernels::fully_connected_s8_fast::fully_connected_s8_fast(
-                                    xv, rows, k, wv, n, bias, &quant, yv,
-                                )
-                            }
-                            Int8Kernels::Reference => {
-                                kernels::fully_connected_s8::fully_connected_s8(
-                                    xv, rows, k, wv, n, bias, &quant, yv,
-                                )
-                            }
-                            Int8Kernels::Gemm(kind) => {
-                                kernels::fully_connected_s8_fast::fully_connected_s8_gemm(
-                                    kind, xv, rows, k, wv, n, bias, &quant, yv,
-                                )
-                            }
-                        }
-                    }
-                    _ => {
-                        let bias: Option<&[f32]> = inputs[2].map(|b| mem.typed(&b));
-                        let clamp = params.clamp.as_f32();
-                        if w.dtype == DType::F16 {
-                            let wv: &[half::f16] = mem.typed(&w);
-                            kernels::fully_connected_f32::fully_connected_f32(
-                                mem.typed(&x),
-                                rows,
-                                k,
-                                wv,
-                                n,
-                                bias,
-                                clamp,
-                                cast_mut(out),
-                            );
-                        } else {
-                            let wv: &[f32] = mem.typed(&w);
-                            kernels::fully_connected_f32::fully_connected_f32(
-                                mem.typed(&x),
-                                rows,
-                                k,
-                                wv,
-                                n,
-                                bias,
-                                clamp,
-                                cast_mut(out),
-                            );
-                        }
-                    }
-                }
-            }
-            Opcode::MaxPool2d | Opcode::AvgPool2d => {
-                let average = op.opcode == Opcode::AvgPool2d;
-                let params =
-                    ops::PoolParams::decode(p, average).ok_or_else(|| bad("bad parameters"))?;
-                let (xs, ys, out) = (shape4(&x), shape4(&y), mem.output(&y));
-                let w = &params.window;
-                match (x.dtype, average) {
-                    (DType::I8, false) => kernels::max_pool2d_s8_fast::max_pool2d_s8_fast(
-                        mem.typed(&x),
-                        xs,
-                        w,
-                        cast_mut(out),
-                        ys,
-                    ),
-                    (DType::I8, true) => kernels::avg_pool2d_s8::avg_pool2d_s8(
-                        mem.typed(&x),
-                        xs,
-                        w,
-                        params.pad_end,
-                        params.count_include_pad,
-                        x.zero_point(),
-                        cast_mut(out),
-                        ys,
-                    ),
-                    (_, false) => kernels::max_pool2d_f32::max_pool2d_f32(
-                        mem.typed(&x),
-                        xs,
-                        w,
-                        cast_mut(out),
-                        ys,
-                    ),
-                    (_, true) => kernels::avg_pool2d_f32::avg_pool2d_f32(
-                        mem.typed(&x),
-                        xs,
-                        w,
-                        params.pad_end,
-                        params.count_include_pad,
-                        cast_mut(out),
-                        ys,
-                    ),
-                }
-            }
-            Opcode::Activation => {
-                let act = ops::decode_activation(p).ok_or_else(|| bad("bad parameters"))?;
-                kernels::activation_f32::activation_f32(
-                    act,
-                    mem.typed(&x),
-                    cast_mut(mem.output(&y)),
-                );
-            }
-            Opcode::Lut => {
-                let table = inputs[1].ok_or_else(|| bad("missing table"))?;
-                kernels::lut_s8::lut_s8(mem.typed(&x), mem.typed(&table), cast_mut(mem.output(&y)));
-            }
-            Opcode::Binary => {
-                let b = inputs[1].ok_or_else(|| bad("missing operand"))?;
-                let out = mem.output(&y);
-                if y.dtype == DType::I8 {
-                    let params = ops::decode_binary_s8(p).ok_or_else(|| bad("bad parameters"))?;
-                    kernels::binary_s8::binary_s8(
-                        &params,
-                        mem.typed(&x),
-                        x.shape(),
-                        mem.typed(&b),
-                        b.shape(),
-                        cast_mut(out),
-                        y.shape(),
-                    );
-                } else if y.dtype == DType::I32 {
-                    let params =
-                        ops::BinaryF32Params::decode(p).ok_or_else(|| bad("bad parameters"))?;
-                    kernels::binary_i32::binary_i32(
-                        params.op,
-                        mem.typed(&x),
-                        x.shape(),
-                        mem.typed(&b),
-                        b.shape(),
-                        cast_mut(out),
-                        y.shape(),
-                    );
-                } else {
-                    let params =
-                        ops::BinaryF32Params::decode(p).ok_or_else(|| bad("bad parameters"))?;
-                    kernels::binary_f32::binary_f32(
-                        params.op,
-                        mem.typed(&x),
-                        x.shape(),
-                        mem.typed(&b),
-                        b.shape(),
-                        cast_mut(out),
-                        y.shape(),
-                        params.clamp.as_f32(),
-                    );
-                }
-            }
-            Opcode::Concat => {
-                let axis = p[0] as usize;
-                let inner: usize = y.shape()[axis + 1..].iter().product();
-                let outer: usize = y.shape()[..axis].iter().product();
-                let output_block = y.dims[axis] * inner;
-                let out = mem.output(&y);
-                let mut offset = 0;
-                for (k, &t) in op.inputs.iter().enumerate() {
-                    let xi = self_tensor(model, t).ok_or_else(|| bad("missing input"))?;
-                    let input_block = xi.dims[axis] * inner;
-                    if p.len() > 1 {
-                        let zero_point = p[2 + 3 * k] as i32;
-                        let requant = Requant {
-                            multiplier: p[3 + 3 * k] as i32,
-                            shift: p[4 + 3 * k] as i32,
-                        };
-                        kernels::concat_s8::concat_part_s8(
-                            mem.typed(&xi),
-                            outer,
-                            input_block,
-                            output_block,
-                            offset,
-                            zero_point,
-                            requant,
-                            p[1] as i32,
-                            cast_mut(&mut out[..]),
+                _ => {
+                    let bias: Option<&[f32]> = inputs[2].map(|b| mem.typed(&b));
+                    let clamp = params.clamp.as_f32();
+                    if w.dtype == DType::F16 {
+                        let wv: &[half::f16] = mem.typed(&w);
+                        kernels::fully_connected_f32::fully_connected_f32(
+                            mem.typed(&x),
+                            rows,
+                            k,
+                            wv,
+                            n,
+                            bias,
+                            clamp,
+                            cast_mut(out),
                         );
                     } else {
-                        let size = y.dtype.size();
-                        kernels::concat::concat_part(
-                            mem.input(&xi),
-                            outer,
-                            input_block * size,
-                            output_block * size,
-                            offset * size,
-                            &mut out[..],
+                        let wv: &[f32] = mem.typed(&w);
+                        kernels::fully_connected_f32::fully_connected_f32(
+                            mem.typed(&x),
+                            rows,
+                            k,
+                            wv,
+                            n,
+                            bias,
+                            clamp,
+                            cast_mut(out),
                         );
                     }
-                    offset += input_block;
                 }
             }
-            Opcode::Copy => mem.output(&y).copy_from_slice(mem.input(&x)),
-            Opcode::Transpose => {
-                let mut perm = [0usize; MAX_RANK];
-                for (d, &v) in perm.iter_mut().zip(p) {
-                    *d = v as usize;
-                }
-                let perm = &perm[..x.rank];
-                let out = mem.output(&y);
-                match x.dtype.size() {
-                    1 => kernels::transpose::transpose::<u8>(mem.input(&x), x.shape(), perm, out),
-                    2 => kernels::transpose::transpose::<u16>(
-                        mem.typed_any(&x),
-                        x.shape(),
-                        perm,
-                        cast_mut(out),
-                    ),
-                    _ => kernels::transpose::transpose::<u32>(
-                        mem.typed_any(&x),
-                        x.shape(),
-                        perm,
-                        cast_mut(out),
-                    ),
-                }
-            }
-            Opcode::Pad => {
-                let rank = x.rank;
-                let mut begin = [0usize; MAX_RANK];
-                let mut end = [0usize; MAX_RANK];
-                for d in 0..rank {
-                    begin[d] = p[2 + d] as usize;
-                    end[d] = p[2 + rank + d] as usize;
-                }
-                let (begin, end) = (&begin[..rank], &end[..rank]);
-                let out = mem.output(&y);
-                match x.dtype {
-                    DType::I8 => kernels::pad::pad::<i8>(
-                        mem.typed(&x),
-                        x.shape(),
-                        begin,
-                        end,
-                        pad_mode(p[0], p[1] as i32 as i8),
-                        cast_mut(out),
-                        y.shape(),
-                    ),
-                    _ => kernels::pad::pad::<u32>(
-                        mem.typed_any(&x),
-                        x.shape(),
-                        begin,
-                        end,
-                        pad_mode(p[0], p[1]),
-                        cast_mut(out),
-                        y.shape(),
-                    ),
-                }
-            }
-            Opcode::Resize => {
-                let params = ops::ResizeParams::decode(p).ok_or_else(|| bad("bad parameters"))?;
-                let (xs, ys, out) = (shape4(&x), shape4(&y), mem.output(&y));
-                let g = &params.geometry;
-                match (x.dtype, params.linear) {
-                    (DType::I8, true) => kernels::resize_s8::resize_linear_s8(
-                        mem.typed(&x),
-                        xs,
-                        g,
-                        cast_mut(out),
-                        ys,
-                    ),
-                    (_, true) => kernels::resize_f32::resize_linear_f32(
-                        mem.typed(&x),
-                        xs,
-                        g,
-                        cast_mut(out),
-                        ys,
-                    ),
-                    (DType::I8, false) => kernels::resize_nearest::resize_nearest::<i8>(
-                        mem.typed(&x),
-                        xs,
-                        g,
-                        params.nearest,
-                        cast_mut(out),
-                        ys,
-                    ),
-                    (_, false) => kernels::resize_nearest::resize_nearest::<f32>(
-                        mem.typed(&x),
-                        xs,
-                        g,
-                        params.nearest,
-                        cast_mut(out),
-                        ys,
-                    ),
-                }
-            }
-            Opcode::Softmax => {
-                let axis = p[0] as usize;
-                let shape = x.shape();
-                let outer: usize = shape[..axis].iter().product();
-                let inner: usize = shape[axis + 1..].iter().product();
-                let out = mem.output(&y);
-                if x.dtype == DType::I8 {
-                    let table = inputs[1].ok_or_else(|| bad("missing table"))?;
-                    kernels::softmax_s8::softmax_s8(
-                        mem.typed(&x),
-                        outer,
-                        shape[axis],
-                        inner,
-                        mem.typed(&table),
-                        cast_mut(out),
-                    );
-                } else {
-                    kernels::softmax_f32::softmax_f32(
-                        mem.typed(&x),
-                        outer,
-                        shape[axis],
-                        inner,
-                        cast_mut(out),
-                    );
-                }
-            }
-            Opcode::Lrn => {
-                let params = ops::LrnParams::decode(p).ok_or_else(|| bad("bad parameters"))?;
-                kernels::lrn_f32::lrn_f32(
+        }
+        Opcode::MaxPool2d | Opcode::AvgPool2d => {
+            let average = op.opcode == Opcode::AvgPool2d;
+            let params =
+                ops::PoolParams::decode(p, average).ok_or_else(|| bad("bad parameters"))?;
+            let (xs, ys, out) = (shape4(&x), shape4(&y), mem.output(&y));
+            let w = &params.window;
+            match (x.dtype, average) {
+                (DType::I8, false) => kernels::max_pool2d_s8_fast::max_pool2d_s8_fast(
                     mem.typed(&x),
-                    shape4(&x),
-                    params.size,
-                    params.alpha,
-                    params.beta,
-                    params.bias,
-                    cast_mut(mem.output(&y)),
-                );
+                    xs,
+                    w,
+                    cast_mut(out),
+                    ys,
+                ),
+                (DType::I8, true) => kernels::avg_pool2d_s8::avg_pool2d_s8(
+                    mem.typed(&x),
+                    xs,
+                    w,
+                    params.pad_end,
+                    params.count_include_pad,
+                    x.zero_point(),
+                    cast_mut(out),
+                    ys,
+                ),
+                (_, false) => {
+                    kernels::max_pool2d_f32::max_pool2d_f32(mem.typed(&x), xs, w, cast_mut(out), ys)
+                }
+                (_, true) => kernels::avg_pool2d_f32::avg_pool2d_f32(
+                    mem.typed(&x),
+                    xs,
+                    w,
+                    params.pad_end,
+                    params.count_include_pad,
+                    cast_mut(out),
+                    ys,
+                ),
             }
-            Opcode::MatMul => {
-                let b = inputs[1].ok_or_else(|| bad("missing operand"))?;
-                kernels::batch_matmul_f32::batch_matmul_f32(
+        }
+        Opcode::Activation => {
+            let act = ops::decode_activation(p).ok_or_else(|| bad("bad parameters"))?;
+            kernels::activation_f32::activation_f32(act, mem.typed(&x), cast_mut(mem.output(&y)));
+        }
+        Opcode::Lut => {
+            let table = inputs[1].ok_or_else(|| bad("missing table"))?;
+            kernels::lut_s8::lut_s8(mem.typed(&x), mem.typed(&table), cast_mut(mem.output(&y)));
+        }
+        Opcode::Binary => {
+            let b = inputs[1].ok_or_else(|| bad("missing operand"))?;
+            let out = mem.output(&y);
+            if y.dtype == DType::I8 {
+                let params = ops::decode_binary_s8(p).ok_or_else(|| bad("bad parameters"))?;
+                kernels::binary_s8::binary_s8(
+                    &params,
                     mem.typed(&x),
                     x.shape(),
                     mem.typed(&b),
                     b.shape(),
-                    cast_mut(mem.output(&y)),
+                    cast_mut(out),
                     y.shape(),
                 );
-            }
-            Opcode::LayerNorm => {
-                let axis = p[0] as usize;
-                let cols: usize = x.shape()[axis..].iter().product();
-                let rows = x.len().checked_div(cols).unwrap_or(0);
-                let scale = inputs[1].map(|t| mem.typed::<f32>(&t));
-                let bias = inputs[2].map(|t| mem.typed::<f32>(&t));
-                kernels::layer_norm_f32::layer_norm_f32(
-                    mem.typed(&x),
-                    rows,
-                    cols,
-                    scale,
-                    bias,
-                    f32::from_bits(p[1]),
-                    cast_mut(mem.output(&y)),
-                );
-            }
-            Opcode::Reduce => {
-                let op = ops::reduce_op(p[0]).ok_or_else(|| bad("bad parameters"))?;
-                kernels::reduce_f32::reduce_f32(
-                    op,
+            } else if y.dtype == DType::I32 {
+                let params =
+                    ops::BinaryF32Params::decode(p).ok_or_else(|| bad("bad parameters"))?;
+                kernels::binary_i32::binary_i32(
+                    params.op,
                     mem.typed(&x),
                     x.shape(),
-                    p[1],
-                    cast_mut(mem.output(&y)),
+                    mem.typed(&b),
+                    b.shape(),
+                    cast_mut(out),
+                    y.shape(),
                 );
-            }
-            Opcode::Slice => {
-                let rank = x.rank;
-                let mut starts = [0usize; MAX_RANK];
-                let mut steps = [0isize; MAX_RANK];
-                for d in 0..rank {
-                    starts[d] = p[d] as usize;
-                    steps[d] = p[rank + d] as i32 as isize;
-                }
-                let (starts, steps) = (&starts[..rank], &steps[..rank]);
-                let out = mem.output(&y);
-                match x.dtype.size() {
-                    1 => kernels::slice::slice::<u8>(
-                        mem.input(&x),
-                        x.shape(),
-                        starts,
-                        steps,
-                        out,
-                        y.shape(),
-                    ),
-                    2 => kernels::slice::slice::<u16>(
-                        mem.typed_any(&x),
-                        x.shape(),
-                        starts,
-                        steps,
-                        cast_mut(out),
-                        y.shape(),
-                    ),
-                    _ => kernels::slice::slice::<u32>(
-                        mem.typed_any(&x),
-                        x.shape(),
-                        starts,
-                        steps,
-                        cast_mut(out),
-                        y.shape(),
-                    ),
-                }
-            }
-            Opcode::Gather => {
-                let idx = inputs[1].ok_or_else(|| bad("missing indices"))?;
-                let axis = p[0] as usize;
-                let shape = x.shape();
-                let outer: usize = shape[..axis].iter().product();
-                let inner: usize = shape[axis + 1..].iter().product();
-                let indices: &[i32] = mem.typed(&idx);
-                let out = mem.output(&y);
-                let result = match x.dtype.size() {
-                    1 => kernels::gather::gather::<u8>(
-                        mem.input(&x),
-                        outer,
-                        shape[axis],
-                        inner,
-                        indices,
-                        out,
-                    ),
-                    2 => kernels::gather::gather::<u16>(
-                        mem.typed_any(&x),
-                        outer,
-                        shape[axis],
-                        inner,
-                        indices,
-                        cast_mut(out),
-                    ),
-                    _ => kernels::gather::gather::<u32>(
-                        mem.typed_any(&x),
-                        outer,
-                        shape[axis],
-                        inner,
-                        indices,
-                        cast_mut(out),
-                    ),
-                };
-                result.map_err(|e| Error::IndexOutOfRange {
-                    op: op.index,
-                    name: ShortName::new(op.name),
-                    opcode: op.opcode.name(),
-                    what: "index",
-                    value: i32::try_from(e.index).unwrap_or(i32::MAX),
-                    position: u32::try_from(e.position).unwrap_or(u32::MAX),
-                    min: i32::try_from(shape[axis]).map_or(i32::MIN, |n| -n),
-                    limit: i32::try_from(shape[axis]).unwrap_or(i32::MAX),
-                })?;
-            }
-            Opcode::Where => {
-                let (a, b) = (
-                    inputs[1].ok_or_else(|| bad("missing operand"))?,
-                    inputs[2].ok_or_else(|| bad("missing operand"))?,
-                );
-                let cond: &[i32] = mem.typed(&x);
-                let out = mem.output(&y);
-                match y.dtype.size() {
-                    1 => kernels::where_select::where_select::<u8>(
-                        cond,
-                        x.shape(),
-                        mem.input(&a),
-                        a.shape(),
-                        mem.input(&b),
-                        b.shape(),
-                        out,
-                        y.shape(),
-                    ),
-                    2 => kernels::where_select::where_select::<u16>(
-                        cond,
-                        x.shape(),
-                        mem.typed_any(&a),
-                        a.shape(),
-                        mem.typed_any(&b),
-                        b.shape(),
-                        cast_mut(out),
-                        y.shape(),
-                    ),
-                    _ => kernels::where_select::where_select::<u32>(
-                        cond,
-                        x.shape(),
-                        mem.typed_any(&a),
-                        a.shape(),
-                        mem.typed_any(&b),
-                        b.shape(),
-                        cast_mut(out),
-                        y.shape(),
-                    ),
-                }
-            }
-            Opcode::Compare => {
-                let b = inputs[1].ok_or_else(|| bad("missing operand"))?;
-                let cmp = ops::compare_op(p[0]).ok_or_else(|| bad("bad parameters"))?;
-                let out = cast_mut(mem.output(&y));
-                if x.dtype == DType::F32 {
-                    kernels::compare::compare::<f32>(
-                        cmp,
-                        mem.typed(&x),
-                        x.shape(),
-                        mem.typed(&b),
-                        b.shape(),
-                        out,
-                        y.shape(),
-                    );
-                } else {
-                    kernels::compare::compare::<i32>(
-                        cmp,
-                        mem.typed(&x),
-                        x.shape(),
-                        mem.typed(&b),
-                        b.shape(),
-                        out,
-                        y.shape(),
-                    );
-                }
-            }
-            Opcode::Cast => {
-                let out = mem.output(&y);
-                if x.dtype == DType::F32 {
-                    kernels::cast::cast_f32_to_i32(mem.typed(&x), cast_mut(out));
-                } else {
-                    kernels::cast::cast_i32_to_f32(mem.typed(&x), cast_mut(out));
-                }
-            }
-            Opcode::Expand => {
-                let out = mem.output(&y);
-                match x.dtype.size() {
-                    1 => kernels::expand::expand::<u8>(mem.input(&x), x.shape(), out, y.shape()),
-                    2 => kernels::expand::expand::<u16>(
-                        mem.typed_any(&x),
-                        x.shape(),
-                        cast_mut(out),
-                        y.shape(),
-                    ),
-                    _ => kernels::expand::expand::<u32>(
-                        mem.typed_any(&x),
-                        x.shape(),
-                        cast_mut(out),
-                        y.shape(),
-                    ),
-                }
-            }
-            Opcode::Lstm | Opcode::Gru | Opcode::Rnn => {
-                run_recurrent(op, &mem, &inputs, &y, scratch.as_ref())?;
-            }
-            Opcode::Attention => {
+            } else {
                 let params =
-                    ops::AttentionParams::decode(p).ok_or_else(|| bad("bad parameters"))?;
-                let (k, v) = (
-                    inputs[1].ok_or_else(|| bad("missing K"))?,
-                    inputs[2].ok_or_else(|| bad("missing V"))?,
-                );
-                let shape = crate::validate::attention_shape(&x, &k, &v, params.k_transposed)
-                    .map_err(bad)?;
-                let mask_info = inputs[3];
-                let mask = mask_info.as_ref().map(|m| (mem.typed::<f32>(m), m.shape()));
-                let scratch: &mut [f32] =
-                    scratch.map(|s| cast_mut(mem.output(&s))).unwrap_or(&mut []);
-                kernels::attention_f32::attention_f32(
-                    &kernels::attention_f32::AttentionConfig {
-                        scale: params.scale,
-                        causal: params.causal,
-                        k_transposed: params.k_transposed,
-                    },
-                    &shape,
+                    ops::BinaryF32Params::decode(p).ok_or_else(|| bad("bad parameters"))?;
+                kernels::binary_f32::binary_f32(
+                    params.op,
                     mem.typed(&x),
-                    mem.typed(&k),
-                    mem.typed(&v),
-                    mask,
-                    cast_mut(mem.output(&y)),
-                    scratch,
-                );
-            }
-            Opcode::Quantize => {
-                let (scale, zero_point) =
-                    y.per_tensor().ok_or_else(|| bad("output not quantized"))?;
-                kernels::quantize::quantize_f32_s8(
-                    mem.typed(&x),
-                    scale,
-                    zero_point,
-                    cast_mut(mem.output(&y)),
-                );
-            }
-            Opcode::Dequantize => {
-                let (scale, zero_point) =
-                    x.per_tensor().ok_or_else(|| bad("input not quantized"))?;
-                kernels::quantize::dequantize_s8_f32(
-                    mem.typed(&x),
-                    scale,
-                    zero_point,
-                    cast_mut(mem.output(&y)),
+                    x.shape(),
+                    mem.typed(&b),
+                    b.shape(),
+                    cast_mut(out),
+                    y.shape(),
+                    params.clamp.as_f32(),
                 );
             }
         }
-        Ok(())
+        Opcode::Concat => {
+            let axis = p[0] as usize;
+            let inner: usize = y.shape()[axis + 1..].iter().product();
+            let outer: usize = y.shape()[..axis].iter().product();
+            let output_block = y.dims[axis] * inner;
+            let out = mem.output(&y);
+            let mut offset = 0;
+            for (k, &t) in op.inputs.iter().enumerate() {
+                let xi = self_tensor(model, t).ok_or_else(|| bad("missing input"))?;
+                let input_block = xi.dims[axis] * inner;
+                if p.len() > 1 {
+                    let zero_point = p[2 + 3 * k] as i32;
+                    let requant = Requant {
+                        multiplier: p[3 + 3 * k] as i32,
+                        shift: p[4 + 3 * k] as i32,
+                    };
+                    kernels::concat_s8::concat_part_s8(
+                        mem.typed(&xi),
+                        outer,
+                        input_block,
+                        output_block,
+                        offset,
+                        zero_point,
+                        requant,
+                        p[1] as i32,
+                        cast_mut(&mut out[..]),
+                    );
+                } else {
+                    let size = y.dtype.size();
+                    kernels::concat::concat_part(
+                        mem.input(&xi),
+                        outer,
+                        input_block * size,
+                        output_block * size,
+                        offset * size,
+                        &mut out[..],
+                    );
+                }
+                offset += input_block;
+            }
+        }
+        Opcode::Copy => mem.output(&y).copy_from_slice(mem.input(&x)),
+        Opcode::Transpose => {
+            let mut perm = [0usize; MAX_RANK];
+            for (d, &v) in perm.iter_mut().zip(p) {
+                *d = v as usize;
+            }
+            let perm = &perm[..x.rank];
+            let out = mem.output(&y);
+            match x.dtype.size() {
+                1 => kernels::transpose::transpose::<u8>(mem.input(&x), x.shape(), perm, out),
+                2 => kernels::transpose::transpose::<u16>(
+                    mem.typed_any(&x),
+                    x.shape(),
+                    perm,
+                    cast_mut(out),
+                ),
+                _ => kernels::transpose::transpose::<u32>(
+                    mem.typed_any(&x),
+                    x.shape(),
+                    perm,
+                    cast_mut(out),
+                ),
+            }
+        }
+        Opcode::Pad => {
+            let rank = x.rank;
+            let mut begin = [0usize; MAX_RANK];
+            let mut end = [0usize; MAX_RANK];
+            for d in 0..rank {
+                begin[d] = p[2 + d] as usize;
+                end[d] = p[2 + rank + d] as usize;
+            }
+            let (begin, end) = (&begin[..rank], &end[..rank]);
+            let out = mem.output(&y);
+            match x.dtype {
+                DType::I8 => kernels::pad::pad::<i8>(
+                    mem.typed(&x),
+                    x.shape(),
+                    begin,
+                    end,
+                    pad_mode(p[0], p[1] as i32 as i8),
+                    cast_mut(out),
+                    y.shape(),
+                ),
+                _ => kernels::pad::pad::<u32>(
+                    mem.typed_any(&x),
+                    x.shape(),
+                    begin,
+                    end,
+                    pad_mode(p[0], p[1]),
+                    cast_mut(out),
+                    y.shape(),
+                ),
+            }
+        }
+        Opcode::Resize => {
+            let params = ops::ResizeParams::decode(p).ok_or_else(|| bad("bad parameters"))?;
+            let (xs, ys, out) = (shape4(&x), shape4(&y), mem.output(&y));
+            let g = &params.geometry;
+            match (x.dtype, params.linear) {
+                (DType::I8, true) => {
+                    kernels::resize_s8::resize_linear_s8(mem.typed(&x), xs, g, cast_mut(out), ys)
+                }
+                (_, true) => {
+                    kernels::resize_f32::resize_linear_f32(mem.typed(&x), xs, g, cast_mut(out), ys)
+                }
+                (DType::I8, false) => kernels::resize_nearest::resize_nearest::<i8>(
+                    mem.typed(&x),
+                    xs,
+                    g,
+                    params.nearest,
+                    cast_mut(out),
+                    ys,
+                ),
+                (_, false) => kernels::resize_nearest::resize_nearest::<f32>(
+                    mem.typed(&x),
+                    xs,
+                    g,
+                    params.nearest,
+                    cast_mut(out),
+                    ys,
+                ),
+            }
+        }
+        Opcode::Softmax => {
+            let axis = p[0] as usize;
+            let shape = x.shape();
+            let outer: usize = shape[..axis].iter().product();
+            let inner: usize = shape[axis + 1..].iter().product();
+            let out = mem.output(&y);
+            if x.dtype == DType::I8 {
+                let table = inputs[1].ok_or_else(|| bad("missing table"))?;
+                kernels::softmax_s8::softmax_s8(
+                    mem.typed(&x),
+                    outer,
+                    shape[axis],
+                    inner,
+                    mem.typed(&table),
+                    cast_mut(out),
+                );
+            } else {
+                kernels::softmax_f32::softmax_f32(
+                    mem.typed(&x),
+                    outer,
+                    shape[axis],
+                    inner,
+                    cast_mut(out),
+                );
+            }
+        }
+        Opcode::Lrn => {
+            let params = ops::LrnParams::decode(p).ok_or_else(|| bad("bad parameters"))?;
+            kernels::lrn_f32::lrn_f32(
+                mem.typed(&x),
+                shape4(&x),
+                params.size,
+                params.alpha,
+                params.beta,
+                params.bias,
+                cast_mut(mem.output(&y)),
+            );
+        }
+        Opcode::MatMul => {
+            let b = inputs[1].ok_or_else(|| bad("missing operand"))?;
+            kernels::batch_matmul_f32::batch_matmul_f32(
+                mem.typed(&x),
+                x.shape(),
+                mem.typed(&b),
+                b.shape(),
+                cast_mut(mem.output(&y)),
+                y.shape(),
+            );
+        }
+        Opcode::LayerNorm => {
+            let axis = p[0] as usize;
+            let cols: usize = x.shape()[axis..].iter().product();
+            let rows = x.len().checked_div(cols).unwrap_or(0);
+            let scale = inputs[1].map(|t| mem.typed::<f32>(&t));
+            let bias = inputs[2].map(|t| mem.typed::<f32>(&t));
+            kernels::layer_norm_f32::layer_norm_f32(
+                mem.typed(&x),
+                rows,
+                cols,
+                scale,
+                bias,
+                f32::from_bits(p[1]),
+                cast_mut(mem.output(&y)),
+            );
+        }
+        Opcode::Reduce => {
+            let op = ops::reduce_op(p[0]).ok_or_else(|| bad("bad parameters"))?;
+            kernels::reduce_f32::reduce_f32(
+                op,
+                mem.typed(&x),
+                x.shape(),
+                p[1],
+                cast_mut(mem.output(&y)),
+            );
+        }
+        Opcode::Slice => {
+            let rank = x.rank;
+            let mut starts = [0usize; MAX_RANK];
+            let mut steps = [0isize; MAX_RANK];
+            for d in 0..rank {
+                starts[d] = p[d] as usize;
+                steps[d] = p[rank + d] as i32 as isize;
+            }
+            let (starts, steps) = (&starts[..rank], &steps[..rank]);
+            let out = mem.output(&y);
+            match x.dtype.size() {
+                1 => kernels::slice::slice::<u8>(
+                    mem.input(&x),
+                    x.shape(),
+                    starts,
+                    steps,
+                    out,
+                    y.shape(),
+                ),
+                2 => kernels::slice::slice::<u16>(
+                    mem.typed_any(&x),
+                    x.shape(),
+                    starts,
+                    steps,
+                    cast_mut(out),
+                    y.shape(),
+                ),
+                _ => kernels::slice::slice::<u32>(
+                    mem.typed_any(&x),
+                    x.shape(),
+                    starts,
+                    steps,
+                    cast_mut(out),
+                    y.shape(),
+                ),
+            }
+        }
+        Opcode::Gather => {
+            let idx = inputs[1].ok_or_else(|| bad("missing indices"))?;
+            let axis = p[0] as usize;
+            let shape = x.shape();
+            let outer: usize = shape[..axis].iter().product();
+            let inner: usize = shape[axis + 1..].iter().product();
+            let indices: &[i32] = mem.typed(&idx);
+            let out = mem.output(&y);
+            let result = match x.dtype.size() {
+                1 => kernels::gather::gather::<u8>(
+                    mem.input(&x),
+                    outer,
+                    shape[axis],
+                    inner,
+                    indices,
+                    out,
+                ),
+                2 => kernels::gather::gather::<u16>(
+                    mem.typed_any(&x),
+                    outer,
+                    shape[axis],
+                    inner,
+                    indices,
+                    cast_mut(out),
+                ),
+                _ => kernels::gather::gather::<u32>(
+                    mem.typed_any(&x),
+                    outer,
+                    shape[axis],
+                    inner,
+                    indices,
+                    cast_mut(out),
+                ),
+            };
+            result.map_err(|e| Error::IndexOutOfRange {
+                op: op.index,
+                name: ShortName::new(op.name),
+                opcode: op.opcode.name(),
+                what: "index",
+                value: i32::try_from(e.index).unwrap_or(i32::MAX),
+                position: u32::try_from(e.position).unwrap_or(u32::MAX),
+                min: i32::try_from(shape[axis]).map_or(i32::MIN, |n| -n),
+                limit: i32::try_from(shape[axis]).unwrap_or(i32::MAX),
+            })?;
+        }
+        Opcode::Where => {
+            let (a, b) = (
+                inputs[1].ok_or_else(|| bad("missing operand"))?,
+                inputs[2].ok_or_else(|| bad("missing operand"))?,
+            );
+            let cond: &[i32] = mem.typed(&x);
+            let out = mem.output(&y);
+            match y.dtype.size() {
+                1 => kernels::where_select::where_select::<u8>(
+                    cond,
+                    x.shape(),
+                    mem.input(&a),
+                    a.shape(),
+                    mem.input(&b),
+                    b.shape(),
+                    out,
+                    y.shape(),
+                ),
+                2 => kernels::where_select::where_select::<u16>(
+                    cond,
+                    x.shape(),
+                    mem.typed_any(&a),
+                    a.shape(),
+                    mem.typed_any(&b),
+                    b.shape(),
+                    cast_mut(out),
+                    y.shape(),
+                ),
+                _ => kernels::where_select::where_select::<u32>(
+                    cond,
+                    x.shape(),
+                    mem.typed_any(&a),
+                    a.shape(),
+                    mem.typed_any(&b),
+                    b.shape(),
+                    cast_mut(out),
+                    y.shape(),
+                ),
+            }
+        }
+        Opcode::Compare => {
+            let b = inputs[1].ok_or_else(|| bad("missing operand"))?;
+            let cmp = ops::compare_op(p[0]).ok_or_else(|| bad("bad parameters"))?;
+            let out = cast_mut(mem.output(&y));
+            if x.dtype == DType::F32 {
+                kernels::compare::compare::<f32>(
+                    cmp,
+                    mem.typed(&x),
+                    x.shape(),
+                    mem.typed(&b),
+                    b.shape(),
+                    out,
+                    y.shape(),
+                );
+            } else {
+                kernels::compare::compare::<i32>(
+                    cmp,
+                    mem.typed(&x),
+                    x.shape(),
+                    mem.typed(&b),
+                    b.shape(),
+                    out,
+                    y.shape(),
+                );
+            }
+        }
+        Opcode::Cast => {
+            let out = mem.output(&y);
+            if x.dtype == DType::F32 {
+                kernels::cast::cast_f32_to_i32(mem.typed(&x), cast_mut(out));
+            } else {
+                kernels::cast::cast_i32_to_f32(mem.typed(&x), cast_mut(out));
+            }
+        }
+        Opcode::Expand => {
+            let out = mem.output(&y);
+            match x.dtype.size() {
+                1 => kernels::expand::expand::<u8>(mem.input(&x), x.shape(), out, y.shape()),
+                2 => kernels::expand::expand::<u16>(
+                    mem.typed_any(&x),
+                    x.shape(),
+                    cast_mut(out),
+                    y.shape(),
+                ),
+                _ => kernels::expand::expand::<u32>(
+                    mem.typed_any(&x),
+                    x.shape(),
+                    cast_mut(out),
+                    y.shape(),
+                ),
+            }
+        }
+        Opcode::Lstm | Opcode::Gru | Opcode::Rnn => {
+            run_recurrent(op, &mem, &inputs, &y, scratch.as_ref())?;
+        }
+        Opcode::Attention => {
+            let params = ops::AttentionParams::decode(p).ok_or_else(|| bad("bad parameters"))?;
+            let (k, v) = (
+                inputs[1].ok_or_else(|| bad("missing K"))?,
+                inputs[2].ok_or_else(|| bad("missing V"))?,
+            );
+            let shape =
+                crate::validate::attention_shape(&x, &k, &v, params.k_transposed).map_err(bad)?;
+            let mask_info = inputs[3];
+            let mask = mask_info.as_ref().map(|m| (mem.typed::<f32>(m), m.shape()));
+            let scratch: &mut [f32] = scratch.map(|s| cast_mut(mem.output(&s))).unwrap_or(&mut []);
+            kernels::attention_f32::attention_f32(
+                &kernels::attention_f32::AttentionConfig {
+                    scale: params.scale,
+                    causal: params.causal,
+                    k_transposed: params.k_transposed,
+                },
+                &shape,
+                mem.typed(&x),
+                mem.typed(&k),
+                mem.typed(&v),
+                mask,
+                cast_mut(mem.output(&y)),
+                scratch,
+            );
+        }
+        Opcode::Quantize => {
+            let (scale, zero_point) = y.per_tensor().ok_or_else(|| bad("output not quantized"))?;
+            kernels::quantize::quantize_f32_s8(
+                mem.typed(&x),
+                scale,
+                zero_point,
+                cast_mut(mem.output(&y)),
+            );
+        }
+        Opcode::Dequantize => {
+            let (scale, zero_point) = x.per_tensor().ok_or_else(|| bad("input not quantized"))?;
+            kernels::quantize::dequantize_s8_f32(
+                mem.typed(&x),
+                scale,
+                zero_point,
+                cast_mut(mem.output(&y)),
+            );
+        }
     }
+    Ok(())
 }
 
 /// Input slots the interpreter decodes per op (int8 recurrent ops use 10; ops

@@ -16,21 +16,25 @@ compile_error!(
     "tern-runtime reads its file format in place and supports little-endian targets only"
 );
 
+pub mod backend;
 pub mod error;
 pub mod format;
 mod interpreter;
 pub mod kernels;
 pub mod model;
+mod offload;
 pub mod ops;
 pub mod quant;
 mod validate;
 
+pub use backend::{Backend, BackendError, OnFailure};
 pub use error::{Error, Result};
 pub use format::{DType, Opcode, Storage};
 pub use interpreter::{Interpreter, TensorRef};
 pub use kernels::Int8Kernels;
 pub use kernels::gemm_s8::GemmS8;
 pub use model::{Model, OpInfo, Quant, TensorInfo};
+pub use offload::{OffloadStats, PartitionStatus};
 
 /// A heap copy of a model file with the alignment [`Model::from_bytes`] needs
 /// (for files read into memory rather than mapped).

@@ -8,6 +8,8 @@
 #   gcc-aarch64-linux-gnu,        linker (and libc) for aarch64 Linux
 #   libc6-dev-arm64-cross
 #   lld-22                        linker for the Cortex-M firmware (no rust-lld in Debian)
+#   gcc-arm-none-eabi,            C compiler, libgcc and binutils for the freestanding C
+#   binutils-arm-none-eabi        firmware (targets/cortex-m-c; no newlib: -nostdlib -lgcc)
 #   qemu-user, qemu-system-arm    qemu-aarch64 (Cortex-A CPUs) and the mps2/mps3 boards
 #                                 (from bookworm-backports: QEMU 10)
 #
@@ -22,6 +24,7 @@ need_files=(
   /usr/lib/rustlib/src/rust/library/core/Cargo.toml
   /usr/bin/aarch64-linux-gnu-gcc /usr/aarch64-linux-gnu/lib/crti.o
   /usr/bin/ld.lld-22 /usr/bin/qemu-aarch64 /usr/bin/qemu-system-arm
+  /usr/bin/arm-none-eabi-gcc /usr/bin/arm-none-eabi-size
 )
 missing=()
 for f in "${need_files[@]}"; do [ -e "$f" ] || missing+=("$f"); done
@@ -53,7 +56,8 @@ SRC
   fi
   $SUDO apt-get update -q || { echo "install-arm.sh: apt-get update failed" >&2; exit 1; }
   pkgs=(rustc-web cargo-web libstd-rust-web-dev:arm64 rust-web-src
-        gcc-aarch64-linux-gnu libc6-dev-arm64-cross lld-22)
+        gcc-aarch64-linux-gnu libc6-dev-arm64-cross lld-22
+        gcc-arm-none-eabi binutils-arm-none-eabi)
   if ! $SUDO apt-get install -y -q --no-install-recommends "${pkgs[@]}"; then
     echo "install-arm.sh: could not install ${pkgs[*]}; install them by hand (Debian bookworm)" >&2
     exit 1

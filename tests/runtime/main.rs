@@ -6,6 +6,7 @@ mod bad_input;
 mod cnn_accuracy;
 mod model_zoo;
 mod no_alloc;
+mod offload;
 mod recurrent_s8;
 mod sequence_accuracy;
 mod third_party;

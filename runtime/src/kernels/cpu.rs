@@ -25,6 +25,21 @@ pub(crate) fn has_avx2() -> bool {
     }
 }
 
+/// True when F16C (`VCVTPH2PS`) may run: detected at run time with `std`,
+/// otherwise decided at compile time.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn has_f16c() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(target_feature = "f16c")
+    }
+}
+
 /// Defines `fn $name(args)` that runs `$body(args)`, compiled with AVX2 when the
 /// CPU supports it (x86-64 only), and as portable code otherwise.
 ///

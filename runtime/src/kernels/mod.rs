@@ -169,8 +169,9 @@ pub enum Int8Kernels {
 ///
 /// On AArch64 `f16` widens with the base-ISA `FCVT`/`FCVTL` instructions
 /// (Armv8.0, so every Cortex-A, not only those with FP16 arithmetic), which
-/// `half` uses only when the `fp16` feature is known at compile time; elsewhere
-/// in software. Widening is exact either way, so the results are the same.
+/// `half` uses only when the `fp16` feature is known at compile time; on x86-64
+/// with F16C's `VCVTPH2PS` (detected at run time); elsewhere in software.
+/// Widening is exact either way, so the results are the same.
 pub trait FloatWeight: Copy + bytemuck::Pod {
     /// The weight as f32.
     fn to_f32(self) -> f32;
@@ -233,6 +234,36 @@ impl FloatWeight for half::f16 {
         }
         out
     }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn widen8(w: &[half::f16; 8]) -> [f32; 8] {
+        if cpu::has_f16c() {
+            // SAFETY: the CPU has F16C (checked just above).
+            unsafe { widen8_f16c(w) }
+        } else {
+            w.map(half::f16::to_f32)
+        }
+    }
+}
+
+/// Eight f16 as f32 with F16C's `VCVTPH2PS` (exact, like the software path).
+///
+/// # Safety
+/// The CPU must support F16C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "f16c")]
+unsafe fn widen8_f16c(w: &[half::f16; 8]) -> [f32; 8] {
+    use core::arch::x86_64::{_mm_loadu_si128, _mm256_cvtph_ps, _mm256_storeu_ps};
+    let mut out = [0f32; 8];
+    // SAFETY: `w` is 16 readable bytes and `out` 32 writable ones (unaligned
+    // load/store); F16C (and the AVX registers it uses) is enabled by the caller's
+    // check.
+    unsafe {
+        let halves = _mm_loadu_si128(w.as_ptr().cast());
+        _mm256_storeu_ps(out.as_mut_ptr(), _mm256_cvtph_ps(halves));
+    }
+    out
 }
 
 /// Strides (in elements) of a row-major shape, with 0 for broadcast axes.
@@ -400,7 +431,7 @@ mod tests {
     use super::FloatWeight;
     use half::f16;
 
-    /// The f16 widening (`FCVT`/`FCVTL` on AArch64) equals `half`'s software
+    /// The f16 widening (`FCVT`/`FCVTL` on AArch64, `VCVTPH2PS` on x86-64) equals `half`'s software
     /// conversion for all 65,536 bit patterns (NaNs stay NaN).
     #[test]
     fn f16_widening_is_exact_for_every_value() {

@@ -7,7 +7,7 @@
 //!   `cargo test --workspace` (ends with a `tests: N passed, M failed` line), then
 //!   `targets`.
 //! - `lint`     `cargo fmt --check` and `cargo clippy -D warnings` over the workspace
-//!   (plus the bare `no_std` runtime, the device `tern` and the `gpu` feature, which
+//!   (plus the bare `no_std` runtime and C library, the device `tern` and the `gpu` feature, which
 //!   must keep compiling although no test runs it).
 //! - `fixtures` retrains the four committed models under `tests/fixtures/`.
 //! - `targets`  ARM: aarch64 Linux and Cortex-M firmware under QEMU (see [`targets`]).
@@ -259,12 +259,26 @@ fn clippy() -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
-    // The runtime without `alloc`/`std`, as firmware builds it.
+    // The runtime without `alloc`/`std`, as firmware builds it (with the SPI
+    // offload transport, which must stay no_std too).
     run(cargo().args([
         "clippy",
         "-p",
         "tern-runtime",
         "--no-default-features",
+        "--features",
+        "spi",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // The C library as firmware links it (no std: its own panic handler).
+    run(cargo().args([
+        "clippy",
+        "-p",
+        "tern-capi",
+        "--no-default-features",
+        "--lib",
         "--",
         "-D",
         "warnings",

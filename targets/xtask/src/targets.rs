@@ -3,13 +3,17 @@
 //! 1. Installs the cross toolchain (`targets/toolchain/install-arm.sh`).
 //! 2. Host (x86-64): converts the CNN fixture to int8 and evaluates it on the
 //!    first N Fashion-MNIST test images: the reference accuracy and output checksum.
-//! 3. Builds the runtime alone for `thumbv7em-none-eabihf` (no std, no alloc), so
-//!    that workspace feature unification cannot hide a std dependency.
+//! 3. Builds `libtern.a` for `thumbv7em-none-eabihf` (step 6): the runtime with no
+//!    std and no alloc, outside the workspace, so that feature unification cannot
+//!    hide a std dependency.
 //! 4. aarch64 Linux: the runtime's unit tests and the device `tern` (`eval`, `run`,
 //!    `bench`) under `qemu-aarch64` on `cortex-a53` (NEON), `neoverse-n1` (SDOT)
 //!    and `max` (SMMLA): same accuracy and checksums as the host.
 //! 5. Cortex-M firmware (`targets/cortex-m`) on QEMU's mps2-an386 (M4),
 //!    mps2-an505 (M33) and mps3-an547 (M55): same accuracy and checksum.
+//! 6. The C library (`targets/capi`, see [`c`]): the C firmware
+//!    `targets/cortex-m-c` on the M4 (200 images, its flash/RAM by origin from the
+//!    linker map) and the C examples on aarch64: same correct count and checksum.
 //!
 //! `--icount` adds instruction counts per inference of the CNN on aarch64 (QEMU
 //! `-one-insn-per-tb -d exec` trace lines) for each int8 kernel choice.
@@ -23,6 +27,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use crate::{root, run};
+
+mod c;
 
 /// Fashion-MNIST test images the host, aarch64 and the M4/M33 firmware evaluate.
 const IMAGES: usize = 1000;
@@ -141,6 +147,7 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
         checksum: host_m55.checksum.clone(),
         extra: String::new(),
     });
+    let raw_inputs = c::write_raw_inputs(&model, &out, c::IMAGES)?;
     rows.push(Row {
         target: "x86-64 (host)".into(),
         kernels: "fast (AVX2 when present)".into(),
@@ -148,21 +155,6 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
         checksum: host.checksum.clone(),
         extra: String::new(),
     });
-
-    // ---- bare no_std runtime ----
-    step("runtime alone for thumbv7em-none-eabihf (no std, no alloc)");
-    // A build that proves the crate is no_std: unoptimized, which is quickest.
-    run(cross_cargo("target/thumb")
-        .args([
-            "build",
-            "-p",
-            "tern-runtime",
-            "--target",
-            "thumbv7em-none-eabihf",
-        ])
-        .args(["--config", "profile.dev.package.\"*\".opt-level=0"])
-        .args(["--config", "profile.dev.package.tern-runtime.opt-level=0"])
-        .args(build_std("thumbv7em-none-eabihf")))?;
 
     // ---- Cortex-M firmware: built here, run in the background ----
     let mut firmware_runs = Vec::new();
@@ -175,6 +167,7 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
         };
         firmware_runs.push((board, start_firmware(board, &model, expected)?, expected));
     }
+    let c_firmware = c::start_firmware(&model, &raw_inputs, &host_m55)?;
 
     // ---- aarch64 Linux ----
     step("aarch64: runtime unit tests and the device tern");
@@ -183,7 +176,7 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
         "-p",
         "tern-runtime",
         "--features",
-        "std",
+        "std,spi",
         "--lib",
         "--no-run",
         "--target",
@@ -200,7 +193,7 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
                 "-p",
                 "tern-runtime",
                 "--features",
-                "std",
+                "std,spi",
                 "--lib",
                 "--target",
                 AARCH64,
@@ -253,6 +246,7 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
             extra: "run/bench outputs = host".to_string(),
         });
     }
+    rows.extend(c::aarch64(&model, &raw_inputs, &host_m55)?);
     if icount {
         // Counts of the release build, as a product would ship it.
         aarch64_icount(&device_tern(true)?, &model, &input)?;
@@ -279,6 +273,8 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
             ),
         });
     }
+
+    rows.push(c::finish_firmware(c_firmware, &host_m55)?);
 
     println!("\nint8 CNN fixture on the first {IMAGES} Fashion-MNIST test images (unless stated):");
     println!("| target | kernels | accuracy | output checksum | |");
