@@ -427,7 +427,7 @@ pub fn inspect_partitions(path: &Path, backend: &str) -> Result<String> {
             if p.fallback_safe() {
                 "yes"
             } else {
-                "no (outputs reuse input bytes)"
+                "until the backend writes (outputs reuse input bytes)"
             },
         );
         next_cpu = p.end_op;

@@ -19,7 +19,9 @@ pub struct PartitionStatus {
     /// Prepared on the backend (false: the CPU runs it, after a failed prepare,
     /// an unavailable backend, or more than [`MAX_PARTITIONS`] partitions).
     pub on_backend: bool,
-    /// The CPU can redo it if the backend fails (see [`Partition::fallback_safe`]).
+    /// The CPU can redo it whatever the backend wrote before failing (see
+    /// [`Partition::fallback_safe`]); where false, only if the backend failed before
+    /// writing over the partition's inputs.
     pub fallback_safe: bool,
 }
 
@@ -149,9 +151,9 @@ impl<'a> Offload<'a> {
                 if self.on_failure == OnFailure::Error {
                     return Err(self.error(status.index, ops, "execute failed", e));
                 }
-                if !status.fallback_safe {
-                    let what = "execute failed and the CPU cannot redo the partition \
-                                (its outputs reuse its inputs' arena bytes)";
+                if io.inputs_overwritten() {
+                    let what = "execute failed after writing over the partition's inputs \
+                                (its outputs reuse their arena bytes): the CPU cannot redo it";
                     return Err(self.error(status.index, ops, what, e));
                 }
                 self.stats.cpu_fallbacks += 1;

@@ -115,8 +115,30 @@ fn execute_failure_falls_back_to_the_cpu() {
     }
 }
 
-/// Where the CPU cannot redo the partition (its output reuses its input's bytes),
-/// and where the policy is `Error`, a failed execute is a typed error.
+/// fc1+fc2's output reuses its input's bytes, so the CPU can redo it only if the
+/// backend failed before being handed those bytes: a failure before any write (a
+/// bus timeout before the first reply) still falls back, bit-identically.
+#[test]
+fn execute_failure_before_writing_falls_back_even_where_outputs_reuse_inputs() {
+    let bytes = cnn_int8();
+    let model = Model::from_bytes(&bytes).expect("valid model");
+    let x = images();
+    let expected = cpu_outputs(&model, &x);
+    let mut backend = Loopback::failing(InjectedFailure::ExecuteUntouched(2));
+    let mut arena = vec![0u8; model.arena_size()];
+    let mut npu =
+        Interpreter::with_backend(&model, &mut arena, &mut backend, OnFailure::CpuFallback)
+            .expect("prepares");
+    assert!(!npu.partitions().nth(2).expect("partition 2").fallback_safe);
+    let got = run_all(&mut npu, &x).expect("falls back");
+    assert_eq!(got, expected, "partition 2 fell back");
+    assert_eq!(npu.offload_stats().cpu_fallbacks, IMAGES as u64);
+    assert_eq!(npu.offload_stats().backend_runs, 2 * IMAGES as u64);
+}
+
+/// Where the backend wrote over the partition's inputs before failing (its output
+/// reuses their bytes), and where the policy is `Error`, a failed execute is a
+/// typed error.
 #[test]
 fn execute_failure_without_fallback_is_a_typed_error() {
     let bytes = cnn_int8();

@@ -19,6 +19,9 @@ pub enum InjectedFailure {
     Prepare(usize),
     /// Fails to execute partition `n`, after writing garbage into its outputs.
     Execute(usize),
+    /// Fails to execute partition `n` before touching the arena (as a bus timeout
+    /// before the first reply would).
+    ExecuteUntouched(usize),
 }
 
 /// The loopback backend.
@@ -102,6 +105,9 @@ impl Backend for Loopback {
         let (index, first, end) = slot.ok_or(BackendError::InvalidHandle { handle })?;
         if (first, end) != (io.partition().first_op, io.partition().end_op) {
             return Err(BackendError::InvalidHandle { handle });
+        }
+        if self.fail == Some(InjectedFailure::ExecuteUntouched(index)) {
+            return Err(BackendError::Timeout);
         }
         for op in first..end {
             io.run_op_on_cpu(op, Int8Kernels::Reference)

@@ -15,9 +15,11 @@
 //!
 //! When a backend fails (an error, a timeout, a CRC mismatch), [`OnFailure`] decides:
 //! run that partition on the CPU instead, or return [`crate::Error::Backend`]. The CPU
-//! can only redo a partition whose inputs are still intact, so a partition whose
-//! outputs reuse its inputs' arena bytes reports the error instead of risking a wrong
-//! output (see [`Partition::fallback_safe`]).
+//! can only redo a partition whose inputs are still intact: where the arena plan lets
+//! a partition's outputs reuse its inputs' bytes ([`Partition::fallback_safe`] is
+//! false) and the backend had already been handed those bytes to write
+//! ([`PartitionIo::inputs_overwritten`]), the failure is reported instead of risking a
+//! wrong output.
 //!
 //! This module owns no memory: partition tables are fixed-size arrays.
 

@@ -103,29 +103,34 @@ impl<'m> Partition<'m> {
             .filter_map(|t| self.tensor(t))
     }
 
-    /// Whether the CPU can redo this partition after the backend failed halfway:
-    /// true when no byte the partition writes (op outputs and scratch) overlaps an
-    /// input's bytes in the arena plan.
+    /// Whether the CPU can always redo this partition after the backend failed,
+    /// whatever the backend wrote: true when no byte the partition writes (op
+    /// outputs and scratch) overlaps an input's bytes in the arena plan. Where it is
+    /// false, the CPU can still redo it as long as the backend did not write into
+    /// those bytes ([`super::PartitionIo::inputs_overwritten`]).
     pub fn fallback_safe(&self) -> bool {
         let model = self.model;
-        let written = self.ops().flat_map(move |op| {
+        let mut written = self.ops().flat_map(move |op| {
             let scratch = op.scratch.and_then(|s| u32::try_from(s).ok());
             op.outputs.iter().copied().chain(scratch)
         });
-        let mut safe = true;
-        for w in written.filter_map(|t| model.tensor(t as usize)) {
-            if w.storage != Storage::Arena {
-                continue;
-            }
-            safe &= self.inputs().all(|i| {
-                let (a, b) = (
-                    i.offset..i.offset + i.byte_len,
-                    w.offset..w.offset + w.byte_len,
-                );
-                a.end <= b.start || b.end <= a.start
-            });
+        !written.any(|t| {
+            model
+                .tensor(t as usize)
+                .is_some_and(|w| self.overlaps_inputs(&w))
+        })
+    }
+
+    /// Whether arena tensor `w` shares bytes with one of the partition's inputs.
+    pub(crate) fn overlaps_inputs(&self, w: &TensorInfo<'_>) -> bool {
+        if w.storage != Storage::Arena {
+            return false;
         }
-        safe
+        let b = w.offset..w.offset + w.byte_len;
+        self.inputs().any(|i| {
+            let a = i.offset..i.offset + i.byte_len;
+            a.start < b.end && b.start < a.end
+        })
     }
 
     /// (op index, input slot, tensor) for every tensor read by the partition's ops.

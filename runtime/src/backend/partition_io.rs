@@ -10,10 +10,15 @@ use crate::model::TensorInfo;
 ///
 /// Only the partition's boundary inputs and constants can be read, and only its
 /// boundary outputs written; anything else is [`BackendError::NotInPartition`].
+///
+/// The view records whether it has handed out write access to arena bytes that
+/// hold one of the partition's inputs ([`PartitionIo::inputs_overwritten`]): until
+/// then, the CPU can redo the partition after a failed execute.
 pub struct PartitionIo<'x> {
     partition: Partition<'x>,
     arena: *mut u8,
     arena_len: usize,
+    inputs_overwritten: bool,
     _borrow: core::marker::PhantomData<&'x mut [u8]>,
 }
 
@@ -24,6 +29,7 @@ impl<'x> PartitionIo<'x> {
             partition,
             arena: arena.as_mut_ptr(),
             arena_len: arena.len(),
+            inputs_overwritten: false,
             _borrow: core::marker::PhantomData,
         }
     }
@@ -49,27 +55,10 @@ impl<'x> PartitionIo<'x> {
     pub fn output(&mut self, tensor: usize) -> Result<&mut [u8], BackendError> {
         let t = self.writable(tensor)?;
         let (ptr, len) = self.span(&t)?;
+        self.inputs_overwritten |= self.partition.overlaps_inputs(&t);
         // SAFETY: in bounds (checked by `span`); `&mut self` excludes any other
         // borrow handed out by this view.
         Ok(unsafe { core::slice::from_raw_parts_mut(ptr, len) })
-    }
-
-    /// Raw pointers to every boundary input and output at once, for a C backend:
-    /// `f(tensor, pointer, bytes, is_output)` per tensor. The pointers stay valid
-    /// until `execute` returns; inputs and outputs may share bytes (read all inputs
-    /// before writing outputs).
-    pub fn for_each_raw(&mut self, mut f: impl FnMut(&TensorInfo<'x>, *mut u8, usize, bool)) {
-        let partition = self.partition;
-        for t in partition.inputs() {
-            if let Ok((ptr, len)) = self.span(&t) {
-                f(&t, ptr, len, false);
-            }
-        }
-        for t in partition.outputs() {
-            if let Ok((ptr, len)) = self.span(&t) {
-                f(&t, ptr, len, true);
-            }
-        }
     }
 
     /// Runs op `op` of the partition with the CPU kernels, in place (the loopback
@@ -89,10 +78,19 @@ impl<'x> PartitionIo<'x> {
             opcode: "?",
             why: "op is not in the partition",
         })?;
+        // The kernels write the op's outputs and scratch wherever the plan put them.
+        self.inputs_overwritten |= !self.partition.fallback_safe();
         // SAFETY: the view was made from `&'x mut [u8]` of `arena_len` bytes and
         // `&mut self` excludes every other borrow handed out by it.
         let arena = unsafe { core::slice::from_raw_parts_mut(self.arena, self.arena_len) };
         crate::interpreter::run_op(model, arena, kernels, &info)
+    }
+
+    /// Whether write access to bytes of a partition input has been handed out
+    /// (through [`PartitionIo::output`] or the loopback executor): if so, the CPU
+    /// can no longer redo the partition after a failure.
+    pub fn inputs_overwritten(&self) -> bool {
+        self.inputs_overwritten
     }
 
     fn readable(&self, tensor: usize) -> Result<TensorInfo<'x>, BackendError> {

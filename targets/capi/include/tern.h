@@ -425,7 +425,9 @@ typedef struct {
    */
   bool on_backend;
   /**
-   * Whether the CPU can redo it when the backend fails.
+   * Whether the CPU can redo it whatever the backend wrote before failing; where
+   * false (its outputs reuse its inputs' arena bytes), only while the backend has
+   * not taken an output (`tern_execution_tensor` with `TERN_TENSOR_ROLE_OUTPUT`).
    */
   bool fallback_safe;
 } TernPartitionInfo;

@@ -125,7 +125,9 @@ pub struct TernPartitionInfo {
     pub constant_count: usize,
     /// Prepared on the backend (`tern_interpreter_partition`; false: the CPU runs it).
     pub on_backend: bool,
-    /// Whether the CPU can redo it when the backend fails.
+    /// Whether the CPU can redo it whatever the backend wrote before failing; where
+    /// false (its outputs reuse its inputs' arena bytes), only while the backend has
+    /// not taken an output (`tern_execution_tensor` with `TERN_TENSOR_ROLE_OUTPUT`).
     pub fallback_safe: bool,
 }
 
