@@ -103,6 +103,8 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
 
     // ---- host reference ----
     step("host: convert the CNN to int8, evaluate it");
+    let tern = build_host_tern()?;
+    let host_tern = || Command::new(&tern);
     run(host_tern()
         .args([
             "convert",
@@ -324,11 +326,14 @@ fn dataset(images: usize) -> String {
     format!("fashion-mnist:test:{images}")
 }
 
-/// The host `tern` with every feature (dev profile, as the tests build it).
-fn host_tern() -> Command {
-    let mut cmd = crate::cargo();
-    cmd.args(["run", "--quiet", "-p", "tern-export", "--bin", "tern", "--"]);
-    cmd
+/// Builds the host `tern` (dev profile) with the features of the whole workspace,
+/// as `cargo test --workspace` unifies them, so that only the binary is new: with
+/// `cargo run -p tern-export` cargo would resolve features for `tern-export` alone
+/// (the runtime without `spi`) and rebuild the runtime and the converter (5 minutes
+/// on 2 cores).
+fn build_host_tern() -> Result<PathBuf, String> {
+    run(crate::cargo().args(["build", "--workspace", "--bin", "tern"]))?;
+    Ok(root().join("target/debug/tern"))
 }
 
 /// The cross toolchain: `$TERN_RUST_TOOLCHAIN`, default `deb-1.96`.
