@@ -20,7 +20,7 @@ use crate::{
 #[command(
     name = "tern",
     version,
-    about = "Tern: train, export and (soon) quantize models for embedded ARM"
+    about = "Tern: train, export, quantize and run models for embedded ARM"
 )]
 struct Cli {
     #[command(subcommand)]

@@ -326,13 +326,14 @@ fn dataset(images: usize) -> String {
     format!("fashion-mnist:test:{images}")
 }
 
-/// Builds the host `tern` (dev profile) with the features of the whole workspace,
-/// as `cargo test --workspace` unifies them, so that only the binary is new: with
-/// `cargo run -p tern-export` cargo would resolve features for `tern-export` alone
-/// (the runtime without `spi`) and rebuild the runtime and the converter (5 minutes
-/// on 2 cores).
+/// Builds the host `tern` (dev profile) exactly as `cargo test --workspace` does:
+/// as the binary of `tern-export`'s integration test `cli`, with the whole
+/// workspace's features (dev-dependencies included), so that after the test suite
+/// nothing is rebuilt. `cargo run -p tern-export` or `cargo build --bin tern`
+/// resolve features without the tests' (the runtime without `spi`, ...) and rebuild
+/// the runtime and the converter: about 5 minutes on 2 cores.
 fn build_host_tern() -> Result<PathBuf, String> {
-    run(crate::cargo().args(["build", "--workspace", "--bin", "tern"]))?;
+    run(crate::cargo().args(["test", "--workspace", "--no-run", "--test", "cli"]))?;
     Ok(root().join("target/debug/tern"))
 }
 
