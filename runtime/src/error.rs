@@ -112,6 +112,22 @@ pub enum Error {
         /// Runtime version.
         runtime: &'static str,
     },
+    /// The model's op resolver has no kernel for an op: it does not register
+    /// the opcode, or its registration does not run the op's operand types.
+    #[error(
+        "op #{op} ({opcode} '{name}') has no kernel in the op resolver (registered: {registered}); add its registration, e.g. from `tern inspect --resolver`"
+    )]
+    OpNotRegistered {
+        /// Op index.
+        op: usize,
+        /// The op's node name.
+        name: ShortName,
+        /// Opcode name.
+        opcode: &'static str,
+        /// The variant registered for this opcode (`int8`, `float`, ...), or
+        /// `nothing`.
+        registered: &'static str,
+    },
     /// The arena passed to the interpreter is too small.
     #[error("arena too small: the model needs {needed} bytes (Model::arena_size), got {got}")]
     ArenaTooSmall {

@@ -244,6 +244,14 @@ macro_rules! opcodes {
             pub const fn name(self) -> &'static str {
                 match self { $(Opcode::$name => stringify!($name)),* }
             }
+            /// Every opcode, in code order.
+            pub const ALL: &'static [Opcode] = &[$(Opcode::$name),*];
+            /// One past the highest code (the size of a table indexed by opcode).
+            pub const LIMIT: usize = {
+                let mut limit = 0;
+                $(if $code + 1 > limit { limit = $code + 1; })*
+                limit
+            };
         }
     };
 }

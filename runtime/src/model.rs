@@ -10,6 +10,7 @@ use crate::format::{
     self, BUFFER_ALIGN, DATA_ALIGN, DType, HEADER_LEN, MAGIC, MAX_RANK, META_HEADER_LEN,
     METADATA_RECORD_LEN, NONE_INDEX, OP_RECORD_LEN, Opcode, QuantKind, Storage, TENSOR_RECORD_LEN,
 };
+use crate::ops::OpResolver;
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
@@ -61,6 +62,8 @@ enum Bytes<'a> {
 pub struct Model<'a> {
     bytes: Bytes<'a>,
     layout: Layout,
+    /// The ops this model was checked with, and runs with.
+    resolver: &'a OpResolver,
 }
 
 /// Quantization parameters of a tensor.
@@ -172,14 +175,31 @@ impl<'a> Model<'a> {
     ///
     /// `bytes` must start at a 16-byte aligned address (an mmap, a `static` with
     /// `#[repr(align(16))]`, or [`crate::AlignedBytes`]).
+    ///
+    /// Every op is checked and later run by [`crate::ops::ALL`], which links
+    /// every kernel; a firmware loads with [`Model::from_bytes_with`] instead.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Model<'a>> {
+        Model::from_bytes_with(bytes, &crate::ops::ALL)
+    }
+
+    /// Validates `bytes` as a `.tern` model whose ops `resolver` checks and
+    /// runs, and borrows it (no copy). An op the resolver lacks, or whose
+    /// operand types its registration does not run, is
+    /// [`Error::OpNotRegistered`].
+    pub fn from_bytes_with(bytes: &'a [u8], resolver: &'a OpResolver) -> Result<Model<'a>> {
         let layout = parse(bytes)?;
         let model = Model {
             bytes: Bytes::Borrowed(bytes),
             layout,
+            resolver,
         };
         crate::validate::validate(&model)?;
         Ok(model)
+    }
+
+    /// The resolver this model was checked with and runs with.
+    pub fn resolver(&self) -> &'a OpResolver {
+        self.resolver
     }
 
     /// Maps the file at `path` and validates it. Load time does not depend on the
@@ -201,6 +221,7 @@ impl<'a> Model<'a> {
         let model = Model {
             bytes: Bytes::Mapped(map),
             layout,
+            resolver: &crate::ops::ALL,
         };
         crate::validate::validate(&model)?;
         Ok(model)

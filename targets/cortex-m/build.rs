@@ -98,6 +98,7 @@ fn main() {
 
     let model = read_model();
     fs::write(out_dir.join("model.tern"), &model.bytes).expect("writing model.tern");
+    fs::write(out_dir.join("resolver.rs"), &model.resolver).expect("writing resolver.rs");
 
     let images = env_usize("TERN_FW_IMAGES").unwrap_or(DEFAULT_IMAGES);
     assert!(images > 0, "TERN_FW_IMAGES must be at least 1");
@@ -202,10 +203,12 @@ fn env_usize(var: &str) -> Option<usize> {
     )
 }
 
-/// The model file's bytes and the arena its header asks for.
+/// The model file's bytes, the arena its header asks for and the Rust source
+/// of the op resolver with only its ops.
 struct ModelFile {
     bytes: Vec<u8>,
     planned_arena_size: usize,
+    resolver: String,
 }
 
 /// Reads `TERN_FW_MODEL` and validates it with the runtime's own parser.
@@ -241,9 +244,13 @@ fn read_model() -> ModelFile {
         "the model's input 0 ({}) must take one 28x28 image",
         input.name
     );
+    let mut resolver = String::new();
+    tern_runtime::ops::resolver_source(&model, tern_runtime::ops::Language::Rust, &mut resolver)
+        .expect("writing the resolver source");
     ModelFile {
         planned_arena_size: model.planned_arena_size(),
         bytes,
+        resolver,
     }
 }
 

@@ -51,6 +51,9 @@ macro_rules! multiversion {
         $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident;
     ) => {
         $(#[$meta])*
+        // A kernel entry point, called once per op: kept out of line so that
+        // its code does not depend on the op function that calls it.
+        #[inline(never)]
         $vis fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             if $crate::kernels::cpu::has_avx2() {

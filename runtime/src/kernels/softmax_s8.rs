@@ -13,6 +13,7 @@
 /// `output[o][a][i] = clamp(round(e[a] * 256 / sum) - 128, -128, 127)`, rounding half up
 /// (all terms are non-negative). `exp_table` has 256 entries; a shorter table
 /// (API misuse) leaves the output untouched, and an all-zero sum gives -128.
+#[inline(never)]
 pub fn softmax_s8(
     input: &[i8],
     outer: usize,

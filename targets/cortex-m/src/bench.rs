@@ -8,7 +8,7 @@
 
 use crate::clock::InstructionClock;
 use core::fmt::{self, Write};
-use tern_runtime::{DType, Interpreter, Model};
+use crate::engine::{self, EngineError, Runner, Scores};
 
 /// Bytes of one image: 28 x 28 grey levels.
 pub const IMAGE_BYTES: usize = 28 * 28;
@@ -63,7 +63,7 @@ impl Outcome {
 #[derive(Debug)]
 pub enum BenchError {
     /// The runtime rejected the model or failed to run it.
-    Runtime(tern_runtime::Error),
+    Runtime(EngineError),
     /// The embedded images or labels are not what the build embedded.
     DatasetChecksum {
         /// CRC-32 computed at build time.
@@ -84,7 +84,7 @@ pub enum BenchError {
         elements: usize,
     },
     /// The model's output 0 is neither int8 nor f32.
-    OutputType(DType),
+    OutputType(&'static str),
     /// The output checksum differs from `TERN_FW_EXPECT_CHECKSUM`.
     ChecksumMismatch {
         /// Expected CRC-32.
@@ -103,8 +103,8 @@ pub enum BenchError {
     Output,
 }
 
-impl From<tern_runtime::Error> for BenchError {
-    fn from(e: tern_runtime::Error) -> BenchError {
+impl From<EngineError> for BenchError {
+    fn from(e: EngineError) -> BenchError {
         BenchError::Runtime(e)
     }
 }
@@ -138,7 +138,7 @@ impl fmt::Display for BenchError {
             BenchError::OutputType(dtype) => {
                 write!(
                     f,
-                    "model output 0 is {dtype:?}, expected int8 or f32 scores"
+                    "model output 0 is {dtype}, expected int8 or f32 scores"
                 )
             }
             BenchError::ChecksumMismatch { expected, found } => write!(
@@ -179,13 +179,12 @@ impl Benchmark<'_> {
             });
         }
 
-        let model = Model::from_bytes(self.model)?;
-        model.verify_data()?;
-        let elements = model.input(0)?.len();
+        let model = engine::load(self.model)?;
+        let elements = model.input_len()?;
         if elements != IMAGE_BYTES {
             return Err(BenchError::InputSize { elements });
         }
-        let mut interpreter = Interpreter::new(&model, arena)?;
+        let mut interpreter = Runner::new(&model, arena)?;
 
         let mut pixels = [0f32; IMAGE_BYTES];
         let mut outputs = crc32fast::Hasher::new();
@@ -201,7 +200,7 @@ impl Benchmark<'_> {
             for (value, &grey) in pixels.iter_mut().zip(image) {
                 *value = f32::from(grey) / 255.0;
             }
-            interpreter.set_input_f32(0, &pixels)?;
+            interpreter.set_input(&pixels)?;
             let start = clock.now();
             interpreter.invoke()?;
             let instructions = clock.now() - start;
@@ -209,12 +208,12 @@ impl Benchmark<'_> {
             outcome.min_instructions = outcome.min_instructions.min(instructions);
             outcome.max_instructions = outcome.max_instructions.max(instructions);
 
-            let output = interpreter.output(0)?;
-            outputs.update(output.bytes);
-            let class = match output.info.dtype {
-                DType::I8 => argmax(output.as_i8()?.iter().map(|&v| f32::from(v))),
-                DType::F32 => argmax(output.as_f32()?.iter().copied()),
-                other => return Err(BenchError::OutputType(other)),
+            let (bytes, scores) = interpreter.output()?;
+            outputs.update(bytes);
+            let class = match scores {
+                Scores::I8(scores) => argmax(scores.iter().map(|&v| f32::from(v))),
+                Scores::F32(scores) => argmax(scores.iter().copied()),
+                Scores::Other(dtype) => return Err(BenchError::OutputType(dtype)),
             };
             outcome.images += 1;
             if class == usize::from(label) {

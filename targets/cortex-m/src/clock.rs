@@ -100,20 +100,7 @@ impl SysTickClock {
         const ITERATIONS: u32 = 1000;
         const INSTRUCTIONS_PER_ITERATION: u64 = 1002;
         let start = self.ticks();
-        // SAFETY: the block only executes `nop`s and counts down the register it
-        // is given (declared clobbered); it touches no memory and no stack.
-        unsafe {
-            core::arch::asm!(
-                "2:",
-                ".rept 1000",
-                "nop",
-                ".endr",
-                "subs {n}, {n}, #1",
-                "bne 2b",
-                n = inout(reg) ITERATIONS => _,
-                options(nomem, nostack),
-            );
-        }
+        spin_1000_nops(ITERATIONS);
         let ticks = self.ticks() - start;
         let instructions = u64::from(ITERATIONS) * INSTRUCTIONS_PER_ITERATION;
         let measured_hz = (ticks * NS_PER_S + instructions / 2) / instructions;
@@ -192,4 +179,27 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
         (a, b) = (b, a % b);
     }
     a
+}
+
+/// Runs `iterations` times a loop of 1000 `nop`s, `subs` and `bne`.
+///
+/// A function of its own: LLVM sizes inline assembly by its line count, not by
+/// what `.rept` expands to, so a caller's literal pool placed after this block
+/// could end up out of reach of its loads ("out of range pc-relative fixup").
+#[inline(never)]
+fn spin_1000_nops(iterations: u32) {
+    // SAFETY: the block only executes `nop`s and counts down the register it
+    // is given (declared clobbered); it touches no memory and no stack.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            ".rept 1000",
+            "nop",
+            ".endr",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            n = inout(reg) iterations => _,
+            options(nomem, nostack),
+        );
+    }
 }

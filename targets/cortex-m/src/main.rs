@@ -11,6 +11,8 @@ mod bench;
 mod clock;
 mod config;
 mod data;
+#[cfg_attr(feature = "tern-stub", path = "engine_stub.rs")]
+mod engine;
 mod semihosting_out;
 mod stack;
 

@@ -1,0 +1,92 @@
+//! ConvTranspose2d: 2-D transposed convolution (parameters and check shared
+//! with [`super::conv2d`]) over the int8 and float kernels.
+
+use super::check::{Check, OpCheck};
+use super::conv2d::{ConvParams, check_conv};
+use super::registration::{Registration, any_dtype, float_input, int8_input};
+use super::run::{self, OpRun};
+use crate::error::Result;
+use crate::format::{DType, Opcode};
+use crate::kernels::{self, FloatWeight};
+
+/// Every kernel: int8 and float.
+pub const ANY: Registration = Registration {
+    opcode: Opcode::ConvTranspose2d,
+    variant: "any",
+    supports: any_dtype,
+    check,
+    run: run_any,
+};
+
+/// int8 only.
+pub const INT8: Registration = Registration {
+    opcode: Opcode::ConvTranspose2d,
+    variant: "int8",
+    supports: int8_input,
+    check,
+    run: run_int8,
+};
+
+/// f32 activations with f32 or f16 weights.
+pub const FLOAT: Registration = Registration {
+    opcode: Opcode::ConvTranspose2d,
+    variant: "float",
+    supports: float_input,
+    check,
+    run: run_float,
+};
+
+fn check(op: &OpCheck<'_, '_>) -> Check<()> {
+    check_conv(op).map(|_| ())
+}
+
+fn run_any(op: &OpRun<'_>) -> Result<()> {
+    if op.input(0)?.dtype == DType::I8 {
+        run_int8(op)
+    } else {
+        run_float(op)
+    }
+}
+
+fn run_int8(op: &OpRun<'_>) -> Result<()> {
+    let params = op.decode(ConvParams::decode)?;
+    let (x, w, y) = (op.input(0)?, op.input(1)?, op.y());
+    let (bias, quant) = op.s8_quant(params.clamp)?;
+    kernels::conv_transpose2d_s8::conv_transpose2d_s8(
+        op.read(x),
+        run::shape4(x),
+        op.read(w),
+        bias,
+        &params.window,
+        params.groups,
+        &quant,
+        op.output(),
+        run::shape4(y),
+    );
+    Ok(())
+}
+
+fn run_float(op: &OpRun<'_>) -> Result<()> {
+    if op.input(1)?.dtype == DType::F16 {
+        run_float_weights::<half::f16>(op)
+    } else {
+        run_float_weights::<f32>(op)
+    }
+}
+
+fn run_float_weights<W: FloatWeight>(op: &OpRun<'_>) -> Result<()> {
+    let params = op.decode(ConvParams::decode)?;
+    let (x, w, y) = (op.input(0)?, op.input(1)?, op.y());
+    kernels::conv_transpose2d_f32::conv_transpose2d_f32::<W>(
+        op.read(x),
+        run::shape4(x),
+        op.read(w),
+        op.read_optional(2),
+        &params.window,
+        params.groups,
+        params.clamp.as_f32(),
+        op.output(),
+        run::shape4(y),
+    );
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! MaxPool2d: 2-D max pooling. Also owns the pooling parameters, which
+//! [`super::avg_pool2d`] shares.
+
+use super::check::{Check, OpCheck, shape4};
+use super::params::{Words, window_decode, window_words};
+use super::registration::{Registration, any_dtype, float_input, int8_input};
+use super::run::{self, OpRun};
+use crate::error::Result;
+use crate::format::{DType, Opcode};
+use crate::kernels::{self, Window2d};
+
+/// Every kernel: int8 and float.
+pub const ANY: Registration = Registration {
+    opcode: Opcode::MaxPool2d,
+    variant: "any",
+    supports: any_dtype,
+    check,
+    run: run_any,
+};
+
+/// int8 only (the fast kernel).
+pub const INT8: Registration = Registration {
+    opcode: Opcode::MaxPool2d,
+    variant: "int8",
+    supports: int8_input,
+    check,
+    run: run_int8,
+};
+
+/// f32 only.
+pub const FLOAT: Registration = Registration {
+    opcode: Opcode::MaxPool2d,
+    variant: "float",
+    supports: float_input,
+    check,
+    run: run_float,
+};
+
+/// MaxPool2d / AvgPool2d parameters (8 words for max, 11 for average).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PoolParams {
+    /// Sliding window.
+    pub window: Window2d,
+    /// Padding after the last row / column (average pooling's divisor needs it).
+    pub pad_end: [usize; 2],
+    /// Average pooling counts padding taps in the divisor.
+    pub count_include_pad: bool,
+}
+
+impl PoolParams {
+    /// Appends the words of a max pool (`average == false`) or an average pool.
+    pub fn encode(&self, average: bool, out: &mut impl Words) {
+        window_words(&self.window, out);
+        if average {
+            out.word(self.pad_end[0] as u32);
+            out.word(self.pad_end[1] as u32);
+            out.word(self.count_include_pad as u32);
+        }
+    }
+    /// Decodes a max pool (8 words) or an average pool (11 words).
+    pub fn decode(p: &[u32], average: bool) -> Option<PoolParams> {
+        let window = window_decode(p)?;
+        match (average, p.len()) {
+            (false, 8) => Some(PoolParams {
+                window,
+                pad_end: [0, 0],
+                count_include_pad: false,
+            }),
+            (true, 11) if p[10] <= 1 => Some(PoolParams {
+                window,
+                pad_end: [p[8] as usize, p[9] as usize],
+                count_include_pad: p[10] == 1,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The check both poolings share: one input of the output's dtype and batch
+/// and channels, int8 with the output's quantization.
+pub(crate) fn check_pool(op: &OpCheck<'_, '_>, average: bool) -> Check<()> {
+    op.arity(1, 1)?;
+    PoolParams::decode(op.params(), average).ok_or("bad pooling parameters")?;
+    let (x, y) = (op.input(0)?, op.output()?);
+    let (xs, ys) = (shape4(&x)?, shape4(&y)?);
+    if xs.n != ys.n || xs.c != ys.c {
+        return Err("pooling changes batch or channels");
+    }
+    op.same_dtype_activation(&x, &y)?;
+    if x.dtype == DType::I8 && x.quant != y.quant {
+        return Err("int8 pooling needs the same quantization on input and output");
+    }
+    Ok(())
+}
+
+fn check(op: &OpCheck<'_, '_>) -> Check<()> {
+    check_pool(op, false)
+}
+
+fn run_any(op: &OpRun<'_>) -> Result<()> {
+    if op.input(0)?.dtype == DType::I8 {
+        run_int8(op)
+    } else {
+        run_float(op)
+    }
+}
+
+fn run_int8(op: &OpRun<'_>) -> Result<()> {
+    let params = op.decode(|p| PoolParams::decode(p, false))?;
+    let (x, y) = (op.input(0)?, op.y());
+    kernels::max_pool2d_s8_fast::max_pool2d_s8_fast(
+        op.read(x),
+        run::shape4(x),
+        &params.window,
+        op.output(),
+        run::shape4(y),
+    );
+    Ok(())
+}
+
+fn run_float(op: &OpRun<'_>) -> Result<()> {
+    let params = op.decode(|p| PoolParams::decode(p, false))?;
+    let (x, y) = (op.input(0)?, op.y());
+    kernels::max_pool2d_f32::max_pool2d_f32(
+        op.read(x),
+        run::shape4(x),
+        &params.window,
+        op.output(),
+        run::shape4(y),
+    );
+    Ok(())
+}
