@@ -20,6 +20,7 @@ pub mod data;
 #[cfg(feature = "host")]
 pub mod device;
 pub mod error;
+pub mod metrics;
 #[cfg(feature = "host")]
 pub mod models;
 #[cfg(feature = "host")]
