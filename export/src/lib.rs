@@ -13,8 +13,6 @@ pub mod cli;
 #[cfg(feature = "host")]
 pub mod compare;
 #[cfg(feature = "host")]
-pub mod conformance;
-#[cfg(feature = "host")]
 pub mod convert;
 pub mod data;
 #[cfg(feature = "host")]
