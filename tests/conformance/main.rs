@@ -1,5 +1,5 @@
 //! ONNX backend node-test conformance: every node test of the `onnx` wheel whose
-//! ops are all in `SUPPORTED_OPS` runs in f32 and must pass; the coverage line
+//! ops are all in `supported_ops()` runs in f32 and must pass; the coverage line
 //! and the per-op table are printed, and `docs/ops.md` must hold the table
 //! generated from the same run (`TERN_BLESS=1` rewrites it).
 //!

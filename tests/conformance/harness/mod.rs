@@ -101,7 +101,8 @@ pub enum Outcome {
         /// The converter's message, or the element type.
         why: String,
     },
-    /// The model uses an op outside [`SUPPORTED_OPS`]: not Tern's claim.
+    /// The model uses an op outside
+    /// [`supported_ops`](tern_export::convert::support::supported_ops): not Tern's claim.
     Unsupported {
         /// The first such op (`domain::Op` outside the default domain).
         op: String,

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use tern_export::convert::support::SUPPORTED_OPS;
+use tern_export::convert::support::supported_ops;
 
 use super::{ATOL, NodeTest, Outcome, RTOL};
 /// Per-op counts over the node tests whose model contains the op.
@@ -34,7 +34,7 @@ pub struct OpCounts {
 pub struct Report {
     /// Every test, sorted by name.
     pub tests: Vec<NodeTest>,
-    /// One entry per op of [`SUPPORTED_OPS`], in its order. A test counts for
+    /// One entry per op of [`supported_ops`], in its order. A test counts for
     /// every op type its model contains (`_expanded` tests included).
     pub ops: Vec<OpCounts>,
 }
@@ -43,7 +43,7 @@ impl Report {
     /// Aggregates `tests`.
     pub fn new(mut tests: Vec<NodeTest>) -> Report {
         tests.sort_by(|a, b| a.name.cmp(&b.name));
-        let ops = SUPPORTED_OPS
+        let ops = supported_ops()
             .iter()
             .map(|s| {
                 let mut c = OpCounts {
@@ -173,13 +173,13 @@ impl Report {
 }
 
 /// The supported-ops table of `docs/ops.md`: one row per op of
-/// [`SUPPORTED_OPS`] with its node-test results, then the coverage line.
+/// [`supported_ops`] with its node-test results, then the coverage line.
 pub fn ops_markdown(report: &Report) -> String {
     let mut s = String::from(
         "| Op | int8 | Notes | Node tests passed/run (skipped) | With constant inputs passed/run |\n\
          |---|---|---|---|---|\n",
     );
-    for sup in SUPPORTED_OPS {
+    for sup in supported_ops() {
         let counts = report.ops.iter().find(|c| c.op == sup.op);
         let tests = match counts {
             Some(c) if c.run + c.skipped > 0 => {
