@@ -13,13 +13,12 @@ pub mod cli;
 #[cfg(feature = "host")]
 pub mod compare;
 #[cfg(feature = "host")]
-pub mod conformance;
-#[cfg(feature = "host")]
 pub mod convert;
 pub mod data;
 #[cfg(feature = "host")]
 pub mod device;
 pub mod error;
+pub mod metrics;
 #[cfg(feature = "host")]
 pub mod models;
 #[cfg(feature = "host")]

@@ -1,5 +1,5 @@
 //! ONNX backend node-test conformance: every node test of the `onnx` wheel whose
-//! ops are all in `SUPPORTED_OPS` runs in f32 and must pass; the coverage line
+//! ops are all in `supported_ops()` runs in f32 and must pass; the coverage line
 //! and the per-op table are printed, and `docs/ops.md` must hold the table
 //! generated from the same run (`TERN_BLESS=1` rewrites it).
 //!
@@ -13,7 +13,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use tern_export::conformance::{self, Outcome, Report};
+mod harness;
+
+use harness::{Outcome, Report};
 
 const BEGIN: &str = "<!-- ops-table:begin -->";
 const END: &str = "<!-- ops-table:end -->";
@@ -24,14 +26,14 @@ const THREADS: usize = 2;
 #[test]
 fn onnx_node_tests() {
     let root = tern_tests::workspace_root();
-    let node_dir = conformance::node_tests_dir(&root).unwrap_or_else(|| {
+    let node_dir = harness::node_tests_dir(&root).unwrap_or_else(|| {
         panic!(
             "the onnx wheel's node tests are not under {}: run `cargo xtask setup`",
             root.join(".venv/lib/python3*/site-packages/onnx/backend/test/data/node")
                 .display()
         )
     });
-    let mut dirs = conformance::list_node_tests(&node_dir)
+    let mut dirs = harness::list_node_tests(&node_dir)
         .unwrap_or_else(|e| panic!("{}: {e}", node_dir.display()));
     assert!(
         !dirs.is_empty(),
@@ -49,12 +51,12 @@ fn onnx_node_tests() {
     }
 
     let start = Instant::now();
-    let report = Report::new(conformance::run_node_tests(&dirs, THREADS));
+    let report = Report::new(harness::run_node_tests(&dirs, THREADS));
     let elapsed = start.elapsed();
 
     println!("{}", report.ops_text());
     // `name (with constant inputs a, b)` for tests run in the second attempt.
-    let label = |t: &conformance::NodeTest| {
+    let label = |t: &harness::NodeTest| {
         if t.with_constant_inputs() {
             format!(
                 "{} (with constant inputs {})",
@@ -102,10 +104,7 @@ fn onnx_node_tests() {
     match filter {
         Some(f) => println!("TERN_NODE_TESTS={f}: docs/ops.md not checked"),
         None => {
-            if let Err(e) = check_doc(
-                &root.join("docs/ops.md"),
-                &conformance::ops_markdown(&report),
-            ) {
+            if let Err(e) = check_doc(&root.join("docs/ops.md"), &harness::ops_markdown(&report)) {
                 problems.push(e);
             }
         }

@@ -10,7 +10,7 @@
 use tern_runtime::{AlignedBytes, Interpreter, Model};
 
 use crate::classify::argmax_rows;
-use crate::compare::sqnr_db;
+use crate::metrics::sqnr_db;
 
 use super::graph::{Graph, Op};
 use super::lower::{self, PrecisionPlan, Ranges, has_int8_kernel};

@@ -9,8 +9,32 @@
 use tern_runtime::kernels::activation_f32::Activation;
 use tern_runtime::kernels::recurrent::Direction;
 
-use super::{NodeCtx, Result};
+use super::{NodeCtx, OpEntry, Result};
 use crate::convert::graph::{ConstData, Elem, Op, Recurrent, RecurrentKind};
+use crate::convert::support::Int8Support::Kernel;
+
+/// This family's registry lines: ONNX op type, int8 support, notes, import
+/// handler and folding rule.
+pub(super) const OPS: &[OpEntry] = &[
+    OpEntry::new(
+        "GRU",
+        Kernel,
+        "constant W/R/B; all directions, linear_before_reset, layout; int8 (int16 state) for the default activations without clip, hidden <= 512, constant or absent initial_h, else a float island",
+        |c| c.recurrent(RecurrentKind::Gru),
+    ),
+    OpEntry::new(
+        "LSTM",
+        Kernel,
+        "constant W/R/B/P; all directions, peepholes, clip, input_forget, layout; int8 (int16 states) for the default activations without clip, peepholes or input_forget, hidden <= 512, constant or absent initial states, else a float island",
+        |c| c.recurrent(RecurrentKind::Lstm),
+    ),
+    OpEntry::new(
+        "RNN",
+        Kernel,
+        "constant W/R/B; all directions, layout; int8 (int16 state) for Tanh without clip, hidden <= 512, constant or absent initial_h, else a float island",
+        |c| c.recurrent(RecurrentKind::Rnn),
+    ),
+];
 
 impl NodeCtx<'_> {
     pub(super) fn recurrent(&mut self, kind: RecurrentKind) -> Result<()> {
@@ -190,7 +214,7 @@ impl NodeCtx<'_> {
             inputs.pop();
         }
         let activations = self.recurrent_activations(kind, dirs)?;
-        let clip = super::attr(self.node, "clip").map(|a| a.f);
+        let clip = super::proto::attr(self.node, "clip").map(|a| a.f);
         let flag = match kind {
             RecurrentKind::Lstm => self.int("input_forget", 0) != 0,
             RecurrentKind::Gru => self.int("linear_before_reset", 0) != 0,
@@ -299,7 +323,7 @@ impl NodeCtx<'_> {
             RecurrentKind::Gru => &["Sigmoid", "Tanh"],
             RecurrentKind::Rnn => &["Tanh"],
         };
-        let names: Vec<String> = match super::attr(self.node, "activations") {
+        let names: Vec<String> = match super::proto::attr(self.node, "activations") {
             Some(a) if !a.strings.is_empty() => a
                 .strings
                 .iter()
@@ -316,10 +340,10 @@ impl NodeCtx<'_> {
                 per_dir * dirs
             )));
         }
-        let alphas = super::attr(self.node, "activation_alpha")
+        let alphas = super::proto::attr(self.node, "activation_alpha")
             .map(|a| a.floats.clone())
             .unwrap_or_default();
-        let betas = super::attr(self.node, "activation_beta")
+        let betas = super::proto::attr(self.node, "activation_beta")
             .map(|a| a.floats.clone())
             .unwrap_or_default();
         let (mut ai, mut bi) = (alphas.iter(), betas.iter());
