@@ -10,7 +10,10 @@
 //!   (plus the bare `no_std` runtime and C library, the device `tern` and the `gpu` feature, which
 //!   must keep compiling although no test runs it).
 //! - `fixtures` retrains the four committed models under `tests/fixtures/`.
-//! - `targets`  ARM: aarch64 Linux and Cortex-M firmware under QEMU (see [`targets`]).
+//! - `targets`  ARM: aarch64 Linux and Cortex-M firmware under QEMU (see [`targets`]),
+//!   with the size budgets checked.
+//! - `size`     the Cortex-M4 firmware's flash by crate, what Tern adds, and the
+//!   size budgets (`targets/size-budget.txt`), on their own.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -37,8 +40,9 @@ fn main() -> ExitCode {
         Some("lint") => fmt_check().and_then(|()| clippy()),
         Some("fixtures") => setup().and_then(|()| fixtures(&args[1..])),
         Some("targets") => setup().and_then(|()| targets::targets(&args[1..])),
+        Some("size") => setup().and_then(|()| targets::size()),
         _ => Err(
-            "usage: cargo xtask <setup | demo | test | lint | fixtures [MODEL...] | targets [--icount]>"
+            "usage: cargo xtask <setup | demo | test | lint | fixtures [MODEL...] | targets [--icount] | size>"
                 .to_string(),
         ),
     };

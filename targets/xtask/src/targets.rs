@@ -29,6 +29,10 @@ use std::time::Instant;
 use crate::{root, run};
 
 mod c;
+mod firmware;
+mod size;
+
+use firmware::{BOARDS, Build, finish_firmware, start_firmware};
 
 /// Fashion-MNIST test images the host, aarch64 and the M4/M33 firmware evaluate.
 const IMAGES: usize = 1000;
@@ -41,45 +45,6 @@ const AARCH64_CPUS: &[(&str, &str)] = &[
     ("max", "neon-i8mm"),
 ];
 const AARCH64: &str = "aarch64-unknown-linux-gnu";
-
-/// A Cortex-M board of QEMU's: target triple, CPU, and firmware features.
-struct Board {
-    name: &'static str,
-    machine: &'static str,
-    cpu: &'static str,
-    target: &'static str,
-    /// `SMLAD` kernels (the DSP extension).
-    dsp: bool,
-    /// Test images embedded and evaluated.
-    images: usize,
-}
-
-const BOARDS: &[Board] = &[
-    Board {
-        name: "an386",
-        machine: "mps2-an386",
-        cpu: "cortex-m4",
-        target: "thumbv7em-none-eabihf",
-        dsp: true,
-        images: IMAGES,
-    },
-    Board {
-        name: "an505",
-        machine: "mps2-an505",
-        cpu: "cortex-m33",
-        target: "thumbv8m.main-none-eabihf",
-        dsp: true,
-        images: IMAGES,
-    },
-    Board {
-        name: "an547",
-        machine: "mps3-an547",
-        cpu: "cortex-m55",
-        target: "thumbv8m.main-none-eabihf",
-        dsp: false,
-        images: M55_IMAGES,
-    },
-];
 
 /// One line of the final table.
 struct Row {
@@ -105,28 +70,10 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
     step("host: convert the CNN to int8, evaluate it");
     let tern = build_host_tern()?;
     let host_tern = || Command::new(&tern);
-    run(host_tern()
-        .args([
-            "convert",
-            "tests/fixtures/cnn.onnx",
-            "--precision",
-            "int8",
-            "--quiet",
-            "-o",
-        ])
-        .arg(&model))?;
+    convert_cnn(&tern, &model)?;
     write_test_npy(&input)?;
-    let host_eval = |images: usize| -> Result<Eval, String> {
-        let text = capture(
-            host_tern()
-                .arg("eval")
-                .arg(&model)
-                .args(["--dataset", &dataset(images)]),
-        )?;
-        Eval::parse(&text, images)
-    };
-    let host = host_eval(IMAGES)?;
-    let host_m55 = host_eval(M55_IMAGES)?;
+    let host = host_eval(&tern, &model, IMAGES)?;
+    let host_m55 = host_eval(&tern, &model, M55_IMAGES)?;
     let host_bench = checksum_of(&capture(
         host_tern()
             .arg("bench")
@@ -257,6 +204,9 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
     // ---- Cortex-M firmware results ----
     for (board, running, expected) in firmware_runs {
         let line = finish_firmware(board, running, expected)?;
+        if std::ptr::eq(board, &BOARDS[0]) {
+            size::check_m4(&model, expected, &firmware::elf(board, Build::Tern), &line)?;
+        }
         rows.push(Row {
             target: format!(
                 "{} {} (qemu-system-arm), {} images",
@@ -292,6 +242,49 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `cargo xtask size`: the host reference, then the Cortex-M4 firmware built,
+/// run and measured against the size budgets (the part of `targets` that
+/// checks sizes, on its own).
+pub(crate) fn size() -> Result<(), String> {
+    run(Command::new("bash").arg("targets/toolchain/install-arm.sh"))?;
+    let out = root().join("target/targets");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let model = out.join("cnn-int8.tern");
+    step("host: convert the CNN to int8, evaluate it");
+    let tern = build_host_tern()?;
+    convert_cnn(&tern, &model)?;
+    let host = host_eval(&tern, &model, IMAGES)?;
+    let board = &BOARDS[0];
+    step(&format!("firmware {} ({})", board.name, board.cpu));
+    let line = finish_firmware(board, start_firmware(board, &model, &host)?, &host)?;
+    size::check_m4(&model, &host, &firmware::elf(board, Build::Tern), &line)
+}
+
+/// Converts the CNN fixture to int8 with the host `tern`.
+fn convert_cnn(tern: &Path, model: &Path) -> Result<(), String> {
+    run(Command::new(tern)
+        .args([
+            "convert",
+            "tests/fixtures/cnn.onnx",
+            "--precision",
+            "int8",
+            "--quiet",
+            "-o",
+        ])
+        .arg(model))
+}
+
+/// The host's accuracy and output checksum on the first `images` test images.
+fn host_eval(tern: &Path, model: &Path, images: usize) -> Result<Eval, String> {
+    let text = capture(
+        Command::new(tern)
+            .arg("eval")
+            .arg(model)
+            .args(["--dataset", &dataset(images)]),
+    )?;
+    Eval::parse(&text, images)
 }
 
 /// Builds the device `tern` (no `host` feature) for aarch64; returns its path.
@@ -472,74 +465,6 @@ fn write_test_npy(path: &Path) -> Result<(), String> {
         bytes.extend(v.to_le_bytes());
     }
     std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// Builds the firmware for `board` with the host's expected results baked in
-/// and starts it under QEMU in the background (its instruction counts do not
-/// depend on the machine's load: `-icount shift=0`).
-fn start_firmware(board: &Board, model: &Path, host: &Eval) -> Result<Running, String> {
-    let fw = root().join("targets/cortex-m");
-    let target_dir = format!("target/fw-{}", board.name);
-    let mut cmd = cross_cargo(&target_dir);
-    cmd.current_dir(&fw)
-        .args(["build", "--release", "--target", board.target])
-        .args(build_std(board.target))
-        .env("TERN_FW_MODEL", model)
-        .env("TERN_FW_IMAGES", board.images.to_string())
-        .env("TERN_FW_BOARD", board.name)
-        .env("TERN_FW_EXPECT_CHECKSUM", &host.checksum)
-        .env("TERN_FW_EXPECT_CORRECT", host.correct()?.to_string())
-        .env(
-            format!(
-                "CARGO_TARGET_{}_RUSTFLAGS",
-                board.target.to_uppercase().replace(['-', '.'], "_")
-            ),
-            format!("-C target-cpu={}", board.cpu),
-        );
-    if board.dsp {
-        cmd.args(["--features", "dsp"]);
-    }
-    eprintln!("xtask: running {cmd:?}");
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot start cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("firmware build for {} failed", board.name));
-    }
-    let elf: PathBuf = root()
-        .join(&target_dir)
-        .join(board.target)
-        .join("release/tern-firmware");
-    Running::start(
-        format!("firmware {}", board.name),
-        Command::new("qemu-system-arm")
-            .args(["-machine", board.machine, "-cpu", board.cpu, "-nographic"])
-            .args([
-                "-semihosting-config",
-                "enable=on,target=native",
-                "-icount",
-                "shift=0",
-                "-kernel",
-            ])
-            .arg(&elf),
-    )
-}
-
-/// Waits for a firmware run and checks its result line against the host's.
-fn finish_firmware(board: &Board, run: Running, host: &Eval) -> Result<String, String> {
-    let text = run.finish()?;
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("tern-firmware:"))
-        .ok_or("no result line from the firmware")?
-        .to_string();
-    let got = Eval {
-        accuracy: field(&line, "accuracy")?,
-        checksum: field(&line, "checksum")?,
-        images: board.images,
-    };
-    expect_same(&format!("firmware {}", board.name), &got, host)?;
-    Ok(line)
 }
 
 /// A command running in the background, its standard output captured.
