@@ -95,11 +95,7 @@ fn crate_of(name: &str) -> String {
         Some((first, _)) if first.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
             first.to_string()
         }
-        _ if name.starts_with(|c: char| c == 'u' || c == 'i' || c == 'f')
-            && name.contains(" as core::") =>
-        {
-            "core".to_string()
-        }
+        _ if name.starts_with(['u', 'i', 'f']) && name.contains(" as core::") => "core".to_string(),
         _ if name.starts_with(".L") => "(string and constant literals)".to_string(),
         _ => "(no crate: C, assembly, linker)".to_string(),
     }
