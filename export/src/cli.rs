@@ -221,6 +221,10 @@ struct InspectArgs {
     /// (`loopback`: claims Conv, Gemm and Relu).
     #[arg(long, value_name = "BACKEND")]
     backend: Option<String>,
+    /// Print only the smallest op resolver for the model, as source to compile
+    /// into a firmware (`rust`: a `static TERN_OPS`; `c`: `tern_register_ops()`).
+    #[arg(long, value_name = "LANGUAGE", value_parser = ["rust", "c"])]
+    resolver: Option<String>,
 }
 
 #[cfg(feature = "host")]
@@ -306,6 +310,10 @@ where
         #[cfg(feature = "host")]
         Command::Compare(args) => Ok(compare(args)?),
         Command::Inspect(args) => {
+            if let Some(language) = &args.resolver {
+                print!("{}", crate::tools::resolver_source(&args.model, language)?);
+                return Ok(());
+            }
             print!("{}", crate::tools::inspect(&args.model, args.verify)?);
             if let Some(backend) = &args.backend {
                 print!(

@@ -376,6 +376,24 @@ pub fn inspect(path: &Path, verify: bool) -> Result<String> {
     Ok(s)
 }
 
+/// `tern inspect --resolver rust|c`: the smallest op resolver for the model, as
+/// source (only its ops, int8 or float kernels as its operand types need).
+pub fn resolver_source(path: &Path, language: &str) -> Result<String> {
+    use tern_runtime::ops::{Language, resolver_source};
+    let model = open_model(path)?;
+    let language = if language == "c" {
+        Language::C
+    } else {
+        Language::Rust
+    };
+    let mut s = String::new();
+    resolver_source(&model, language, &mut s).map_err(|e| Error::InvalidOption {
+        option: "--resolver",
+        reason: e.to_string(),
+    })?;
+    Ok(s)
+}
+
 /// `tern inspect --backend NAME`: the partitions an offload backend would take
 /// (maximal runs of the ops it claims), their boundary tensors and weights, and the
 /// ops left to the CPU.

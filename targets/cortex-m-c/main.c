@@ -18,6 +18,9 @@
 
 #include "semihost.h"
 #include "tern.h"
+/* tern_register_ops(): the model's ops only, written by `tern inspect --resolver c`
+ * (the build generates it for the embedded model). */
+#include "tern_ops.h"
 
 #if !defined(TERN_FW_IMAGES) || !defined(TERN_FW_ARENA_SIZE) || \
     !defined(TERN_FW_DATASET_CRC32) || !defined(TERN_FW_EXPECT_CHECKSUM) || \
@@ -47,6 +50,7 @@ extern uint32_t _stack_limit[], _estack[];
 
 /* The handles and the arena: statics, no heap. The planned arena size is enough for a
  * 64-byte aligned buffer (tern_model_planned_arena_size). */
+static TernOpResolver resolver;
 static TernModel model;
 static TernInterpreter interpreter;
 static uint8_t arena[TERN_FW_ARENA_SIZE] __attribute__((aligned(64)));
@@ -132,7 +136,9 @@ int main(void)
         return fail("embedded test set is corrupt", "CRC-32 differs from the build's");
     }
 
-    TRY(tern_model_init(&model, tern_fw_model, (size_t)(tern_fw_model_end - tern_fw_model)));
+    TRY(tern_register_ops(&resolver));
+    TRY(tern_model_init_with_resolver(&model, tern_fw_model,
+                                      (size_t)(tern_fw_model_end - tern_fw_model), &resolver));
     TRY(tern_model_verify_data(&model));
     size_t planned = 0;
     TRY(tern_model_planned_arena_size(&model, &planned));

@@ -14,8 +14,8 @@ use core::fmt::{self, Write};
 pub enum Language {
     /// A `static` [`OpResolver`] named `TERN_OPS`.
     Rust,
-    /// A function `tern_register_ops(TernOpResolver *)` over the C library's
-    /// `tern_register_*` functions.
+    /// A function `TernStatus tern_register_ops(TernOpResolver *)` that adds
+    /// the C library's `tern_op_*` registrations.
     C,
 }
 
@@ -55,7 +55,10 @@ pub fn minimal_resolver(model: &Model<'_>) -> OpResolver {
 
 /// Writes the smallest resolver for `model` as `language` source.
 pub fn resolver_source(model: &Model<'_>, language: Language, out: &mut impl Write) -> fmt::Result {
-    let name = model.name();
+    let name = match model.name() {
+        "" => "(unnamed)",
+        name => name,
+    };
     match language {
         Language::Rust => {
             writeln!(
@@ -80,16 +83,24 @@ pub fn resolver_source(model: &Model<'_>, language: Language, out: &mut impl Wri
             )?;
             writeln!(
                 out,
-                "static void tern_register_ops(TernOpResolver *resolver) {{"
+                "static TernStatus tern_register_ops(TernOpResolver *resolver) {{"
+            )?;
+            writeln!(
+                out,
+                "    TernStatus status = tern_op_resolver_init(resolver);"
             )?;
             for (path, _) in minimal_registrations(model) {
                 let (module, variant) = path.split_once("::").unwrap_or((path, ""));
-                write!(out, "    tern_register_{module}_")?;
+                write!(
+                    out,
+                    "    if (status == TERN_STATUS_OK) status = tern_op_resolver_add(resolver, &tern_op_{module}_"
+                )?;
                 for c in variant.chars() {
                     out.write_char(c.to_ascii_lowercase())?;
                 }
-                writeln!(out, "(resolver);")?;
+                writeln!(out, ");")?;
             }
+            writeln!(out, "    return status;")?;
             writeln!(out, "}}")
         }
     }

@@ -124,6 +124,11 @@ enum TernStatus
    * arena bytes so the CPU cannot redo it.
    */
   TERN_STATUS_BACKEND_FAILED = 15,
+  /**
+   * The op resolver the model was loaded with has no kernel for one of its
+   * ops (`tern_model_init_with_resolver`): add its `tern_op_*` registration.
+   */
+  TERN_STATUS_OP_NOT_REGISTERED = 16,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -269,6 +274,12 @@ typedef struct TernOp TernOp;
 typedef struct TernPartition TernPartition;
 
 /**
+ * One op's kernel variant, to add to a `TernOpResolver` (opaque; use the
+ * `tern_op_*` constants).
+ */
+typedef struct TernRegistration TernRegistration;
+
+/**
  * Storage for one loaded model. Opaque: allocate it (a `static`, a global or on the
  * stack) and pass its address to `tern_model_init` or `tern_model_open` before any
  * other call (or zero it: a zeroed handle is reported as not initialized); release it
@@ -280,6 +291,17 @@ typedef struct TernPartition TernPartition;
 typedef struct TERN_ALIGNED(16) {
   uint64_t opaque[64];
 } TernModel;
+
+/**
+ * Storage for an op resolver. Opaque: allocate it (a `static` or a global: it
+ * must outlive every model loaded with it), initialize it with
+ * `tern_op_resolver_init`, add registrations with `tern_op_resolver_add`, then
+ * load models with `tern_model_init_with_resolver`. Never copy or move it after
+ * a model uses it.
+ */
+typedef struct TERN_ALIGNED(16) {
+  uint64_t opaque[256];
+} TernOpResolver;
 
 /**
  * Description of a model input or output.
@@ -498,6 +520,276 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * `conv2d::INT8`.
+ */
+extern const TernRegistration tern_op_conv2d_int8;
+
+/**
+ * `conv2d::INT8_REFERENCE`.
+ */
+extern const TernRegistration tern_op_conv2d_int8_reference;
+
+/**
+ * `conv2d::FLOAT`.
+ */
+extern const TernRegistration tern_op_conv2d_float;
+
+/**
+ * `conv2d::ANY`.
+ */
+extern const TernRegistration tern_op_conv2d_any;
+
+/**
+ * `conv_transpose2d::INT8`.
+ */
+extern const TernRegistration tern_op_conv_transpose2d_int8;
+
+/**
+ * `conv_transpose2d::FLOAT`.
+ */
+extern const TernRegistration tern_op_conv_transpose2d_float;
+
+/**
+ * `conv_transpose2d::ANY`.
+ */
+extern const TernRegistration tern_op_conv_transpose2d_any;
+
+/**
+ * `fully_connected::INT8`.
+ */
+extern const TernRegistration tern_op_fully_connected_int8;
+
+/**
+ * `fully_connected::INT8_REFERENCE`.
+ */
+extern const TernRegistration tern_op_fully_connected_int8_reference;
+
+/**
+ * `fully_connected::FLOAT`.
+ */
+extern const TernRegistration tern_op_fully_connected_float;
+
+/**
+ * `fully_connected::ANY`.
+ */
+extern const TernRegistration tern_op_fully_connected_any;
+
+/**
+ * `max_pool2d::INT8`.
+ */
+extern const TernRegistration tern_op_max_pool2d_int8;
+
+/**
+ * `max_pool2d::FLOAT`.
+ */
+extern const TernRegistration tern_op_max_pool2d_float;
+
+/**
+ * `max_pool2d::ANY`.
+ */
+extern const TernRegistration tern_op_max_pool2d_any;
+
+/**
+ * `avg_pool2d::INT8`.
+ */
+extern const TernRegistration tern_op_avg_pool2d_int8;
+
+/**
+ * `avg_pool2d::FLOAT`.
+ */
+extern const TernRegistration tern_op_avg_pool2d_float;
+
+/**
+ * `avg_pool2d::ANY`.
+ */
+extern const TernRegistration tern_op_avg_pool2d_any;
+
+/**
+ * `activation::ANY`.
+ */
+extern const TernRegistration tern_op_activation_any;
+
+/**
+ * `lut::ANY`.
+ */
+extern const TernRegistration tern_op_lut_any;
+
+/**
+ * `binary::INT8`.
+ */
+extern const TernRegistration tern_op_binary_int8;
+
+/**
+ * `binary::FLOAT`.
+ */
+extern const TernRegistration tern_op_binary_float;
+
+/**
+ * `binary::ANY`.
+ */
+extern const TernRegistration tern_op_binary_any;
+
+/**
+ * `concat::ANY`.
+ */
+extern const TernRegistration tern_op_concat_any;
+
+/**
+ * `copy::ANY`.
+ */
+extern const TernRegistration tern_op_copy_any;
+
+/**
+ * `transpose::ANY`.
+ */
+extern const TernRegistration tern_op_transpose_any;
+
+/**
+ * `pad::ANY`.
+ */
+extern const TernRegistration tern_op_pad_any;
+
+/**
+ * `resize::INT8`.
+ */
+extern const TernRegistration tern_op_resize_int8;
+
+/**
+ * `resize::FLOAT`.
+ */
+extern const TernRegistration tern_op_resize_float;
+
+/**
+ * `resize::ANY`.
+ */
+extern const TernRegistration tern_op_resize_any;
+
+/**
+ * `softmax::INT8`.
+ */
+extern const TernRegistration tern_op_softmax_int8;
+
+/**
+ * `softmax::FLOAT`.
+ */
+extern const TernRegistration tern_op_softmax_float;
+
+/**
+ * `softmax::ANY`.
+ */
+extern const TernRegistration tern_op_softmax_any;
+
+/**
+ * `lrn::ANY`.
+ */
+extern const TernRegistration tern_op_lrn_any;
+
+/**
+ * `quantize::ANY`.
+ */
+extern const TernRegistration tern_op_quantize_any;
+
+/**
+ * `dequantize::ANY`.
+ */
+extern const TernRegistration tern_op_dequantize_any;
+
+/**
+ * `matmul::ANY`.
+ */
+extern const TernRegistration tern_op_matmul_any;
+
+/**
+ * `layer_norm::ANY`.
+ */
+extern const TernRegistration tern_op_layer_norm_any;
+
+/**
+ * `reduce::ANY`.
+ */
+extern const TernRegistration tern_op_reduce_any;
+
+/**
+ * `slice::ANY`.
+ */
+extern const TernRegistration tern_op_slice_any;
+
+/**
+ * `gather::ANY`.
+ */
+extern const TernRegistration tern_op_gather_any;
+
+/**
+ * `where_select::ANY`.
+ */
+extern const TernRegistration tern_op_where_select_any;
+
+/**
+ * `compare::ANY`.
+ */
+extern const TernRegistration tern_op_compare_any;
+
+/**
+ * `cast::ANY`.
+ */
+extern const TernRegistration tern_op_cast_any;
+
+/**
+ * `expand::ANY`.
+ */
+extern const TernRegistration tern_op_expand_any;
+
+/**
+ * `lstm::INT8`.
+ */
+extern const TernRegistration tern_op_lstm_int8;
+
+/**
+ * `lstm::FLOAT`.
+ */
+extern const TernRegistration tern_op_lstm_float;
+
+/**
+ * `lstm::ANY`.
+ */
+extern const TernRegistration tern_op_lstm_any;
+
+/**
+ * `gru::INT8`.
+ */
+extern const TernRegistration tern_op_gru_int8;
+
+/**
+ * `gru::FLOAT`.
+ */
+extern const TernRegistration tern_op_gru_float;
+
+/**
+ * `gru::ANY`.
+ */
+extern const TernRegistration tern_op_gru_any;
+
+/**
+ * `rnn::INT8`.
+ */
+extern const TernRegistration tern_op_rnn_int8;
+
+/**
+ * `rnn::FLOAT`.
+ */
+extern const TernRegistration tern_op_rnn_float;
+
+/**
+ * `rnn::ANY`.
+ */
+extern const TernRegistration tern_op_rnn_any;
+
+/**
+ * `attention::ANY`.
+ */
+extern const TernRegistration tern_op_attention_any;
+
+/**
  * The version of the library (and of the runtime inside it), `"major.minor.patch"`.
  * A static NUL-terminated string.
  */
@@ -561,6 +853,21 @@ size_t tern_last_error_message_copy(char *buffer, size_t capacity);
  * to `len` readable bytes that outlive the model's use.
  */
 TernStatus tern_model_init(TernModel *model, const uint8_t *data, size_t len);
+
+/**
+ * `tern_model_init` with only the ops `resolver` registers (see
+ * `TernOpResolver`): a firmware that loads its models this way links only
+ * their kernels. A model with an op the resolver lacks, or whose operand types
+ * its registration does not run, fails with `TERN_STATUS_OP_NOT_REGISTERED`.
+ *
+ * # Safety
+ * As `tern_model_init`; `resolver` is NULL or an initialized `TernOpResolver`
+ * that outlives the model and is not changed while the model is used.
+ */
+TernStatus tern_model_init_with_resolver(TernModel *model,
+                                         const uint8_t *data,
+                                         size_t len,
+                                         TernOpResolver *resolver);
 
 #if defined(TERN_STD)
 /**
@@ -886,6 +1193,24 @@ TernStatus tern_execution_tensor(TernExecution *execution,
  * writable.
  */
 TernStatus tern_backend_loopback_init(TernLoopback *storage, TernBackend *backend);
+
+/**
+ * Initializes `resolver` with no op.
+ *
+ * # Safety
+ * `resolver` is NULL or points to writable `TernOpResolver` storage.
+ */
+TernStatus tern_op_resolver_init(TernOpResolver *resolver);
+
+/**
+ * Adds `registration` (a `tern_op_*` constant) to `resolver`, replacing another
+ * variant of the same op. Do not add to a resolver a loaded model uses.
+ *
+ * # Safety
+ * `resolver` is NULL or points to `TernOpResolver` storage; `registration` is
+ * NULL or one of the `tern_op_*` constants.
+ */
+TernStatus tern_op_resolver_add(TernOpResolver *resolver, const TernRegistration *registration);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -22,6 +22,7 @@ extern crate std;
 
 mod backend;
 mod last_error;
+mod resolver;
 mod status;
 
 use core::ffi::{CStr, c_char, c_void};
@@ -29,7 +30,10 @@ use core::fmt;
 use core::mem::{align_of, size_of};
 use core::ptr;
 
+use tern_runtime::ops::OpResolver;
 use tern_runtime::{DType, Error, Interpreter, Model, Quant, TensorInfo};
+
+pub use resolver::{TernOpResolver, TernRegistration};
 
 pub use backend::{
     TernBackend, TernBackendTensor, TernExecution, TernLoopback, TernOnFailure, TernOp, TernOpInfo,
@@ -470,19 +474,57 @@ pub unsafe extern "C" fn tern_model_init(
     data: *const u8,
     len: usize,
 ) -> TernStatus {
+    // SAFETY: the caller's contract is this function's.
+    guard(|| unsafe { init_model(model, data, len, &tern_runtime::ops::ALL) })
+}
+
+/// `tern_model_init` with only the ops `resolver` registers (see
+/// `TernOpResolver`): a firmware that loads its models this way links only
+/// their kernels. A model with an op the resolver lacks, or whose operand types
+/// its registration does not run, fails with `TERN_STATUS_OP_NOT_REGISTERED`.
+///
+/// # Safety
+/// As `tern_model_init`; `resolver` is NULL or an initialized `TernOpResolver`
+/// that outlives the model and is not changed while the model is used.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_model_init_with_resolver(
+    model: *mut TernModel,
+    data: *const u8,
+    len: usize,
+    resolver: *mut TernOpResolver,
+) -> TernStatus {
     guard(|| {
-        usable(model, "model")?;
-        non_null(data, "data")?;
-        slice_len(len, 1, "len")?;
-        // SAFETY: `data` is non-null and points to `len` readable bytes that outlive
-        // the model (caller's contract, hence `'static` until deinit).
-        let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(data, len) };
-        let loaded = Model::from_bytes(bytes).map_err(runtime_error)?;
-        // SAFETY: `model` is non-null, aligned and writable (checked, caller); the
-        // slot fits in a `TernModel` (const asserts).
-        unsafe { store_model(model, loaded) };
-        Ok(())
+        // SAFETY: `resolver` is checked there (caller's contract for the rest).
+        let slot = unsafe { resolver::resolver_slot(resolver) }?;
+        // SAFETY: the resolver outlives the model (caller's contract), hence
+        // `'static` until the model's deinit; it is only read from here on.
+        let ops: &'static OpResolver = unsafe { &*core::ptr::addr_of!(slot.resolver) };
+        // SAFETY: the caller's contract is this function's.
+        unsafe { init_model(model, data, len, ops) }
     })
+}
+
+/// Loads the model in `data` into `model` with `ops`.
+///
+/// # Safety
+/// As `tern_model_init`.
+unsafe fn init_model(
+    model: *mut TernModel,
+    data: *const u8,
+    len: usize,
+    ops: &'static OpResolver,
+) -> Outcome {
+    usable(model, "model")?;
+    non_null(data, "data")?;
+    slice_len(len, 1, "len")?;
+    // SAFETY: `data` is non-null and points to `len` readable bytes that outlive
+    // the model (caller's contract, hence `'static` until deinit).
+    let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(data, len) };
+    let loaded = Model::from_bytes_with(bytes, ops).map_err(runtime_error)?;
+    // SAFETY: `model` is non-null, aligned and writable (checked, caller); the
+    // slot fits in a `TernModel` (const asserts).
+    unsafe { store_model(model, loaded) };
+    Ok(())
 }
 
 /// Writes an initialized slot holding `loaded` into `model`.

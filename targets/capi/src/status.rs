@@ -49,11 +49,14 @@ pub enum TernStatus {
     /// made with `TERN_ON_FAILURE_ERROR`, or the partition's outputs reuse its inputs'
     /// arena bytes so the CPU cannot redo it.
     BackendFailed = 15,
+    /// The op resolver the model was loaded with has no kernel for one of its
+    /// ops (`tern_model_init_with_resolver`): add its `tern_op_*` registration.
+    OpNotRegistered = 16,
 }
 
 impl TernStatus {
     /// Every status, in code order.
-    pub(crate) const ALL: [TernStatus; 16] = [
+    pub(crate) const ALL: [TernStatus; 17] = [
         TernStatus::Ok,
         TernStatus::NullPointer,
         TernStatus::InvalidArgument,
@@ -70,6 +73,7 @@ impl TernStatus {
         TernStatus::Panic,
         TernStatus::NotInitialized,
         TernStatus::BackendFailed,
+        TernStatus::OpNotRegistered,
     ];
 
     /// The status with code `code`, if any.
@@ -98,6 +102,7 @@ impl TernStatus {
             TernStatus::Panic => c"internal error (panic caught)",
             TernStatus::NotInitialized => c"not initialized",
             TernStatus::BackendFailed => c"offload backend failed",
+            TernStatus::OpNotRegistered => c"op not registered in the op resolver",
         }
     }
 }
@@ -125,6 +130,7 @@ pub fn status_of(error: &Error) -> TernStatus {
         Error::Io { .. } => TernStatus::Io,
         Error::IndexOutOfRange { .. } => TernStatus::InvokeFailed,
         Error::Backend { .. } => TernStatus::BackendFailed,
+        Error::OpNotRegistered { .. } => TernStatus::OpNotRegistered,
         // `Error` is non-exhaustive: a variant added later (a backend's error, ...)
         // is a failure to run until it gets a code of its own here.
         _ => TernStatus::InvokeFailed,
@@ -281,6 +287,15 @@ mod tests {
                     limit: 10,
                 },
                 TernStatus::InvokeFailed,
+            ),
+            (
+                Error::OpNotRegistered {
+                    op: 0,
+                    name,
+                    opcode: "Conv2d",
+                    registered: "int8",
+                },
+                TernStatus::OpNotRegistered,
             ),
             (
                 Error::Io {

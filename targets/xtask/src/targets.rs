@@ -116,7 +116,7 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
         };
         firmware_runs.push((board, start_firmware(board, &model, expected)?, expected));
     }
-    let c_firmware = c::start_firmware(&model, &raw_inputs, &host_m55)?;
+    let c_firmware = c::start_firmware(&tern, &model, &raw_inputs, &host_m55)?;
 
     // ---- aarch64 Linux ----
     step("aarch64: runtime unit tests and the device tern");

@@ -130,6 +130,7 @@ fn read_idx(path: &Path, len: usize) -> Result<Vec<u8>, String> {
 /// the host's results as expected values), prints its size by origin, and starts
 /// it under `qemu-system-arm` in the background.
 pub(super) fn start_firmware(
+    tern: &Path,
     model: &Path,
     inputs: &RawInputs,
     host: &Eval,
@@ -152,6 +153,13 @@ pub(super) fn start_firmware(
     let out = root().join("target/targets/cortex-m-c");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
 
+    // The model's ops only: the linker drops every other kernel of libtern.a.
+    let ops = capture(
+        Command::new(tern)
+            .args(["inspect", "--resolver", "c"])
+            .arg(model),
+    )?;
+    write(&out.join("tern_ops.h"), ops.as_bytes())?;
     let count = inputs.count;
     let images = read(&inputs.images)?;
     let labels = read(&inputs.labels)?;
@@ -176,6 +184,8 @@ pub(super) fn start_firmware(
             .args(["-ffreestanding", "-ffunction-sections", "-fdata-sections"])
             .arg("-I")
             .arg(root().join("targets/capi/include"))
+            .arg("-I")
+            .arg(&out)
             .args(&defines)
             .arg("-c")
             .arg(src.join(file))
@@ -196,9 +206,14 @@ pub(super) fn start_firmware(
         .arg("-lgcc")
         .arg("-o")
         .arg(&elf))?;
-    print!(
+    let sizes = SizeReport::from_map(&String::from_utf8_lossy(&read(&map)?));
+    print!("{sizes}");
+    let flash = [".vectors", ".text", ".rodata", ".ARM.exidx", ".data"];
+    let budgets = super::size::budgets()?;
+    let lib = sizes.get("libtern.a", &flash);
+    println!(
         "{}",
-        SizeReport::from_map(&String::from_utf8_lossy(&read(&map)?))
+        super::size::check(&budgets, "m4-c-tern-flash", lib, false)?
     );
     println!(
         "model + images = model {} + {count} images {} + labels {count} (+ alignment)",
@@ -257,6 +272,8 @@ pub(super) fn aarch64(model: &Path, inputs: &RawInputs, host: &Eval) -> Result<V
             .arg("-DTERN_STD")
             .arg("-I")
             .arg(root().join("targets/capi/include"))
+            .arg("-I")
+            .arg(&out)
             .arg(examples.join(format!("{example}.c")))
             .arg(&lib)
             .args(HOSTED_LIBS)

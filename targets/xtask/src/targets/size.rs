@@ -115,7 +115,7 @@ fn capture_quiet(cmd: &mut Command) -> Result<String, String> {
 }
 
 /// The recorded budgets.
-fn budgets() -> Result<BTreeMap<String, u64>, String> {
+pub(super) fn budgets() -> Result<BTreeMap<String, u64>, String> {
     let path = root().join(BUDGET_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     text.lines()
@@ -135,7 +135,7 @@ fn budgets() -> Result<BTreeMap<String, u64>, String> {
 }
 
 /// Compares `figure` with budget `key` (`exact`: the figure must equal it).
-fn check(
+pub(super) fn check(
     budgets: &BTreeMap<String, u64>,
     key: &str,
     figure: u64,
