@@ -67,6 +67,7 @@ static uint64_t read_u64_le(const uint8_t *p) {
 int main(int argc, char **argv) {
     static TernModel model, other, zeroed_model;
     static TernInterpreter interpreter, zeroed_interpreter;
+    static TernOpResolver resolver, zeroed_resolver;
     TernTensorInfo input, output;
     FILE *f;
     long file_len;
@@ -107,9 +108,9 @@ int main(int argc, char **argv) {
         failures++;
         fprintf(stderr, "bad_input: bad version strings\n");
     }
-    for (code = -1; code <= TERN_STATUS_BACKEND_FAILED + 1; code++) {
+    for (code = -1; code <= TERN_STATUS_OP_NOT_REGISTERED + 1; code++) {
         const char *text = tern_status_string(code);
-        int unknown = code < 0 || code > TERN_STATUS_BACKEND_FAILED;
+        int unknown = code < 0 || code > TERN_STATUS_OP_NOT_REGISTERED;
         checks++;
         if (text == NULL || text[0] == '\0' || (strcmp(text, "unknown status") == 0) != unknown) {
             failures++;
@@ -135,6 +136,19 @@ int main(int argc, char **argv) {
         EXPECT(tern_model_init(&model, shifted, len), TERN_STATUS_MISALIGNED_BUFFER);
         free(base);
     }
+    /* Op resolvers: uninitialized, NULL arguments, and one without the model's ops. */
+    EXPECT(tern_op_resolver_add(&zeroed_resolver, &tern_op_conv2d_int8), TERN_STATUS_NOT_INITIALIZED);
+    EXPECT(tern_model_init_with_resolver(&model, bytes, len, &zeroed_resolver),
+           TERN_STATUS_NOT_INITIALIZED);
+    EXPECT(tern_op_resolver_init(NULL), TERN_STATUS_NULL_POINTER);
+    EXPECT(tern_op_resolver_init(&resolver), TERN_STATUS_OK);
+    EXPECT(tern_op_resolver_add(&resolver, NULL), TERN_STATUS_NULL_POINTER);
+    EXPECT(tern_model_init_with_resolver(&model, bytes, len, NULL), TERN_STATUS_NULL_POINTER);
+    EXPECT(tern_model_init_with_resolver(&model, bytes, len, &resolver), TERN_STATUS_OP_NOT_REGISTERED);
+    /* The float Conv2d kernel does not run the int8 model's convolutions. */
+    EXPECT(tern_op_resolver_add(&resolver, &tern_op_conv2d_float), TERN_STATUS_OK);
+    EXPECT(tern_model_init_with_resolver(&model, bytes, len, &resolver), TERN_STATUS_OP_NOT_REGISTERED);
+
     EXPECT(tern_model_init(&model, bytes, 0), TERN_STATUS_BAD_MODEL);
     EXPECT(tern_model_init(&model, bytes, 40), TERN_STATUS_BAD_MODEL);
     EXPECT(tern_model_init(&model, bytes, len - 1), TERN_STATUS_BAD_MODEL);

@@ -196,9 +196,12 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
         });
     }
     rows.extend(c::aarch64(&model, &raw_inputs, &host_m55)?);
+    // The release build, as a product would ship it: its size budget, and
+    // with --icount its instruction counts.
+    let release_tern = device_tern(true)?;
+    size::check_device_tern(&release_tern)?;
     if icount {
-        // Counts of the release build, as a product would ship it.
-        aarch64_icount(&device_tern(true)?, &model, &input)?;
+        aarch64_icount(&release_tern, &model, &input)?;
     }
 
     // ---- Cortex-M firmware results ----
@@ -259,7 +262,9 @@ pub(crate) fn size() -> Result<(), String> {
     let board = &BOARDS[0];
     step(&format!("firmware {} ({})", board.name, board.cpu));
     let line = finish_firmware(board, start_firmware(board, &model, &host)?, &host)?;
-    size::check_m4(&model, &host, &firmware::elf(board, Build::Tern), &line)
+    size::check_m4(&model, &host, &firmware::elf(board, Build::Tern), &line)?;
+    step("aarch64: the device tern, release build");
+    size::check_device_tern(&device_tern(true)?)
 }
 
 /// Converts the CNN fixture to int8 with the host `tern`.

@@ -222,6 +222,34 @@ pub(super) fn check_m4(
     Ok(())
 }
 
+/// The aarch64 device `tern` (release; `eval`, `run`, `bench`, `inspect`
+/// with clap, flate2 and ndarray-npy beside the runtime): its code and
+/// constants against budget `aarch64-device-tern`.
+pub(super) fn check_device_tern(elf: &Path) -> Result<(), String> {
+    let sections = capture_quiet(Command::new("readelf").args(["-S", "-W"]).arg(elf))?;
+    // Allocated sections that are not written at run time (AX or A, not W).
+    let code: u64 = sections
+        .lines()
+        .filter_map(|l| l.split_once(']').map(|(_, rest)| rest))
+        .filter_map(|rest| {
+            let cols: Vec<&str> = rest.split_whitespace().collect();
+            let (size, flags) = (cols.get(4)?, cols.get(6)?);
+            (flags.contains('A') && !flags.contains('W'))
+                .then(|| u64::from_str_radix(size, 16).ok())
+                .flatten()
+        })
+        .sum();
+    println!(
+        "aarch64 device tern ({}): {code} bytes of code and constants (read-only allocated sections)",
+        elf.display()
+    );
+    println!(
+        "{}",
+        check(&budgets()?, "aarch64-device-tern", code, false)?
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::crate_of;
