@@ -8,7 +8,7 @@ pub const MAGIC: [u8; 8] = *b"TERN\r\n\x1a\n";
 /// Major format version this runtime reads. A file with another major is refused.
 pub const FORMAT_MAJOR: u16 = 1;
 /// Minor format version this runtime writes; newer minors are read (see FORMAT.md).
-pub const FORMAT_MINOR: u16 = 1;
+pub const FORMAT_MINOR: u16 = 2;
 
 /// Size of the fixed file header.
 pub const HEADER_LEN: usize = 64;
@@ -228,6 +228,19 @@ pub mod meta {
     pub const NAME: usize = 40;
 }
 
+impl Opcode {
+    /// The format minor version that added this opcode: a file that uses it
+    /// has at least this minor version, so older runtimes refuse it by its
+    /// version rather than by an unknown opcode.
+    pub const fn minor(self) -> u16 {
+        match self as u16 {
+            0..=17 => 0,
+            18..=30 => 1,
+            _ => 2,
+        }
+    }
+}
+
 macro_rules! opcodes {
     ($($(#[$doc:meta])* $name:ident = $code:expr),* $(,)?) => {
         /// Operation codes. New codes may appear in newer minor versions.
@@ -317,4 +330,6 @@ opcodes! {
     Rnn = 29,
     /// Fused scaled-dot-product attention.
     Attention = 30,
+    /// Index of the largest or smallest element along an axis (i32 output).
+    ArgMax = 31,
 }

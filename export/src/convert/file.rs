@@ -121,19 +121,15 @@ impl FileModel {
         (self.tensors.len() - 1) as u32
     }
 
-    /// The lowest minor version that expresses the model: 1 when it uses an op
-    /// added in 1.1 (MatMul and later), else 0, so older runtimes keep reading
-    /// the models they can run.
+    /// The lowest minor version that expresses the model: the highest minor
+    /// among its ops' opcodes ([`Opcode::minor`]), so older runtimes keep
+    /// reading the models they can run.
     pub fn minor_version(&self) -> u16 {
-        if self
-            .ops
+        self.ops
             .iter()
-            .any(|op| op.opcode as u16 >= Opcode::MatMul as u16)
-        {
-            format::FORMAT_MINOR
-        } else {
-            0
-        }
+            .map(|op| op.opcode.minor())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Greedy-by-size arena planning over tensor lifetimes (as TFLM and

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use tern_runtime::format::Opcode;
 use tern_runtime::kernels::activation_f32::Activation;
 use tern_runtime::kernels::compare::CompareOp;
 use tern_runtime::kernels::recurrent::Direction;
@@ -164,6 +165,12 @@ pub enum Op {
     Recurrent(Recurrent),
     /// Fused scaled-dot-product attention: inputs Q, K, V, optional additive mask.
     Attention(AttentionParams),
+    /// A runtime op that needs nothing of the converter but lowering: no weights
+    /// to fold or pack, no quantization of its own (it runs on float or integer
+    /// operands, as a float island in int8 models). Its importer encodes the
+    /// parameter words with the op's runtime parameter struct, so adding such an
+    /// op touches its runtime module and its importer only.
+    Generic { opcode: Opcode, params: Vec<u32> },
 }
 
 /// Which recurrent cell.

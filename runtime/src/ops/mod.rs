@@ -25,6 +25,7 @@ mod run;
 mod weighted;
 
 pub mod activation;
+pub mod arg_max;
 pub mod attention;
 pub mod avg_pool2d;
 pub mod binary;
@@ -57,6 +58,7 @@ pub mod transpose;
 pub mod where_select;
 
 pub use activation::{decode_activation, encode_activation};
+pub use arg_max::ArgMaxParams;
 pub use attention::AttentionParams;
 pub use binary::{BinaryF32Params, decode_binary_s8, encode_binary_s8};
 pub use check::{Check, OpCheck};
@@ -110,7 +112,8 @@ pub static ALL: OpResolver = OpResolver::new()
     .with(lstm::ANY)
     .with(gru::ANY)
     .with(rnn::ANY)
-    .with(attention::ANY);
+    .with(attention::ANY)
+    .with(arg_max::ANY);
 
 /// Every registration of every op, with its path, for choosing and printing a
 /// resolver ([`resolver_source`]): per op, the specific variants first.
@@ -169,6 +172,7 @@ pub static VARIANTS: &[(&str, Registration)] = &variants![
     rnn::FLOAT,
     rnn::ANY,
     attention::ANY,
+    arg_max::ANY,
 ];
 
 #[cfg(test)]

@@ -790,6 +790,11 @@ extern const TernRegistration tern_op_rnn_any;
 extern const TernRegistration tern_op_attention_any;
 
 /**
+ * `arg_max::ANY`.
+ */
+extern const TernRegistration tern_op_arg_max_any;
+
+/**
  * The version of the library (and of the runtime inside it), `"major.minor.patch"`.
  * A static NUL-terminated string.
  */

@@ -319,6 +319,10 @@ pub static tern_op_rnn_any: TernRegistration = TernRegistration(ops::rnn::ANY);
 #[unsafe(no_mangle)]
 pub static tern_op_attention_any: TernRegistration = TernRegistration(ops::attention::ANY);
 
+/// `arg_max::ANY`.
+#[unsafe(no_mangle)]
+pub static tern_op_arg_max_any: TernRegistration = TernRegistration(ops::arg_max::ANY);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,6 +388,7 @@ mod tests {
             ("rnn::FLOAT", &tern_op_rnn_float),
             ("rnn::ANY", &tern_op_rnn_any),
             ("attention::ANY", &tern_op_attention_any),
+            ("arg_max::ANY", &tern_op_arg_max_any),
         ];
         assert_eq!(constants.len(), ops::VARIANTS.len());
         for ((path, constant), (want_path, want)) in constants.iter().zip(ops::VARIANTS) {

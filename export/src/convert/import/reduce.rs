@@ -1,15 +1,24 @@
 //! Reductions over constant axes (ReduceMean, ReduceSum, ReduceMax,
-//! ReduceL2, ReduceLogSumExp...): one runtime Reduce node with an axis mask.
+//! ReduceL2, ReduceLogSumExp...): one runtime Reduce node with an axis mask;
+//! ArgMax and ArgMin: one runtime ArgMax node.
 
+use tern_runtime::format::Opcode;
 use tern_runtime::kernels::reduce_f32::ReduceOp;
+use tern_runtime::ops::ArgMaxParams;
 
 use super::{NodeCtx, OpEntry, Result};
-use crate::convert::graph::Op;
+use crate::convert::graph::{Elem, Op};
 use crate::convert::support::Int8Support::FloatIsland;
 
 /// This family's registry lines: ONNX op type, int8 support, notes, import
 /// handler and folding rule.
 pub(super) const OPS: &[OpEntry] = &[
+    OpEntry::new("ArgMax", FloatIsland, "int64 indices as i32", |c| {
+        c.arg_max(false)
+    }),
+    OpEntry::new("ArgMin", FloatIsland, "int64 indices as i32", |c| {
+        c.arg_max(true)
+    }),
     OpEntry::new("ReduceL1", FloatIsland, "constant axes", |c| {
         c.reduce(ReduceOp::L1)
     }),
@@ -78,5 +87,31 @@ impl NodeCtx<'_> {
             })
             .collect();
         self.emit(Op::Reduce { op, mask }, vec![Some(x)], shape)
+    }
+
+    /// ArgMax / ArgMin (`min`): `axis`, `keepdims`, `select_last_index`.
+    pub(super) fn arg_max(&mut self, min: bool) -> Result<()> {
+        self.float_inputs(&[0])?;
+        let x = self.required(0)?;
+        let s = self.shape(x);
+        let axis = self.axis(self.int("axis", 0), s.len())?;
+        let mut shape = s.clone();
+        if self.int("keepdims", 1) == 1 {
+            shape[axis] = 1;
+        } else {
+            shape.remove(axis);
+        }
+        let mut params = Vec::new();
+        ArgMaxParams {
+            axis,
+            min,
+            last: self.int("select_last_index", 0) == 1,
+        }
+        .encode(&mut params);
+        let op = Op::Generic {
+            opcode: Opcode::ArgMax,
+            params,
+        };
+        self.emit_elem(op, vec![Some(x)], shape, Elem::I32)
     }
 }

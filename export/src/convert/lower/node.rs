@@ -339,6 +339,17 @@ impl Lowering<'_> {
             Op::Recurrent(r) => {
                 self.recurrent(node, r, &mut op)?;
             }
+            Op::Generic { opcode, params } => {
+                op.opcode = *opcode;
+                op.params = params.clone();
+                for &v in node.inputs.iter().flatten() {
+                    let dtype = match self.g.values[v].elem {
+                        Elem::I32 => DType::I32,
+                        Elem::F32 => DType::F32,
+                    };
+                    op.inputs.push(self.operand(v, dtype)?);
+                }
+            }
             Op::Attention(p) => {
                 op.opcode = Opcode::Attention;
                 p.encode(&mut op.params);

@@ -51,7 +51,8 @@ pub fn has_int8_kernel(op: &Op) -> bool {
         | Op::Where
         | Op::Compare(_)
         | Op::Cast
-        | Op::Attention(_) => false,
+        | Op::Attention(_)
+        | Op::Generic { .. } => false,
         Op::Recurrent(r) => recurrent_attrs_int8_ok(r),
         Op::Binary { op, .. } => op.has_int8_kernel(),
         _ => true,
