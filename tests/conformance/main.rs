@@ -13,6 +13,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+mod fuzz_seeds;
 mod harness;
 
 use harness::{Outcome, Report};

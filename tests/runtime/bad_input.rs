@@ -398,3 +398,45 @@ fn token_id_out_of_embedding_range_is_a_typed_error() {
         .expect("f32");
     assert_eq!(out, [3., 4., 5., 6., 7., 8., 27., 28., 29., 0., 1., 2.]);
 }
+
+/// Found by the `model` fuzz target: a zero step on a length-1 slice axis passed
+/// the load-time check and reached the kernel, whose precondition is a nonzero step.
+#[test]
+fn zero_slice_step_on_a_length_one_axis_is_refused() {
+    let mut b = GraphBuilder::new("slice");
+    let x = b.input("x", &[Dim::Fixed(1), Dim::Fixed(6)]);
+    let starts = b.ints("starts", &[1]);
+    let ends = b.ints("ends", &[4]);
+    let axes = b.ints("axes", &[1]);
+    let y = b.node("Slice", "slice", &[&x, &starts, &ends, &axes], vec![]);
+    b.output(&y, &[Dim::Fixed(1), Dim::Fixed(3)]);
+    let path = tern_tests::scratch_dir("zero-slice-step").join("slice.onnx");
+    tern_export::onnx::write_model(&b.into_model("test", &[]), &path).expect("write");
+    let g = tern_export::convert::load_graph(&path, 1).expect("imports");
+    let converted = tern_export::convert::convert(
+        &g,
+        Precision::F32,
+        &[],
+        tern_export::convert::Method::Minmax,
+        Vec::new(),
+        |_| {},
+    )
+    .expect("converts");
+    let mut bytes = converted.bytes.clone();
+    let aligned = AlignedBytes::new(&bytes);
+    let model = Model::from_bytes(&aligned).expect("loads");
+    let op = (0..model.op_count())
+        .filter_map(|i| model.op(i))
+        .find(|op| op.opcode == tern_runtime::Opcode::Slice)
+        .expect("a Slice op");
+    // Parameters: one start per axis, then one step per axis; axis 0 has length 1.
+    let rank = op.params.len() / 2;
+    assert_eq!(rank, 2, "params {:?}", op.params);
+    let at = op.params.as_ptr() as usize - aligned.as_ptr() as usize + 4 * rank;
+    drop(model);
+    bytes[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
+    reseal(&mut bytes);
+    let err = load(&bytes).expect_err("a zero step is refused at load");
+    assert!(err.to_string().contains("zero slice step"), "{err}");
+    println!("zero slice step: {err}");
+}

@@ -26,7 +26,8 @@ fn check(op: &OpCheck<'_, '_>) -> Check<()> {
     for d in 0..x.rank {
         let (start, step) = (p[d] as i64, p[x.rank + d] as i32 as i64);
         let n = y.dims[d] as i64;
-        if step == 0 && n > 1 {
+        // The kernel needs a nonzero step on every axis, even of length 1.
+        if step == 0 {
             return Err("zero slice step");
         }
         let last = start + (n - 1).max(0) * step;

@@ -14,11 +14,14 @@
 //!   with the size budgets checked.
 //! - `size`     the Cortex-M4 firmware's flash by crate, what Tern adds, and the
 //!   size budgets (`targets/size-budget.txt`), on their own.
+//! - `fuzz`     the fuzz targets of `fuzz/` (loader + interpreter, ONNX converter,
+//!   C API) for N seconds each, or their coverage (see [`fuzz`]).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
+mod fuzz;
 mod targets;
 
 /// Debian packages the project needs, with the file that proves each is installed.
@@ -41,8 +44,9 @@ fn main() -> ExitCode {
         Some("fixtures") => setup().and_then(|()| fixtures(&args[1..])),
         Some("targets") => setup().and_then(|()| targets::targets(&args[1..])),
         Some("size") => setup().and_then(|()| targets::size()),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => Err(
-            "usage: cargo xtask <setup | demo | test | lint | fixtures [MODEL...] | targets [--icount] | size>"
+            "usage: cargo xtask <setup | demo | test | lint | fixtures [MODEL...] | targets [--icount] | size | fuzz [--seconds N] [--coverage] [TARGET...]>"
                 .to_string(),
         ),
     };
@@ -195,14 +199,22 @@ fn demo(extra: &[String]) -> Result<(), String> {
     run(tern().args(["report", model]))
 }
 
-/// Formatting, `cargo test --workspace`, then the ARM target jobs (`targets`,
-/// skipped with `--no-targets`). The `gpu` feature's type check lives in `lint`
-/// (its clippy run): 6 minutes of the 30-minute CI budget were not there for it.
+/// Formatting, `cargo test --workspace`, with `--fuzz` a 60-second fuzz smoke run per
+/// fuzz target (not yet in CI: its sanitizer build's time is unmeasured there), then the ARM target jobs (`targets`, skipped with
+/// `--no-targets`). The `gpu` feature's type check lives in `lint` (its clippy
+/// run): 6 minutes of the 30-minute CI budget were not there for it.
 fn test(extra: &[String]) -> Result<(), String> {
     let no_targets = extra.iter().any(|a| a == "--no-targets");
-    let extra: Vec<&String> = extra.iter().filter(|a| *a != "--no-targets").collect();
+    let fuzz_smoke = extra.iter().any(|a| a == "--fuzz");
+    let extra: Vec<&String> = extra
+        .iter()
+        .filter(|a| *a != "--no-targets" && *a != "--fuzz")
+        .collect();
     fmt_check()?;
     run_counting_tests(cargo().args(["test", "--workspace"]).args(extra))?;
+    if fuzz_smoke {
+        fuzz::fuzz(&["--seconds".into(), "60".into()])?;
+    }
     if no_targets {
         return Ok(());
     }
