@@ -25,6 +25,19 @@ fn reseal(bytes: &mut [u8]) {
     }
 }
 
+/// Converts an imported graph at f32, as `tern convert` does.
+fn convert_f32(g: &tern_export::convert::graph::Graph) -> tern_export::convert::Converted {
+    tern_export::convert::convert(
+        g,
+        Precision::F32,
+        &[],
+        tern_export::convert::Method::Minmax,
+        Vec::new(),
+        |_| {},
+    )
+    .expect("converts")
+}
+
 #[test]
 fn damaged_files_are_typed_errors() {
     let good = cnn_f32();
@@ -360,15 +373,7 @@ fn token_id_out_of_embedding_range_is_a_typed_error() {
         ..Default::default()
     };
     let g = tern_export::convert::load_graph_with(&path, &options).expect("imports");
-    let converted = tern_export::convert::convert(
-        &g,
-        Precision::F32,
-        &[],
-        tern_export::convert::Method::Minmax,
-        Vec::new(),
-        |_| {},
-    )
-    .expect("converts");
+    let converted = convert_f32(&g);
     let bytes = AlignedBytes::new(&converted.bytes);
     let model = Model::from_bytes(&bytes).expect("loads");
     let mut interp = Interpreter::with_allocated_arena(&model).expect("arena");
@@ -413,15 +418,7 @@ fn zero_slice_step_on_a_length_one_axis_is_refused() {
     let path = tern_tests::scratch_dir("zero-slice-step").join("slice.onnx");
     tern_export::onnx::write_model(&b.into_model("test", &[]), &path).expect("write");
     let g = tern_export::convert::load_graph(&path, 1).expect("imports");
-    let converted = tern_export::convert::convert(
-        &g,
-        Precision::F32,
-        &[],
-        tern_export::convert::Method::Minmax,
-        Vec::new(),
-        |_| {},
-    )
-    .expect("converts");
+    let converted = convert_f32(&g);
     let mut bytes = converted.bytes.clone();
     let aligned = AlignedBytes::new(&bytes);
     let model = Model::from_bytes(&aligned).expect("loads");

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::{cargo, have, is_root, root, run};
+use crate::{capture_quiet, cargo, have, is_root, root, run};
 
 /// The targets, with the seed folder each starts from.
 const TARGETS: &[(&str, &str)] = &[("model", "model"), ("onnx", "onnx"), ("capi", "model")];
@@ -355,17 +355,7 @@ fn capture_lcov(llvm: &Path, binary: &Path, profile: &Path) -> Result<String, St
         .arg("-format=lcov")
         .arg(format!("-instr-profile={}", profile.display()))
         .arg(binary);
-    let out = cmd
-        .current_dir(root())
-        .output()
-        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    capture_quiet(cmd.current_dir(root()))
 }
 
 /// Line hits per source file from LCOV text (`SF:` then `DA:line,count`).

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use super::firmware::{BOARDS, Board, Build, build_firmware};
 use super::{Eval, field, step};
-use crate::root;
+use crate::{capture_quiet, root};
 
 /// The recorded budgets, one `key = bytes` per line (`#` comments).
 const BUDGET_FILE: &str = "targets/size-budget.txt";
@@ -99,19 +99,6 @@ fn crate_of(name: &str) -> String {
         _ if name.starts_with(".L") => "(string and constant literals)".to_string(),
         _ => "(no crate: C, assembly, linker)".to_string(),
     }
-}
-
-fn capture_quiet(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The recorded budgets.
