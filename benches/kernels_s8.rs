@@ -23,7 +23,10 @@ use tern_runtime::kernels::fully_connected_s8_fast::{
 };
 use tern_runtime::kernels::max_pool2d_s8::max_pool2d_s8;
 use tern_runtime::kernels::max_pool2d_s8_fast::max_pool2d_s8_fast;
-use tern_runtime::kernels::{Shape4, Window2d};
+use tern_runtime::kernels::{
+    ConvGeometry, ConvS8Args, FullyConnectedDims, FullyConnectedS8Args, PoolGeometry, Shape4,
+    Window2d,
+};
 use tern_runtime::quant::Requant;
 
 /// Deterministic pseudo-random int8 values.
@@ -150,37 +153,23 @@ fn conv(c: &mut Criterion) {
             act_min: -128,
             act_max: 127,
         };
-        let mut scratch =
-            vec![0i8; conv2d_s8_fast_scratch_len(case.input, &window, case.groups, out_shape)];
+        let args = ConvS8Args {
+            input: &input,
+            weights: &weights,
+            bias: &bias,
+            geometry: ConvGeometry {
+                in_shape: case.input,
+                out_shape,
+                window,
+                groups: case.groups,
+            },
+            quant,
+        };
+        let mut scratch = vec![0i8; conv2d_s8_fast_scratch_len(&args.geometry)];
         let mut reference = vec![0i8; out_shape.len()];
         let mut fast = vec![0i8; out_shape.len()];
-        let run_reference = |out: &mut [i8]| {
-            conv2d_s8(
-                &input,
-                case.input,
-                &weights,
-                &bias,
-                &window,
-                case.groups,
-                &quant,
-                out,
-                out_shape,
-            )
-        };
-        let mut run_fast = |out: &mut [i8]| {
-            conv2d_s8_fast(
-                &input,
-                case.input,
-                &weights,
-                &bias,
-                &window,
-                case.groups,
-                &quant,
-                out,
-                out_shape,
-                &mut scratch,
-            )
-        };
+        let run_reference = |out: &mut [i8]| conv2d_s8(&args, out);
+        let mut run_fast = |out: &mut [i8]| conv2d_s8_fast(&args, out, &mut scratch);
         run_reference(&mut reference);
         run_fast(&mut fast);
         assert_eq!(
@@ -196,21 +185,7 @@ fn conv(c: &mut Criterion) {
             b.iter(|| run_fast(black_box(&mut fast)))
         });
         for kind in GemmS8::ALL.into_iter().filter(|k| k.available()) {
-            let mut run_gemm = |out: &mut [i8]| {
-                conv2d_s8_gemm(
-                    kind,
-                    &input,
-                    case.input,
-                    &weights,
-                    &bias,
-                    &window,
-                    case.groups,
-                    &quant,
-                    out,
-                    out_shape,
-                    &mut scratch,
-                )
-            };
+            let mut run_gemm = |out: &mut [i8]| conv2d_s8_gemm(kind, &args, out, &mut scratch);
             let mut got = vec![0i8; out_shape.len()];
             run_gemm(&mut got);
             assert_eq!(
@@ -244,46 +219,35 @@ fn fully_connected(c: &mut Criterion) {
         act_min: -2,
         act_max: 127,
     };
+    let fc_args = FullyConnectedS8Args {
+        input: &input,
+        weights: &weights,
+        bias: &bias,
+        dims: FullyConnectedDims {
+            rows: 1,
+            in_features: k,
+            out_features: n,
+        },
+        quant,
+    };
     let mut reference = vec![0i8; n];
     let mut fast = vec![0i8; n];
-    fully_connected_s8(&input, 1, k, &weights, n, &bias, &quant, &mut reference);
-    fully_connected_s8_fast(&input, 1, k, &weights, n, &bias, &quant, &mut fast);
+    fully_connected_s8(&fc_args, &mut reference);
+    fully_connected_s8_fast(&fc_args, &mut fast);
     assert_eq!(
         reference, fast,
         "fully connected: fast differs from reference"
     );
     group.throughput(Throughput::Elements((k * n) as u64));
     group.bench_function("cnn_fc1_3136_to_128/reference", |b| {
-        b.iter(|| {
-            fully_connected_s8(
-                &input,
-                1,
-                k,
-                &weights,
-                n,
-                &bias,
-                &quant,
-                black_box(&mut reference),
-            )
-        })
+        b.iter(|| fully_connected_s8(&fc_args, black_box(&mut reference)))
     });
     group.bench_function("cnn_fc1_3136_to_128/fast", |b| {
-        b.iter(|| {
-            fully_connected_s8_fast(
-                &input,
-                1,
-                k,
-                &weights,
-                n,
-                &bias,
-                &quant,
-                black_box(&mut fast),
-            )
-        })
+        b.iter(|| fully_connected_s8_fast(&fc_args, black_box(&mut fast)))
     });
     for kind in GemmS8::ALL.into_iter().filter(|k| k.available()) {
         let mut got = vec![0i8; n];
-        fully_connected_s8_gemm(kind, &input, 1, k, &weights, n, &bias, &quant, &mut got);
+        fully_connected_s8_gemm(kind, &fc_args, &mut got);
         assert_eq!(
             reference,
             got,
@@ -291,19 +255,7 @@ fn fully_connected(c: &mut Criterion) {
             kind.name()
         );
         group.bench_function(format!("cnn_fc1_3136_to_128/gemm-{}", kind.name()), |b| {
-            b.iter(|| {
-                fully_connected_s8_gemm(
-                    kind,
-                    &input,
-                    1,
-                    k,
-                    &weights,
-                    n,
-                    &bias,
-                    &quant,
-                    black_box(&mut got),
-                )
-            })
+            b.iter(|| fully_connected_s8_gemm(kind, &fc_args, black_box(&mut got)))
         });
     }
     group.finish();
@@ -321,23 +273,51 @@ fn max_pool(c: &mut Criterion) {
     let input = values(in_shape.len(), 5);
     let mut reference = vec![0i8; out_shape.len()];
     let mut fast = vec![0i8; out_shape.len()];
-    max_pool2d_s8(&input, in_shape, &window, &mut reference, out_shape);
-    max_pool2d_s8_fast(&input, in_shape, &window, &mut fast, out_shape);
+    max_pool2d_s8(
+        &input,
+        &PoolGeometry {
+            in_shape,
+            out_shape,
+            window,
+        },
+        &mut reference,
+    );
+    max_pool2d_s8_fast(
+        &input,
+        &PoolGeometry {
+            in_shape,
+            out_shape,
+            window,
+        },
+        &mut fast,
+    );
     assert_eq!(reference, fast, "max pool: fast differs from reference");
     group.throughput(Throughput::Elements(in_shape.len() as u64));
     group.bench_function("cnn_pool1_32x28x28_2x2/reference", |b| {
         b.iter(|| {
             max_pool2d_s8(
                 &input,
-                in_shape,
-                &window,
+                &PoolGeometry {
+                    in_shape,
+                    out_shape,
+                    window,
+                },
                 black_box(&mut reference),
-                out_shape,
             )
         })
     });
     group.bench_function("cnn_pool1_32x28x28_2x2/fast", |b| {
-        b.iter(|| max_pool2d_s8_fast(&input, in_shape, &window, black_box(&mut fast), out_shape))
+        b.iter(|| {
+            max_pool2d_s8_fast(
+                &input,
+                &PoolGeometry {
+                    in_shape,
+                    out_shape,
+                    window,
+                },
+                black_box(&mut fast),
+            )
+        })
     });
     group.finish();
 }

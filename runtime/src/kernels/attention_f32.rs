@@ -11,7 +11,7 @@
 //! sums sharing the loads of the query row), or, when K is stored transposed, as
 //! contiguous row updates over the keys.
 
-use super::broadcast_strides;
+use super::{TensorRef, broadcast_strides};
 
 /// Keys whose scores are summed together (independent accumulators).
 const KEYS: usize = 8;
@@ -46,6 +46,19 @@ pub struct AttentionConfig {
     pub k_transposed: bool,
 }
 
+/// The tensors one attention call reads (layouts in [`attention_f32`]).
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionInputs<'a> {
+    /// Queries `[B][Hq][Lq][D]`.
+    pub q: &'a [f32],
+    /// Keys `[B][Hkv][Lkv][D]` (or `[B][Hkv][D][Lkv]`).
+    pub k: &'a [f32],
+    /// Values `[B][Hkv][Lkv][Dv]`.
+    pub v: &'a [f32],
+    /// Additive mask, right-aligned against `[B][Hq][Lq][Lkv]` and broadcast.
+    pub mask: Option<TensorRef<'a, f32>>,
+}
+
 /// Scratch `f32`s that [`attention_f32`] needs: one row of scores.
 pub fn attention_f32_scratch_len(shape: &AttentionShape) -> usize {
     shape.kv_len
@@ -56,7 +69,7 @@ pub fn attention_f32_scratch_len(shape: &AttentionShape) -> usize {
 /// Layouts: `q` is `[B][Hq][Lq][D]`, `k` is `[B][Hkv][Lkv][D]` (or `[B][Hkv][D][Lkv]`
 /// with `cfg.k_transposed`), `v` is `[B][Hkv][Lkv][Dv]`, `output` is `[B][Hq][Lq][Dv]`.
 /// Query head `h` reads key / value head `h / (Hq / Hkv)`. `mask` is an additive float
-/// mask with its shape (rank <= 4), right-aligned against `[B][Hq][Lq][Lkv]` and
+/// mask (`inputs.mask`, rank <= 4), right-aligned against `[B][Hq][Lq][Lkv]` and
 /// broadcast on its size-1 axes. With `cfg.causal`, key `j > i` is excluded for query
 /// `i` (a score of -inf, as ONNX's causal bias): those keys' K, V and mask entries are
 /// never read.
@@ -66,17 +79,15 @@ pub fn attention_f32_scratch_len(shape: &AttentionShape) -> usize {
 /// empty axis does. Preconditions (debug-asserted): `Hkv` divides `Hq`, slice lengths
 /// match the shapes, the mask broadcasts, `scratch.len() >=`
 /// [`attention_f32_scratch_len`].
-#[allow(clippy::too_many_arguments)]
 pub fn attention_f32(
     cfg: &AttentionConfig,
     shape: &AttentionShape,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    mask: Option<(&[f32], &[usize])>,
+    inputs: &AttentionInputs,
     output: &mut [f32],
     scratch: &mut [f32],
 ) {
+    let AttentionInputs { q, k, v, mask } = *inputs;
+    let mask = mask.map(|m| (m.data, m.shape));
     let AttentionShape {
         batch,
         q_heads,
@@ -331,7 +342,18 @@ mod tests {
             // Scratch longer than needed, poisoned: the kernel must not depend on either.
             let mut scratch = vec![f32::NAN; attention_f32_scratch_len(&sh) + 3];
             let k_in = if transposed { &kt } else { &k };
-            attention_f32(&cfg, &sh, &q, k_in, &v, mask, &mut out, &mut scratch);
+            attention_f32(
+                &cfg,
+                &sh,
+                &AttentionInputs {
+                    q: &q,
+                    k: k_in,
+                    v: &v,
+                    mask: mask.map(|(data, shape)| TensorRef::new(data, shape)),
+                },
+                &mut out,
+                &mut scratch,
+            );
             for ((&g, &w), &m) in out.iter().zip(&want).zip(&mag) {
                 let ok = if w.is_nan() {
                     g.is_nan()
@@ -384,10 +406,12 @@ mod tests {
         attention_f32(
             &cfg,
             &sh,
-            &[1.0, 0.0],
-            &k,
-            &[4.0, 8.0, 0.0, -4.0],
-            None,
+            &AttentionInputs {
+                q: &[1.0, 0.0],
+                k: &k,
+                v: &[4.0, 8.0, 0.0, -4.0],
+                mask: None,
+            },
             &mut out,
             &mut scratch,
         );
@@ -400,10 +424,12 @@ mod tests {
         attention_f32(
             &cfg,
             &sh,
-            &[1.0, 0.0],
-            &k,
-            &[4.0, 8.0, 0.0, -4.0],
-            Some((&mask, &[2])),
+            &AttentionInputs {
+                q: &[1.0, 0.0],
+                k: &k,
+                v: &[4.0, 8.0, 0.0, -4.0],
+                mask: Some(TensorRef::new(&mask, &[2])),
+            },
             &mut out,
             &mut scratch,
         );
@@ -487,10 +513,12 @@ mod tests {
         attention_f32(
             &PLAIN,
             &sh,
-            &q,
-            &k,
-            &v,
-            Some((&m, &[3, 3])),
+            &AttentionInputs {
+                q: &q,
+                k: &k,
+                v: &v,
+                mask: Some(TensorRef::new(&m, &[3, 3])),
+            },
             &mut out,
             &mut scratch,
         );
@@ -509,16 +537,29 @@ mod tests {
                 k_transposed,
                 ..PLAIN
             };
-            attention_f32(&cfg, &sh, &[1.0; 24], &[], &[], None, &mut out, &mut []);
+            attention_f32(
+                &cfg,
+                &sh,
+                &AttentionInputs {
+                    q: &[1.0; 24],
+                    k: &[],
+                    v: &[],
+                    mask: None,
+                },
+                &mut out,
+                &mut [],
+            );
             assert_eq!(out, [0.0; 12]);
         }
         attention_f32(
             &PLAIN,
             &shape(0, 2, 1, 3, 3, 4, 2),
-            &[],
-            &[],
-            &[],
-            None,
+            &AttentionInputs {
+                q: &[],
+                k: &[],
+                v: &[],
+                mask: None,
+            },
             &mut [],
             &mut [0.0; 3],
         );

@@ -1,7 +1,7 @@
 //! Float 2-D average pooling over NCHW (also global average pooling: kernel = `[H, W]`).
 
 use super::valid_range;
-use super::{Shape4, Window2d};
+use super::{AvgPoolDivisor, PoolGeometry};
 
 /// Average pooling: each output is the mean of the window positions inside the input.
 ///
@@ -15,13 +15,19 @@ use super::{Shape4, Window2d};
 /// `output.len() == out_shape.len()`, same `n` and `c`, strides and dilations >= 1.
 pub fn avg_pool2d_f32(
     input: &[f32],
-    in_shape: Shape4,
-    window: &Window2d,
-    pad_end: [usize; 2],
-    count_include_pad: bool,
+    geometry: &PoolGeometry,
+    divisor: AvgPoolDivisor,
     output: &mut [f32],
-    out_shape: Shape4,
 ) {
+    let PoolGeometry {
+        in_shape,
+        out_shape,
+        ref window,
+    } = *geometry;
+    let AvgPoolDivisor {
+        pad_end,
+        count_include_pad,
+    } = divisor;
     debug_assert_eq!(input.len(), in_shape.len());
     debug_assert_eq!(output.len(), out_shape.len());
     debug_assert_eq!((in_shape.n, in_shape.c), (out_shape.n, out_shape.c));
@@ -81,6 +87,7 @@ pub fn avg_pool2d_f32(
 #[cfg(test)]
 mod tests {
     extern crate std;
+    use super::super::{Shape4, Window2d};
     use super::*;
     use std::vec;
     use std::vec::Vec;
@@ -104,10 +111,34 @@ mod tests {
         let o = Shape4::new(1, 1, 2, 2);
         let w = window([2, 2], [2, 2], [1, 1]);
         let mut out = [0.0f32; 4];
-        avg_pool2d_f32(&input, s, &w, [0, 0], false, &mut out, o);
+        avg_pool2d_f32(
+            &input,
+            &PoolGeometry {
+                in_shape: s,
+                out_shape: o,
+                window: w,
+            },
+            AvgPoolDivisor {
+                pad_end: [0, 0],
+                count_include_pad: false,
+            },
+            &mut out,
+        );
         // Windows: {1}, {2,3}, {4,7}, {5,6,8,9}.
         assert_eq!(out, [1.0, 2.5, 5.5, 7.0]);
-        avg_pool2d_f32(&input, s, &w, [0, 0], true, &mut out, o);
+        avg_pool2d_f32(
+            &input,
+            &PoolGeometry {
+                in_shape: s,
+                out_shape: o,
+                window: w,
+            },
+            AvgPoolDivisor {
+                pad_end: [0, 0],
+                count_include_pad: true,
+            },
+            &mut out,
+        );
         assert_eq!(out, [0.25, 1.25, 2.75, 7.0]);
     }
 
@@ -119,10 +150,34 @@ mod tests {
         let o = Shape4::new(1, 1, 1, 2);
         let w = window([1, 2], [1, 2], [0, 0]);
         let mut out = [0.0f32; 2];
-        avg_pool2d_f32(&[1.0, 2.0, 3.0], s, &w, [0, 0], true, &mut out, o);
+        avg_pool2d_f32(
+            &[1.0, 2.0, 3.0],
+            &PoolGeometry {
+                in_shape: s,
+                out_shape: o,
+                window: w,
+            },
+            AvgPoolDivisor {
+                pad_end: [0, 0],
+                count_include_pad: true,
+            },
+            &mut out,
+        );
         assert_eq!(out, [1.5, 3.0]);
         // With an explicit end pad of 1 that position is padding, and counted.
-        avg_pool2d_f32(&[1.0, 2.0, 3.0], s, &w, [0, 1], true, &mut out, o);
+        avg_pool2d_f32(
+            &[1.0, 2.0, 3.0],
+            &PoolGeometry {
+                in_shape: s,
+                out_shape: o,
+                window: w,
+            },
+            AvgPoolDivisor {
+                pad_end: [0, 1],
+                count_include_pad: true,
+            },
+            &mut out,
+        );
         assert_eq!(out, [1.5, 1.5]);
     }
 
@@ -134,12 +189,16 @@ mod tests {
         let mut out = [0.0f32; 6];
         avg_pool2d_f32(
             &input,
-            s,
-            &window([4, 5], [1, 1], [0, 0]),
-            [0, 0],
-            false,
+            &PoolGeometry {
+                in_shape: s,
+                out_shape: o,
+                window: window([4, 5], [1, 1], [0, 0]),
+            },
+            AvgPoolDivisor {
+                pad_end: [0, 0],
+                count_include_pad: false,
+            },
             &mut out,
-            o,
         );
         let want: [f32; 6] = core::array::from_fn(|p| (p * 20) as f32 + 9.5);
         assert_eq!(out, want);
@@ -230,7 +289,19 @@ mod tests {
             let input: Vec<f32> = (0..s.len()).map(|_| rng.f32()).collect();
             let include = rng.below(2) == 1;
             let mut out = vec![f32::NAN; o.len()];
-            avg_pool2d_f32(&input, s, &win, pad_end, include, &mut out, o);
+            avg_pool2d_f32(
+                &input,
+                &PoolGeometry {
+                    in_shape: s,
+                    out_shape: o,
+                    window: win,
+                },
+                AvgPoolDivisor {
+                    pad_end,
+                    count_include_pad: include,
+                },
+                &mut out,
+            );
             let want = naive(&input, s, &win, pad_end, include, o);
             for (g, w) in out.iter().zip(&want) {
                 assert!(

@@ -5,7 +5,7 @@
 //! rounded integer division per output, ties away from zero as in TFLite.
 
 use super::valid_taps;
-use super::{Shape4, Window2d};
+use super::{AvgPoolDivisor, PoolGeometry};
 
 /// `sum / count` rounded to nearest, ties away from zero; `count > 0`.
 #[inline]
@@ -29,17 +29,22 @@ fn rounded_div(sum: i32, count: i32) -> i32 {
 /// padded extent (`ceil_mode`) never count. Rounding is to nearest, ties away
 /// from zero; a window with a zero divisor (impossible for a valid ONNX
 /// geometry) gives `input_zero_point`.
-#[allow(clippy::too_many_arguments)]
 pub fn avg_pool2d_s8(
     input: &[i8],
-    in_shape: Shape4,
-    window: &Window2d,
-    pad_end: [usize; 2],
-    count_include_pad: bool,
+    geometry: &PoolGeometry,
+    divisor: AvgPoolDivisor,
     input_zero_point: i32,
     output: &mut [i8],
-    out_shape: Shape4,
 ) {
+    let PoolGeometry {
+        in_shape,
+        out_shape,
+        ref window,
+    } = *geometry;
+    let AvgPoolDivisor {
+        pad_end,
+        count_include_pad,
+    } = divisor;
     debug_assert_eq!((in_shape.n, in_shape.c), (out_shape.n, out_shape.c));
     debug_assert!(input.len() >= in_shape.len() && output.len() >= out_shape.len());
     let [kh, kw] = window.kernel;
@@ -94,6 +99,7 @@ pub fn avg_pool2d_s8(
 mod tests {
     extern crate std;
     use super::super::conv2d_s8::testing::XorShift;
+    use super::super::{Shape4, Window2d};
     use super::*;
     use std::vec;
 
@@ -120,11 +126,37 @@ mod tests {
         };
         let (s, o) = (Shape4::new(1, 1, 2, 2), Shape4::new(1, 1, 3, 3));
         let mut out = [0i8; 9];
-        avg_pool2d_s8(&input, s, &window, [1, 1], false, 0, &mut out, o);
+        avg_pool2d_s8(
+            &input,
+            &PoolGeometry {
+                in_shape: s,
+                out_shape: o,
+                window,
+            },
+            AvgPoolDivisor {
+                pad_end: [1, 1],
+                count_include_pad: false,
+            },
+            0,
+            &mut out,
+        );
         // Corners see one value; edges the mean of two; centre (10+20+30+41)/4 = 25.25.
         assert_eq!(out, [10, 15, 20, 20, 25, 31, 30, 36, 41]);
         // Including padding with zero point 2: every window has 4 taps.
-        avg_pool2d_s8(&input, s, &window, [1, 1], true, 2, &mut out, o);
+        avg_pool2d_s8(
+            &input,
+            &PoolGeometry {
+                in_shape: s,
+                out_shape: o,
+                window,
+            },
+            AvgPoolDivisor {
+                pad_end: [1, 1],
+                count_include_pad: true,
+            },
+            2,
+            &mut out,
+        );
         // (10 + 3*2)/4 = 4; (10 + 20 + 2*2)/4 = 8.5 -> 9; (41 + 3*2)/4 = 11.75 -> 12.
         assert_eq!(out[0], 4);
         assert_eq!(out[1], 9);
@@ -165,7 +197,20 @@ mod tests {
             let (scale, zp) = (rng.float(0.01, 0.1), rng.range(-128, 127));
             let input = rng.i8s(s.len(), -128, 127);
             let mut out = vec![0i8; o.len()];
-            avg_pool2d_s8(&input, s, &window, pad_end, include, zp, &mut out, o);
+            avg_pool2d_s8(
+                &input,
+                &PoolGeometry {
+                    in_shape: s,
+                    out_shape: o,
+                    window,
+                },
+                AvgPoolDivisor {
+                    pad_end,
+                    count_include_pad: include,
+                },
+                zp,
+                &mut out,
+            );
             for c in 0..s.c {
                 for oy in 0..o.h {
                     for ox in 0..o.w {

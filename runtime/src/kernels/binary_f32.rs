@@ -8,7 +8,7 @@
 //! loops that LLVM vectorizes. Whole-tensor same-shape and scalar operands skip even
 //! that. Every path computes exactly `clamp(a op b)` per element.
 
-use super::{BinaryOp, ClampF32, MAX_RANK, broadcast_strides};
+use super::{BinaryOp, ClampF32, MAX_RANK, TensorRef, broadcast_strides};
 
 /// `output[i] = clamp(a[ia] op b[ib])` with numpy broadcasting of `a_shape` and `b_shape`
 /// to `out_shape`.
@@ -16,17 +16,15 @@ use super::{BinaryOp, ClampF32, MAX_RANK, broadcast_strides};
 /// Preconditions (debug-asserted): ranks <= [`MAX_RANK`], neither operand's rank exceeds
 /// `out_shape`'s, each operand axis is 1 or equal to the output axis, and slice lengths
 /// match the shapes.
-#[allow(clippy::too_many_arguments)]
 pub fn binary_f32(
     op: BinaryOp,
-    a: &[f32],
-    a_shape: &[usize],
-    b: &[f32],
-    b_shape: &[usize],
+    clamp: ClampF32,
+    a: TensorRef<f32>,
+    b: TensorRef<f32>,
     output: &mut [f32],
     out_shape: &[usize],
-    clamp: ClampF32,
 ) {
+    let (a, a_shape, b, b_shape) = (a.data, a.shape, b.data, b.shape);
     debug_assert!(out_shape.len() <= MAX_RANK);
     debug_assert!(a_shape.len() <= out_shape.len() && b_shape.len() <= out_shape.len());
     debug_assert_eq!(a.len(), a_shape.iter().product::<usize>());
@@ -270,7 +268,14 @@ mod tests {
         let a: Vec<f32> = (0..sa.iter().product()).map(|_| rng.f32()).collect();
         let b: Vec<f32> = (0..sb.iter().product()).map(|_| rng.f32() + 2.0).collect();
         let mut out = vec![f32::NAN; so.iter().product()];
-        binary_f32(op, &a, sa, &b, sb, &mut out, so, clamp);
+        binary_f32(
+            op,
+            clamp,
+            TensorRef::new(&a, sa),
+            TensorRef::new(&b, sb),
+            &mut out,
+            so,
+        );
         let want = naive(op, &a, sa, &b, sb, so, clamp);
         // Same operation on the same operands: bit-exact.
         assert_eq!(out, want, "{op:?} {sa:?} {sb:?} -> {so:?}");
@@ -283,62 +288,52 @@ mod tests {
         // Per-row [2,1] against [2,3].
         binary_f32(
             BinaryOp::Sub,
-            &a,
-            &[2, 3],
-            &[1.0, 10.0],
-            &[2, 1],
+            ClampF32::NONE,
+            TensorRef::new(&a, &[2, 3]),
+            TensorRef::new(&[1.0, 10.0], &[2, 1]),
             &mut out,
             &[2, 3],
-            ClampF32::NONE,
         );
         assert_eq!(out, [0.0, 1.0, 2.0, -6.0, -5.0, -4.0]);
         // Per-column [3] against [2,3].
         binary_f32(
             BinaryOp::Mul,
-            &a,
-            &[2, 3],
-            &[1.0, 0.5, 2.0],
-            &[3],
+            ClampF32::NONE,
+            TensorRef::new(&a, &[2, 3]),
+            TensorRef::new(&[1.0, 0.5, 2.0], &[3]),
             &mut out,
             &[2, 3],
-            ClampF32::NONE,
         );
         assert_eq!(out, [1.0, 1.0, 6.0, 4.0, 2.5, 12.0]);
         // Scalar divisor with a fused Relu6-like clamp.
         let clamp = ClampF32 { min: 1.0, max: 2.0 };
         binary_f32(
             BinaryOp::Div,
-            &a,
-            &[2, 3],
-            &[2.0],
-            &[],
+            clamp,
+            TensorRef::new(&a, &[2, 3]),
+            TensorRef::new(&[2.0], &[]),
             &mut out,
             &[2, 3],
-            clamp,
         );
         assert_eq!(out, [1.0, 1.0, 1.5, 2.0, 2.0, 2.0]);
         // Outer product [2,1] x [1,3] (both operands broadcast).
         binary_f32(
             BinaryOp::Add,
-            &[10.0, 20.0],
-            &[2, 1],
-            &[1.0, 2.0, 3.0],
-            &[1, 3],
+            ClampF32::NONE,
+            TensorRef::new(&[10.0, 20.0], &[2, 1]),
+            TensorRef::new(&[1.0, 2.0, 3.0], &[1, 3]),
             &mut out,
             &[2, 3],
-            ClampF32::NONE,
         );
         assert_eq!(out, [11.0, 12.0, 13.0, 21.0, 22.0, 23.0]);
         // Scalar a.
         binary_f32(
             BinaryOp::Sub,
-            &[1.0],
-            &[1],
-            &a,
-            &[6],
+            ClampF32::NONE,
+            TensorRef::new(&[1.0], &[1]),
+            TensorRef::new(&a, &[6]),
             &mut out,
             &[6],
-            ClampF32::NONE,
         );
         assert_eq!(out, [0.0, -1.0, -2.0, -3.0, -4.0, -5.0]);
     }

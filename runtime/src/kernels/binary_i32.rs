@@ -5,8 +5,8 @@
 //! in practice); Div truncates toward zero and a division by zero gives 0 (ONNX
 //! leaves it undefined; Tern must not trap).
 
-use super::BinaryOp;
 use super::broadcast::for_each_run;
+use super::{BinaryOp, TensorRef};
 
 /// `output[i] = a[ia] op b[ib]` with `a_shape`, `b_shape` broadcast to `out_shape`.
 /// `Pow` is not an integer op here: the converter never emits it (debug-asserted; it
@@ -16,13 +16,12 @@ use super::broadcast::for_each_run;
 /// output's, slice lengths match the shapes.
 pub fn binary_i32(
     op: BinaryOp,
-    a: &[i32],
-    a_shape: &[usize],
-    b: &[i32],
-    b_shape: &[usize],
+    a: TensorRef<i32>,
+    b: TensorRef<i32>,
     output: &mut [i32],
     out_shape: &[usize],
 ) {
+    let (a, a_shape, b, b_shape) = (a.data, a.shape, b.data, b.shape);
     debug_assert_eq!(a.len(), a_shape.iter().product::<usize>());
     debug_assert_eq!(b.len(), b_shape.iter().product::<usize>());
     debug_assert_eq!(output.len(), out_shape.iter().product::<usize>());
@@ -64,20 +63,16 @@ mod tests {
         let mut scaled = [0; 4];
         binary_i32(
             BinaryOp::Mul,
-            &negative,
-            &[1, 4],
-            &[1000],
-            &[],
+            TensorRef::new(&negative, &[1, 4]),
+            TensorRef::new(&[1000], &[]),
             &mut scaled,
             &[1, 4],
         );
         let mut out = [0; 4];
         binary_i32(
             BinaryOp::Add,
-            &ids,
-            &[1, 4],
-            &scaled,
-            &[1, 4],
+            TensorRef::new(&ids, &[1, 4]),
+            TensorRef::new(&scaled, &[1, 4]),
             &mut out,
             &[1, 4],
         );
@@ -89,20 +84,16 @@ mod tests {
         let mut out = [0; 4];
         binary_i32(
             BinaryOp::Div,
-            &[7, -7, 5, i32::MIN],
-            &[4],
-            &[2, 2, 0, -1],
-            &[4],
+            TensorRef::new(&[7, -7, 5, i32::MIN], &[4]),
+            TensorRef::new(&[2, 2, 0, -1], &[4]),
             &mut out,
             &[4],
         );
         assert_eq!(out, [3, -3, 0, 0]);
         binary_i32(
             BinaryOp::Sub,
-            &[1, 2],
-            &[2, 1],
-            &[10, 20],
-            &[2],
+            TensorRef::new(&[1, 2], &[2, 1]),
+            TensorRef::new(&[10, 20], &[2]),
             &mut out,
             &[2, 2],
         );

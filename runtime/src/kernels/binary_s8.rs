@@ -6,7 +6,7 @@
 //! a rounded Q16 integer quotient that is then requantized. The host-side
 //! [`BinaryS8Params::new`] chooses every factor.
 
-use super::{BinaryOp, MAX_RANK, broadcast_strides};
+use super::{BinaryOp, MAX_RANK, TensorRef, broadcast_strides};
 use crate::quant::Requant;
 
 /// Fixed-point parameters of an int8 binary op, built by [`BinaryS8Params::new`].
@@ -144,13 +144,12 @@ impl BinaryS8Params {
 /// paths; everything else walks the output with per-axis strides.
 pub fn binary_s8(
     params: &BinaryS8Params,
-    a: &[i8],
-    a_shape: &[usize],
-    b: &[i8],
-    b_shape: &[usize],
+    a: TensorRef<i8>,
+    b: TensorRef<i8>,
     output: &mut [i8],
     out_shape: &[usize],
 ) {
+    let (a, a_shape, b, b_shape) = (a.data, a.shape, b.data, b.shape);
     debug_assert!(out_shape.len() <= MAX_RANK);
     debug_assert!(a_shape.len() <= out_shape.len() && b_shape.len() <= out_shape.len());
     let len: usize = out_shape.iter().product();
@@ -284,10 +283,8 @@ mod tests {
         let mut out = [0i8; 4];
         binary_s8(
             &p,
-            &[1, 2, -3, 100],
-            &[4],
-            &[10, -5, 1, 100],
-            &[4],
+            TensorRef::new(&[1, 2, -3, 100], &[4]),
+            TensorRef::new(&[10, -5, 1, 100], &[4]),
             &mut out,
             &[4],
         );
@@ -323,7 +320,13 @@ mod tests {
             let (a, b) = (rng.i8s(a_len, -128, 127), rng.i8s(b_len, -128, 127));
             let len: usize = out_shape.iter().product();
             let mut out = vec![0i8; len];
-            binary_s8(&p, &a, &a_shape, &b, &b_shape, &mut out, &out_shape);
+            binary_s8(
+                &p,
+                TensorRef::new(&a, &a_shape),
+                TensorRef::new(&b, &b_shape),
+                &mut out,
+                &out_shape,
+            );
             // Expected: index each operand by the broadcast coordinates.
             let coord_index = |flat: usize, shape: &[usize]| -> usize {
                 let mut rem = flat;

@@ -1,8 +1,8 @@
 //! Elementwise comparisons (ONNX Equal, Less, LessOrEqual, Greater, GreaterOrEqual)
 //! with numpy broadcasting, writing booleans as `i32` 0 / 1.
 
-use super::MAX_RANK;
 use super::broadcast::for_each_run;
+use super::{MAX_RANK, TensorRef};
 
 /// The comparison of `a` with `b`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,13 +27,12 @@ pub enum CompareOp {
 /// output's, and slice lengths match the shapes.
 pub fn compare<T: Copy + PartialOrd>(
     op: CompareOp,
-    a: &[T],
-    a_shape: &[usize],
-    b: &[T],
-    b_shape: &[usize],
+    a: TensorRef<T>,
+    b: TensorRef<T>,
     output: &mut [i32],
     out_shape: &[usize],
 ) {
+    let (a, a_shape, b, b_shape) = (a.data, a.shape, b.data, b.shape);
     debug_assert!(out_shape.len() <= MAX_RANK);
     debug_assert_eq!(a.len(), a_shape.iter().product::<usize>());
     debug_assert_eq!(b.len(), b_shape.iter().product::<usize>());
@@ -152,22 +151,32 @@ mod tests {
             (CompareOp::GreaterOrEqual, [0, 1, 1, 0]),
         ];
         for (op, w) in want {
-            compare(op, &a, &[4], &b, &[], &mut out, &[4]);
+            compare(
+                op,
+                TensorRef::new(&a, &[4]),
+                TensorRef::new(&b, &[]),
+                &mut out,
+                &[4],
+            );
             assert_eq!(out, w, "{op:?}");
         }
         // Integers, outer comparison [2,1] vs [3] (e.g. position ids against a length).
         let mut out = [9i32; 6];
         compare(
             CompareOp::Less,
-            &[0i32, 2],
-            &[2, 1],
-            &[1, 2, 3],
-            &[3],
+            TensorRef::new(&[0i32, 2], &[2, 1]),
+            TensorRef::new(&[1, 2, 3], &[3]),
             &mut out,
             &[2, 3],
         );
         assert_eq!(out, [1, 1, 1, 0, 0, 1]);
-        compare::<i32>(CompareOp::Equal, &[], &[0], &[1], &[1], &mut [], &[0]);
+        compare::<i32>(
+            CompareOp::Equal,
+            TensorRef::new(&[], &[0]),
+            TensorRef::new(&[1], &[1]),
+            &mut [],
+            &[0],
+        );
     }
 
     #[test]
@@ -202,7 +211,13 @@ mod tests {
             let b: Vec<f32> = (0..sb.iter().product()).map(&mut value).collect();
             let op = OPS[iter % OPS.len()];
             let mut out = vec![-1; so.iter().product()];
-            compare(op, &a, &sa, &b, &sb, &mut out, &so);
+            compare(
+                op,
+                TensorRef::new(&a, &sa),
+                TensorRef::new(&b, &sb),
+                &mut out,
+                &so,
+            );
             assert_eq!(
                 out,
                 naive(op, &a, &sa, &b, &sb, &so),

@@ -1,6 +1,8 @@
 //! Concatenation, one input at a time, for any element type (no requantization; the
 //! int8 variant that rescales lives in `concat_s8`).
 
+use super::ConcatSlot;
+
 /// Copies one input of a concat into its place in the output: for each `o < outer`,
 /// `output[o * output_block + offset..][..input_block] = input[o * input_block..][..input_block]`.
 ///
@@ -8,14 +10,13 @@
 /// `output_block = output_axis_len * inner`, `offset` = the blocks of the previous inputs.
 /// Preconditions (debug-asserted): `offset + input_block <= output_block`,
 /// `input.len() >= outer * input_block`, `output.len() >= outer * output_block`.
-pub fn concat_part<T: Copy>(
-    input: &[T],
-    outer: usize,
-    input_block: usize,
-    output_block: usize,
-    offset: usize,
-    output: &mut [T],
-) {
+pub fn concat_part<T: Copy>(input: &[T], slot: &ConcatSlot, output: &mut [T]) {
+    let ConcatSlot {
+        outer,
+        input_block,
+        output_block,
+        offset,
+    } = *slot;
     debug_assert!(offset + input_block <= output_block);
     debug_assert!(input.len() >= outer * input_block);
     debug_assert!(output.len() >= outer * output_block);
@@ -45,8 +46,26 @@ mod tests {
         let a = [1, 2, 3, 4];
         let b = [10, 11, 12, 13, 14, 15, 16, 17];
         let mut out = [0; 12];
-        concat_part(&a, 2, 2, 6, 0, &mut out);
-        concat_part(&b, 2, 4, 6, 2, &mut out);
+        concat_part(
+            &a,
+            &ConcatSlot {
+                outer: 2,
+                input_block: 2,
+                output_block: 6,
+                offset: 0,
+            },
+            &mut out,
+        );
+        concat_part(
+            &b,
+            &ConcatSlot {
+                outer: 2,
+                input_block: 4,
+                output_block: 6,
+                offset: 2,
+            },
+            &mut out,
+        );
         assert_eq!(out, [1, 2, 10, 11, 12, 13, 3, 4, 14, 15, 16, 17]);
     }
 
@@ -66,7 +85,16 @@ mod tests {
                 let input: Vec<u32> = (0..outer * len * inner)
                     .map(|i| (k * 1000 + i) as u32)
                     .collect();
-                concat_part(&input, outer, len * inner, total * inner, offset, &mut out);
+                concat_part(
+                    &input,
+                    &ConcatSlot {
+                        outer,
+                        input_block: len * inner,
+                        output_block: total * inner,
+                        offset,
+                    },
+                    &mut out,
+                );
                 offset += len * inner;
                 inputs.push(input);
             }

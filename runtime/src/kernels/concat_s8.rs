@@ -4,6 +4,7 @@
 //! quantization equals the output's can use it too (the identity factor takes
 //! a plain-copy path).
 
+use super::{ConcatS8Quant, ConcatSlot};
 use crate::quant::Requant;
 
 /// The fixed-point form of 1.0 (`2^30 * 2^(1 - 31)`), for which `apply` is the identity.
@@ -20,18 +21,18 @@ const IDENTITY: Requant = Requant {
 /// `clamp(requant.apply(x - input_zero_point) + output_zero_point, -128, 127)` with
 /// `requant = input_scale / output_scale`. Identity factor and equal zero points
 /// copy the bytes unchanged (the same result).
-#[allow(clippy::too_many_arguments)]
-pub fn concat_part_s8(
-    input: &[i8],
-    outer: usize,
-    input_block: usize,
-    output_block: usize,
-    offset: usize,
-    input_zero_point: i32,
-    requant: Requant,
-    output_zero_point: i32,
-    output: &mut [i8],
-) {
+pub fn concat_part_s8(input: &[i8], slot: &ConcatSlot, quant: &ConcatS8Quant, output: &mut [i8]) {
+    let ConcatSlot {
+        outer,
+        input_block,
+        output_block,
+        offset,
+    } = *slot;
+    let ConcatS8Quant {
+        input_zero_point,
+        requant,
+        output_zero_point,
+    } = *quant;
     debug_assert!(input.len() >= outer * input_block);
     debug_assert!(offset + input_block <= output_block || outer == 0);
     debug_assert!(output.len() >= outer.saturating_sub(1) * output_block + offset + input_block);
@@ -63,7 +64,21 @@ mod tests {
         let input = [1i8, 2, 3, 4];
         let mut out = [0i8; 6];
         // Two rows of 2 into rows of 3 at offset 1.
-        concat_part_s8(&input, 2, 2, 3, 1, 5, IDENTITY, 5, &mut out);
+        concat_part_s8(
+            &input,
+            &ConcatSlot {
+                outer: 2,
+                input_block: 2,
+                output_block: 3,
+                offset: 1,
+            },
+            &ConcatS8Quant {
+                input_zero_point: 5,
+                requant: IDENTITY,
+                output_zero_point: 5,
+            },
+            &mut out,
+        );
         assert_eq!(out, [0, 1, 2, 0, 3, 4]);
     }
 
@@ -79,7 +94,21 @@ mod tests {
             let requant = Requant::from_real(si / so);
             let input: [i8; 256] = core::array::from_fn(|i| (i as i32 - 128) as i8);
             let mut out = [0i8; 256];
-            concat_part_s8(&input, 1, 256, 256, 0, zi, requant, zo, &mut out);
+            concat_part_s8(
+                &input,
+                &ConcatSlot {
+                    outer: 1,
+                    input_block: 256,
+                    output_block: 256,
+                    offset: 0,
+                },
+                &ConcatS8Quant {
+                    input_zero_point: zi,
+                    requant,
+                    output_zero_point: zo,
+                },
+                &mut out,
+            );
             for (&x, &y) in input.iter().zip(&out) {
                 let want = quantize(si * (x as i32 - zi) as f64, so, zo);
                 assert!((y as i32 - want).abs() <= 1, "{x}: {y} vs {want}");

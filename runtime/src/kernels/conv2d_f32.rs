@@ -13,7 +13,7 @@
 //! `k`, `acc[r][p] += w[r][k] * col[k][p]` over contiguous `p` (axpy form), which LLVM
 //! vectorizes on NEON, SSE and MVE without target-specific code.
 
-use super::{ClampF32, FloatWeight, Shape4, Window2d, valid_range};
+use super::{ClampF32, ConvF32Args, ConvGeometry, FloatWeight, Shape4, Window2d, valid_range};
 
 /// Output channels per GEMM register tile.
 const TILE_OC: usize = 4;
@@ -28,7 +28,13 @@ enum Path {
     Im2col,
 }
 
-fn choose_path(in_shape: Shape4, window: &Window2d, groups: usize, out_shape: Shape4) -> Path {
+fn choose_path(geometry: &ConvGeometry) -> Path {
+    let ConvGeometry {
+        in_shape,
+        out_shape,
+        ref window,
+        groups,
+    } = *geometry;
     let cin_g = in_shape.c / groups.max(1);
     if cin_g == 1 {
         Path::Direct
@@ -49,15 +55,16 @@ fn choose_path(in_shape: Shape4, window: &Window2d, groups: usize, out_shape: Sh
 /// 0 for the direct path (one input channel per group) and the pointwise path
 /// (1x1, stride 1, no padding, `out_h == in_h`, `out_w == in_w`); otherwise
 /// `in_ch / groups * kh * kw * out_h * out_w` (one group of one batch at a time).
-pub fn conv2d_f32_scratch_len(
-    in_shape: Shape4,
-    window: &Window2d,
-    groups: usize,
-    out_shape: Shape4,
-) -> usize {
-    match choose_path(in_shape, window, groups, out_shape) {
+pub fn conv2d_f32_scratch_len(geometry: &ConvGeometry) -> usize {
+    match choose_path(geometry) {
         Path::Direct | Path::Pointwise => 0,
         Path::Im2col => {
+            let ConvGeometry {
+                in_shape,
+                out_shape,
+                ref window,
+                groups,
+            } = *geometry;
             let cin_g = in_shape.c / groups.max(1);
             cin_g * window.kernel[0] * window.kernel[1] * out_shape.h * out_shape.w
         }
@@ -73,19 +80,20 @@ pub fn conv2d_f32_scratch_len(
 /// `in_shape.n == out_shape.n`, slice lengths match the shapes, `weights` holds
 /// `out_ch * in_ch/groups * kh * kw` values, `bias` (if any) `out_ch`, and
 /// `scratch.len() >= conv2d_f32_scratch_len(..)`.
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_f32<W: FloatWeight>(
-    input: &[f32],
-    in_shape: Shape4,
-    weights: &[W],
-    bias: Option<&[f32]>,
-    window: &Window2d,
-    groups: usize,
-    clamp: ClampF32,
-    output: &mut [f32],
-    out_shape: Shape4,
-    scratch: &mut [f32],
-) {
+pub fn conv2d_f32<W: FloatWeight>(args: &ConvF32Args<W>, output: &mut [f32], scratch: &mut [f32]) {
+    let ConvF32Args {
+        input,
+        weights,
+        bias,
+        geometry:
+            ConvGeometry {
+                in_shape,
+                out_shape,
+                ref window,
+                groups,
+            },
+        clamp,
+    } = *args;
     debug_assert!(groups >= 1);
     debug_assert!(in_shape.c.is_multiple_of(groups) && out_shape.c.is_multiple_of(groups));
     debug_assert_eq!(in_shape.n, out_shape.n);
@@ -98,17 +106,15 @@ pub fn conv2d_f32<W: FloatWeight>(
     let k = cin_g * window.kernel[0] * window.kernel[1];
     debug_assert_eq!(weights.len(), out_shape.c * k);
     debug_assert!(bias.is_none_or(|b| b.len() == out_shape.c));
-    debug_assert!(scratch.len() >= conv2d_f32_scratch_len(in_shape, window, groups, out_shape));
+    debug_assert!(scratch.len() >= conv2d_f32_scratch_len(&args.geometry));
     if output.is_empty() {
         return;
     }
     let in_plane = in_shape.h * in_shape.w;
     let out_plane = out_shape.h * out_shape.w;
-    let path = choose_path(in_shape, window, groups, out_shape);
+    let path = choose_path(&args.geometry);
     if path == Path::Direct {
-        conv_direct(
-            input, in_shape, weights, bias, window, groups, clamp, output, out_shape,
-        );
+        conv_direct(args, output);
         return;
     }
     if k == 0 || in_plane == 0 {
@@ -157,18 +163,20 @@ fn axpy_strided(dst: &mut [f32], w: f32, src: &[f32], stride: usize) {
 }
 
 /// Direct convolution for one input channel per group: per output row, one axpy per tap.
-#[allow(clippy::too_many_arguments)]
-fn conv_direct<W: FloatWeight>(
-    input: &[f32],
-    in_shape: Shape4,
-    weights: &[W],
-    bias: Option<&[f32]>,
-    window: &Window2d,
-    groups: usize,
-    clamp: ClampF32,
-    output: &mut [f32],
-    out_shape: Shape4,
-) {
+fn conv_direct<W: FloatWeight>(args: &ConvF32Args<W>, output: &mut [f32]) {
+    let ConvF32Args {
+        input,
+        weights,
+        bias,
+        geometry:
+            ConvGeometry {
+                in_shape,
+                out_shape,
+                ref window,
+                groups,
+            },
+        clamp,
+    } = *args;
     let [kh, kw] = window.kernel;
     let [sh, sw] = window.stride;
     let [dh, dw] = window.dilation;
@@ -458,19 +466,31 @@ mod tests {
         let weights: Vec<f32> = (0..o.c * k).map(|_| rng.f32()).collect();
         let bias: Vec<f32> = (0..o.c).map(|_| rng.f32()).collect();
         let bias = with_bias.then_some(&bias[..]);
-        let mut scratch = vec![f32::NAN; conv2d_f32_scratch_len(s, &win, geo.groups, o)];
+        let mut scratch = vec![
+            f32::NAN;
+            conv2d_f32_scratch_len(&ConvGeometry {
+                in_shape: s,
+                out_shape: o,
+                window: win,
+                groups: geo.groups
+            })
+        ];
         let mut output = vec![f32::NAN; o.len()];
 
         conv2d_f32(
-            &input,
-            s,
-            &weights,
-            bias,
-            &win,
-            geo.groups,
-            clamp,
+            &ConvF32Args {
+                input: &input,
+                weights: &weights,
+                bias,
+                geometry: ConvGeometry {
+                    in_shape: s,
+                    out_shape: o,
+                    window: win,
+                    groups: geo.groups,
+                },
+                clamp,
+            },
             &mut output,
-            o,
             &mut scratch,
         );
         let (want, mag) = naive(&input, s, &weights, bias, &win, geo.groups, o);
@@ -487,15 +507,19 @@ mod tests {
         let w16: Vec<f16> = weights.iter().map(|&w| f16::from_f32(w)).collect();
         let w16_as_f32: Vec<f32> = w16.iter().map(|w| w.to_f32()).collect();
         conv2d_f32(
-            &input,
-            s,
-            &w16,
-            bias,
-            &win,
-            geo.groups,
-            clamp,
+            &ConvF32Args {
+                input: &input,
+                weights: &w16,
+                bias,
+                geometry: ConvGeometry {
+                    in_shape: s,
+                    out_shape: o,
+                    window: win,
+                    groups: geo.groups,
+                },
+                clamp,
+            },
             &mut output,
-            o,
             &mut scratch,
         );
         let (want, mag) = naive(&input, s, &w16_as_f32, bias, &win, geo.groups, o);
@@ -544,17 +568,29 @@ mod tests {
         };
         let s = Shape4::new(1, 1, 3, 3);
         let mut out = [0.0f32; 9];
-        let mut scratch = vec![0.0; conv2d_f32_scratch_len(s, &win, 1, s)];
+        let mut scratch = vec![
+            0.0;
+            conv2d_f32_scratch_len(&ConvGeometry {
+                in_shape: s,
+                out_shape: s,
+                window: win,
+                groups: 1
+            })
+        ];
         conv2d_f32(
-            &input,
-            s,
-            &weights,
-            Some(&[0.5]),
-            &win,
-            1,
-            ClampF32::NONE,
+            &ConvF32Args {
+                input: &input,
+                weights: &weights,
+                bias: Some(&[0.5]),
+                geometry: ConvGeometry {
+                    in_shape: s,
+                    out_shape: s,
+                    window: win,
+                    groups: 1,
+                },
+                clamp: ClampF32::NONE,
+            },
             &mut out,
-            s,
             &mut scratch,
         );
         let want = [12.0, 21.0, 16.0, 27.0, 45.0, 33.0, 24.0, 39.0, 28.0].map(|v| v + 0.5);
@@ -575,33 +611,49 @@ mod tests {
         let s = Shape4::new(1, 2, 4, 4);
         let o = Shape4::new(1, 1, 2, 2);
         let mut out = [0.0f32; 4];
-        let mut scratch = vec![0.0; conv2d_f32_scratch_len(s, &win, 1, o)];
+        let mut scratch = vec![
+            0.0;
+            conv2d_f32_scratch_len(&ConvGeometry {
+                in_shape: s,
+                out_shape: o,
+                window: win,
+                groups: 1
+            })
+        ];
         assert_eq!(scratch.len(), 8 * 4);
         let relu6 = ClampF32 { min: 0.0, max: 6.0 };
         conv2d_f32(
-            &input,
-            s,
-            &weights,
-            None,
-            &win,
-            1,
-            relu6,
+            &ConvF32Args {
+                input: &input,
+                weights: &weights,
+                bias: None,
+                geometry: ConvGeometry {
+                    in_shape: s,
+                    out_shape: o,
+                    window: win,
+                    groups: 1,
+                },
+                clamp: relu6,
+            },
             &mut out,
-            o,
             &mut scratch,
         );
         // Window sums 10, 18, 42, 50 minus 4, clamped to 6.
         assert_eq!(out, [6.0, 6.0, 6.0, 6.0]);
         conv2d_f32(
-            &input,
-            s,
-            &weights,
-            None,
-            &win,
-            1,
-            ClampF32::NONE,
+            &ConvF32Args {
+                input: &input,
+                weights: &weights,
+                bias: None,
+                geometry: ConvGeometry {
+                    in_shape: s,
+                    out_shape: o,
+                    window: win,
+                    groups: 1,
+                },
+                clamp: ClampF32::NONE,
+            },
             &mut out,
-            o,
             &mut scratch,
         );
         assert_eq!(out, [6.0, 14.0, 38.0, 46.0]);
@@ -617,7 +669,12 @@ mod tests {
             pad_begin: [0, 0],
         };
         assert_eq!(
-            conv2d_f32_scratch_len(s, &pw, 1, Shape4::new(1, 4, 5, 5)),
+            conv2d_f32_scratch_len(&ConvGeometry {
+                in_shape: s,
+                out_shape: Shape4::new(1, 4, 5, 5),
+                window: pw,
+                groups: 1
+            }),
             0
         );
         let dw = Window2d {
@@ -627,11 +684,21 @@ mod tests {
             pad_begin: [1, 1],
         };
         assert_eq!(
-            conv2d_f32_scratch_len(s, &dw, 8, Shape4::new(1, 8, 3, 3)),
+            conv2d_f32_scratch_len(&ConvGeometry {
+                in_shape: s,
+                out_shape: Shape4::new(1, 8, 3, 3),
+                window: dw,
+                groups: 8
+            }),
             0
         );
         assert_eq!(
-            conv2d_f32_scratch_len(s, &dw, 2, Shape4::new(1, 8, 3, 3)),
+            conv2d_f32_scratch_len(&ConvGeometry {
+                in_shape: s,
+                out_shape: Shape4::new(1, 8, 3, 3),
+                window: dw,
+                groups: 2
+            }),
             4 * 9 * 9
         );
     }

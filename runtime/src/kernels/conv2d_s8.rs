@@ -5,6 +5,8 @@
 //! [`ConvS8Quant`], which the fully connected and transposed convolution
 //! kernels share.
 
+use super::{ConvGeometry, ConvS8Args};
+#[cfg(test)]
 use super::{Shape4, Window2d};
 use crate::quant::Requant;
 
@@ -102,12 +104,11 @@ pub(crate) fn bias_of(bias: &[i32], oc: usize) -> i32 {
 
 /// Int8 2-D convolution over NCHW activations (reference implementation).
 ///
-/// * `input`: `in_shape` (`[n][c_in][h][w]`), quantized with `quant.input_zero_point`.
-/// * `weights`: `[c_out][c_in / groups][kh][kw]`, symmetric (zero point 0).
-/// * `bias`: `c_out` values in units of `input_scale * weight_scale[oc]`, or empty for none.
-/// * `window`: kernel, stride, dilation and leading padding; the trailing
-///   padding is whatever `out_shape` implies.
-/// * `groups`: divides `c_in` and `c_out` (`groups == c_in == c_out` is depthwise).
+/// * `args.input`: `in_shape` (`[n][c_in][h][w]`), quantized with `quant.input_zero_point`.
+/// * `args.weights`: `[c_out][c_in / groups][kh][kw]`, symmetric (zero point 0).
+/// * `args.bias`: `c_out` values in units of `input_scale * weight_scale[oc]`, or empty for none.
+/// * `args.geometry`: shapes, window (kernel, stride, dilation and leading
+///   padding; the trailing padding is whatever `out_shape` implies) and groups.
 /// * `output`: `out_shape` (`[n][c_out][oh][ow]`).
 ///
 /// For output channel `oc` of group `g = oc / (c_out / groups)`:
@@ -115,18 +116,20 @@ pub(crate) fn bias_of(bias: &[i32], oc: usize) -> i32 {
 /// with `iy = oy * sh + ky * dh - pad_h` and `ix = ox * sw + kx * dw - pad_w`; taps
 /// outside the input (padding) contribute 0. The `i32` accumulator wraps on overflow
 /// (unreachable for `K < 2^16` taps). Output: see [`ConvS8Quant`].
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_s8(
-    input: &[i8],
-    in_shape: Shape4,
-    weights: &[i8],
-    bias: &[i32],
-    window: &Window2d,
-    groups: usize,
-    quant: &ConvS8Quant,
-    output: &mut [i8],
-    out_shape: Shape4,
-) {
+pub fn conv2d_s8(args: &ConvS8Args, output: &mut [i8]) {
+    let ConvS8Args {
+        input,
+        weights,
+        bias,
+        geometry:
+            ConvGeometry {
+                in_shape,
+                out_shape,
+                ref window,
+                groups,
+            },
+        ref quant,
+    } = *args;
     debug_assert!(
         groups >= 1 && in_shape.c.is_multiple_of(groups) && out_shape.c.is_multiple_of(groups)
     );
@@ -240,21 +243,24 @@ mod tests {
     use std::vec;
     use std::vec::Vec;
 
-    /// Float model: dequantize, convolve in f64, requantize with the real factors.
-    #[allow(clippy::too_many_arguments)]
-    fn conv_float(
-        input: &[i8],
-        s: Shape4,
-        weights: &[i8],
-        bias: &[i32],
-        window: &Window2d,
-        groups: usize,
-        (in_scale, in_zp): (f64, i32),
-        w_scales: &[f64],
-        (out_scale, out_zp): (f64, i32),
-        (act_min, act_max): (i32, i32),
-        o: Shape4,
-    ) -> Vec<i32> {
+    /// Float model: dequantize, convolve in f64, requantize with the real factors
+    /// (`in_scale`, `w_scales`, `out_scale`; zero points and clamp from `args.quant`).
+    fn conv_float(args: &ConvS8Args, in_scale: f64, w_scales: &[f64], out_scale: f64) -> Vec<i32> {
+        let ConvS8Args {
+            input,
+            weights,
+            bias,
+            geometry,
+            quant,
+        } = *args;
+        let (s, o, window, groups) = (
+            geometry.in_shape,
+            geometry.out_shape,
+            &geometry.window,
+            geometry.groups,
+        );
+        let (in_zp, out_zp) = (quant.input_zero_point, quant.output_zero_point);
+        let (act_min, act_max) = (quant.act_min, quant.act_max);
         let [kh, kw] = window.kernel;
         let (cin_g, cout_g) = (s.c / groups, o.c / groups);
         let mut out = vec![0; o.len()];
@@ -381,17 +387,19 @@ mod tests {
             act_max: 127,
         };
         let mut out = [0i8; 9];
-        conv2d_s8(
-            &input,
-            Shape4::new(1, 1, 3, 3),
-            &weights,
-            &[10],
-            &window,
-            1,
-            &quant,
-            &mut out,
-            Shape4::new(1, 1, 3, 3),
-        );
+        let args = ConvS8Args {
+            input: &input,
+            weights: &weights,
+            bias: &[10],
+            geometry: ConvGeometry {
+                in_shape: Shape4::new(1, 1, 3, 3),
+                out_shape: Shape4::new(1, 1, 3, 3),
+                window,
+                groups: 1,
+            },
+            quant,
+        };
+        conv2d_s8(&args, &mut out);
         // x - zp = [0 1 2; 3 4 5; 6 7 8]. out(oy,ox) = 10 + 1*x(oy-1,ox-1) - x(oy-1,ox) + 2*x(oy,ox-1) + 3.
         // (0,0): 10 + 0 + 3 = 13; (0,1): 10 + 2*0 + 3 = 13; (0,2): 10 + 2*1 + 3 = 15
         // (1,0): 10 - 0 + 3 = 13; (1,1): 10 + 0 - 1 + 2*3 + 3 = 18; (1,2): 10 + 1 - 2 + 2*4 + 3 = 20
@@ -420,17 +428,19 @@ mod tests {
             pad_begin: [0, 0],
         };
         let mut out = [0i8; 4];
-        conv2d_s8(
-            &input,
-            Shape4::new(1, 1, 2, 2),
-            &[1],
-            &[],
-            &window,
-            1,
-            &quant,
-            &mut out,
-            Shape4::new(1, 1, 2, 2),
-        );
+        let args = ConvS8Args {
+            input: &input,
+            weights: &[1],
+            bias: &[],
+            geometry: ConvGeometry {
+                in_shape: Shape4::new(1, 1, 2, 2),
+                out_shape: Shape4::new(1, 1, 2, 2),
+                window,
+                groups: 1,
+            },
+            quant,
+        };
+        conv2d_s8(&args, &mut out);
         assert_eq!(out, [60, 0, 50, 0]);
     }
 
@@ -494,12 +504,20 @@ mod tests {
                 act_max: act.1,
             };
             let mut out = vec![0i8; o.len()];
-            conv2d_s8(
-                &input, s, &weights, &bias, &window, groups, &quant, &mut out, o,
-            );
-            let want = conv_float(
-                &input, s, &weights, &bias, &window, groups, in_q, &w_scales, out_q, act, o,
-            );
+            let args = ConvS8Args {
+                input: &input,
+                weights: &weights,
+                bias: &bias,
+                geometry: ConvGeometry {
+                    in_shape: s,
+                    out_shape: o,
+                    window,
+                    groups,
+                },
+                quant,
+            };
+            conv2d_s8(&args, &mut out);
+            let want = conv_float(&args, in_q.0, &w_scales, out_q.0);
             for (i, (&got, &want)) in out.iter().zip(&want).enumerate() {
                 assert!(
                     (got as i32 - want).abs() <= 1,

@@ -6,7 +6,7 @@
 //! the matching input elements are accumulated with one (strided when `sw > 1`) axpy.
 
 use super::valid_range;
-use super::{ClampF32, FloatWeight, Shape4, Window2d};
+use super::{ConvF32Args, ConvGeometry, FloatWeight};
 
 /// Transposed convolution:
 /// `out[n][oc][oy][ox] = clamp(bias[oc] + sum in[n][g*cin_g + ic][iy][ix] * w[oc][ic][ky][kx])`
@@ -18,18 +18,20 @@ use super::{ClampF32, FloatWeight, Shape4, Window2d};
 /// Preconditions (debug-asserted): channel counts are multiples of `groups`, same batch,
 /// slice lengths match, `weights` holds `out_ch * in_ch/groups * kh * kw` values, `bias`
 /// (if any) `out_ch`.
-#[allow(clippy::too_many_arguments)]
-pub fn conv_transpose2d_f32<W: FloatWeight>(
-    input: &[f32],
-    in_shape: Shape4,
-    weights: &[W],
-    bias: Option<&[f32]>,
-    window: &Window2d,
-    groups: usize,
-    clamp: ClampF32,
-    output: &mut [f32],
-    out_shape: Shape4,
-) {
+pub fn conv_transpose2d_f32<W: FloatWeight>(args: &ConvF32Args<W>, output: &mut [f32]) {
+    let ConvF32Args {
+        input,
+        weights,
+        bias,
+        geometry:
+            ConvGeometry {
+                in_shape,
+                out_shape,
+                ref window,
+                groups,
+            },
+        clamp,
+    } = *args;
     debug_assert!(groups >= 1);
     debug_assert!(in_shape.c.is_multiple_of(groups) && out_shape.c.is_multiple_of(groups));
     debug_assert_eq!(in_shape.n, out_shape.n);
@@ -113,6 +115,7 @@ fn kx_offset(kx: usize, dw: usize, pw: usize) -> isize {
 #[cfg(test)]
 mod tests {
     extern crate std;
+    use super::super::{ClampF32, Shape4, Window2d};
     use super::*;
     use half::f16;
     use std::vec;
@@ -190,15 +193,19 @@ mod tests {
         };
         let mut out = [0.0f32; 16];
         conv_transpose2d_f32(
-            &input,
-            Shape4::new(1, 1, 2, 2),
-            &[1.0f32; 4],
-            Some(&[0.5]),
-            &win,
-            1,
-            ClampF32::NONE,
+            &ConvF32Args {
+                input: &input,
+                weights: &[1.0f32; 4],
+                bias: Some(&[0.5]),
+                geometry: ConvGeometry {
+                    in_shape: Shape4::new(1, 1, 2, 2),
+                    out_shape: Shape4::new(1, 1, 4, 4),
+                    window: win,
+                    groups: 1,
+                },
+                clamp: ClampF32::NONE,
+            },
             &mut out,
-            Shape4::new(1, 1, 4, 4),
         );
         let want = [
             1., 1., 2., 2., 1., 1., 2., 2., 3., 3., 4., 4., 3., 3., 4., 4.,
@@ -215,15 +222,19 @@ mod tests {
         };
         let mut out = [0.0f32; 3];
         conv_transpose2d_f32(
-            &[1.0f32, 2.0],
-            Shape4::new(1, 1, 1, 2),
-            &[1.0f32, 2.0, 3.0],
-            Some(&[10.0]),
-            &win,
-            1,
-            ClampF32::NONE,
+            &ConvF32Args {
+                input: &[1.0f32, 2.0],
+                weights: &[1.0f32, 2.0, 3.0],
+                bias: Some(&[10.0]),
+                geometry: ConvGeometry {
+                    in_shape: Shape4::new(1, 1, 1, 2),
+                    out_shape: Shape4::new(1, 1, 1, 3),
+                    window: win,
+                    groups: 1,
+                },
+                clamp: ClampF32::NONE,
+            },
             &mut out,
-            Shape4::new(1, 1, 1, 3),
         );
         assert_eq!(out, [14.0, 17.0, 16.0]);
     }
@@ -278,7 +289,21 @@ mod tests {
             };
 
             let mut out = vec![f32::NAN; o.len()];
-            conv_transpose2d_f32(&input, s, &weights, bias, &win, groups, clamp, &mut out, o);
+            conv_transpose2d_f32(
+                &ConvF32Args {
+                    input: &input,
+                    weights: &weights,
+                    bias,
+                    geometry: ConvGeometry {
+                        in_shape: s,
+                        out_shape: o,
+                        window: win,
+                        groups,
+                    },
+                    clamp,
+                },
+                &mut out,
+            );
             let (want, mag) = naive_scatter(&input, s, &weights, bias, &win, groups, o);
             for i in 0..o.len() {
                 let w = clamp.apply(want[i] as f32) as f64;
@@ -290,7 +315,21 @@ mod tests {
 
             let w16: Vec<f16> = weights.iter().map(|&w| f16::from_f32(w)).collect();
             let w16_f32: Vec<f32> = w16.iter().map(|w| w.to_f32()).collect();
-            conv_transpose2d_f32(&input, s, &w16, bias, &win, groups, clamp, &mut out, o);
+            conv_transpose2d_f32(
+                &ConvF32Args {
+                    input: &input,
+                    weights: &w16,
+                    bias,
+                    geometry: ConvGeometry {
+                        in_shape: s,
+                        out_shape: o,
+                        window: win,
+                        groups,
+                    },
+                    clamp,
+                },
+                &mut out,
+            );
             let (want, mag) = naive_scatter(&input, s, &w16_f32, bias, &win, groups, o);
             for i in 0..o.len() {
                 let w = clamp.apply(want[i] as f32) as f64;

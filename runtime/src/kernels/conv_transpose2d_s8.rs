@@ -4,8 +4,10 @@
 //! would have added into it, so nothing is accumulated in memory and no scratch
 //! is needed. Quantization parameters are the convolution's [`ConvS8Quant`].
 
-use super::conv2d_s8::{ConvS8Quant, bias_of};
-use super::{Shape4, Window2d};
+#[cfg(doc)]
+use super::conv2d_s8::ConvS8Quant;
+use super::conv2d_s8::bias_of;
+use super::{ConvGeometry, ConvS8Args};
 
 /// Int8 2-D transposed convolution over NCHW activations.
 ///
@@ -19,18 +21,20 @@ use super::{Shape4, Window2d};
 /// `acc = bias[oc] + sum over ic in the group, ky, kx of w[oc][ic][ky][kx] * (x[iy][ix] - input_zero_point)`
 /// over every input position with `oy = iy * sh - pad_h + ky * dh` and
 /// `ox = ix * sw - pad_w + kx * dw`; the output is then as in [`ConvS8Quant`].
-#[allow(clippy::too_many_arguments)]
-pub fn conv_transpose2d_s8(
-    input: &[i8],
-    in_shape: Shape4,
-    weights: &[i8],
-    bias: &[i32],
-    window: &Window2d,
-    groups: usize,
-    quant: &ConvS8Quant,
-    output: &mut [i8],
-    out_shape: Shape4,
-) {
+pub fn conv_transpose2d_s8(args: &ConvS8Args, output: &mut [i8]) {
+    let ConvS8Args {
+        input,
+        weights,
+        bias,
+        geometry:
+            ConvGeometry {
+                in_shape,
+                out_shape,
+                ref window,
+                groups,
+            },
+        ref quant,
+    } = *args;
     debug_assert!(
         groups >= 1 && in_shape.c.is_multiple_of(groups) && out_shape.c.is_multiple_of(groups)
     );
@@ -94,7 +98,9 @@ pub fn conv_transpose2d_s8(
 #[cfg(test)]
 mod tests {
     extern crate std;
+    use super::super::conv2d_s8::ConvS8Quant;
     use super::super::conv2d_s8::testing::{XorShift, quantize};
+    use super::super::{Shape4, Window2d};
     use super::*;
     use crate::quant::Requant;
     use std::vec;
@@ -125,15 +131,19 @@ mod tests {
         };
         let mut out = [0i8; 16];
         conv_transpose2d_s8(
-            &input,
-            Shape4::new(1, 1, 2, 2),
-            &weights,
-            &[1],
-            &window,
-            1,
-            &quant,
+            &ConvS8Args {
+                input: &input,
+                weights: &weights,
+                bias: &[1],
+                geometry: ConvGeometry {
+                    in_shape: Shape4::new(1, 1, 2, 2),
+                    out_shape: Shape4::new(1, 1, 4, 4),
+                    window,
+                    groups: 1,
+                },
+                quant,
+            },
             &mut out,
-            Shape4::new(1, 1, 4, 4),
         );
         #[rustfmt::skip]
         let want = [
@@ -189,7 +199,19 @@ mod tests {
             };
             let mut out = vec![0i8; o.len()];
             conv_transpose2d_s8(
-                &input, s, &weights, &bias, &window, groups, &quant, &mut out, o,
+                &ConvS8Args {
+                    input: &input,
+                    weights: &weights,
+                    bias: &bias,
+                    geometry: ConvGeometry {
+                        in_shape: s,
+                        out_shape: o,
+                        window,
+                        groups,
+                    },
+                    quant,
+                },
+                &mut out,
             );
 
             let mut real = vec![0f64; o.len()];

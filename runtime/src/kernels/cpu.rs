@@ -58,7 +58,6 @@ macro_rules! multiversion {
             #[cfg(target_arch = "x86_64")]
             if $crate::kernels::cpu::has_avx2() {
                 #[target_feature(enable = "avx2")]
-                #[allow(clippy::too_many_arguments)]
                 fn avx2($($arg: $ty),*) {
                     $body($($arg),*)
                 }

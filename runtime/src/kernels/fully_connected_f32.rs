@@ -5,7 +5,7 @@
 //! multiplied into four weight rows, each with [`LANES`] independent accumulators (a
 //! fixed lane order, so LLVM vectorizes the reduction without reassociating floats).
 
-use super::{ClampF32, FloatWeight};
+use super::{FloatWeight, FullyConnectedDims, FullyConnectedF32Args};
 
 /// Independent partial sums per dot product.
 const LANES: usize = 8;
@@ -15,17 +15,19 @@ const LANES: usize = 8;
 /// Preconditions (debug-asserted): `input.len() == rows * in_features`,
 /// `weights.len() == out_features * in_features`, `output.len() == rows * out_features`,
 /// `bias` (if any) holds `out_features` values.
-#[allow(clippy::too_many_arguments)]
-pub fn fully_connected_f32<W: FloatWeight>(
-    input: &[f32],
-    rows: usize,
-    in_features: usize,
-    weights: &[W],
-    out_features: usize,
-    bias: Option<&[f32]>,
-    clamp: ClampF32,
-    output: &mut [f32],
-) {
+pub fn fully_connected_f32<W: FloatWeight>(args: &FullyConnectedF32Args<W>, output: &mut [f32]) {
+    let FullyConnectedF32Args {
+        input,
+        weights,
+        bias,
+        dims:
+            FullyConnectedDims {
+                rows,
+                in_features,
+                out_features,
+            },
+        clamp,
+    } = *args;
     debug_assert_eq!(input.len(), rows * in_features);
     debug_assert_eq!(weights.len(), out_features * in_features);
     debug_assert_eq!(output.len(), rows * out_features);
@@ -118,6 +120,7 @@ fn horizontal_sum(acc: &[f32; LANES]) -> f32 {
 #[cfg(test)]
 mod tests {
     extern crate std;
+    use super::super::ClampF32;
     use super::*;
     use half::f16;
     use std::vec;
@@ -139,13 +142,17 @@ mod tests {
         let bias = [0.0f32, 0.0, 0.0, 0.5, -1.0];
         let mut out = [0.0f32; 10];
         fully_connected_f32(
-            &input,
-            2,
-            3,
-            &weights,
-            5,
-            Some(&bias),
-            ClampF32::NONE,
+            &FullyConnectedF32Args {
+                input: &input,
+                weights: &weights,
+                bias: Some(&bias),
+                dims: FullyConnectedDims {
+                    rows: 2,
+                    in_features: 3,
+                    out_features: 5,
+                },
+                clamp: ClampF32::NONE,
+            },
             &mut out,
         );
         assert_eq!(out, [1.0, 2.0, 3.0, 6.5, 4.0, -1.0, 0.0, 1.0, 0.5, 0.0]);
@@ -153,7 +160,20 @@ mod tests {
             min: 0.0,
             max: f32::INFINITY,
         };
-        fully_connected_f32(&input, 2, 3, &weights, 5, None, relu, &mut out);
+        fully_connected_f32(
+            &FullyConnectedF32Args {
+                input: &input,
+                weights: &weights,
+                bias: None,
+                dims: FullyConnectedDims {
+                    rows: 2,
+                    in_features: 3,
+                    out_features: 5,
+                },
+                clamp: relu,
+            },
+            &mut out,
+        );
         assert_eq!(out, [1.0, 2.0, 3.0, 6.0, 5.0, 0.0, 0.0, 1.0, 0.0, 1.0]);
     }
 
@@ -173,8 +193,34 @@ mod tests {
             let w16: Vec<f16> = weights.iter().map(|&w| f16::from_f32(w)).collect();
             let mut out = vec![f32::NAN; rows * n];
             let mut out16 = vec![f32::NAN; rows * n];
-            fully_connected_f32(&input, rows, k, &weights, n, bias, ClampF32::NONE, &mut out);
-            fully_connected_f32(&input, rows, k, &w16, n, bias, ClampF32::NONE, &mut out16);
+            fully_connected_f32(
+                &FullyConnectedF32Args {
+                    input: &input,
+                    weights: &weights,
+                    bias,
+                    dims: FullyConnectedDims {
+                        rows,
+                        in_features: k,
+                        out_features: n,
+                    },
+                    clamp: ClampF32::NONE,
+                },
+                &mut out,
+            );
+            fully_connected_f32(
+                &FullyConnectedF32Args {
+                    input: &input,
+                    weights: &w16,
+                    bias,
+                    dims: FullyConnectedDims {
+                        rows,
+                        in_features: k,
+                        out_features: n,
+                    },
+                    clamp: ClampF32::NONE,
+                },
+                &mut out16,
+            );
             for r in 0..rows {
                 for o in 0..n {
                     let b = bias.map_or(0.0, |b| b[o] as f64);

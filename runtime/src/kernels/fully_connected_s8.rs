@@ -3,7 +3,8 @@
 //! Direct loops; [`super::fully_connected_s8_fast`] must match it bit for bit.
 //! Quantization parameters are the convolution's [`ConvS8Quant`].
 
-use super::conv2d_s8::{ConvS8Quant, bias_of};
+use super::conv2d_s8::bias_of;
+use super::{FullyConnectedDims, FullyConnectedS8Args};
 
 /// Int8 fully connected layer (reference implementation).
 ///
@@ -15,17 +16,19 @@ use super::conv2d_s8::{ConvS8Quant, bias_of};
 /// `acc = bias[n] + sum_k w[n][k] * (x[r][k] - input_zero_point)` (wrapping `i32`),
 /// `output[r][n] = clamp(requant[n].apply(acc) + output_zero_point, act_min, act_max)`
 /// (see [`ConvS8Quant`]; `requant` has `out_features` entries or a single shared one).
-#[allow(clippy::too_many_arguments)]
-pub fn fully_connected_s8(
-    input: &[i8],
-    rows: usize,
-    in_features: usize,
-    weights: &[i8],
-    out_features: usize,
-    bias: &[i32],
-    quant: &ConvS8Quant,
-    output: &mut [i8],
-) {
+pub fn fully_connected_s8(args: &FullyConnectedS8Args, output: &mut [i8]) {
+    let FullyConnectedS8Args {
+        input,
+        weights,
+        bias,
+        dims:
+            FullyConnectedDims {
+                rows,
+                in_features,
+                out_features,
+            },
+        ref quant,
+    } = *args;
     debug_assert!(input.len() >= rows * in_features);
     debug_assert!(weights.len() >= out_features * in_features);
     debug_assert!(output.len() >= rows * out_features);
@@ -47,6 +50,7 @@ pub fn fully_connected_s8(
 #[cfg(test)]
 mod tests {
     extern crate std;
+    use super::super::conv2d_s8::ConvS8Quant;
     use super::super::conv2d_s8::testing::{XorShift, quantize};
     use super::*;
     use crate::quant::Requant;
@@ -77,7 +81,20 @@ mod tests {
             act_max: 127,
         };
         let mut out = [0i8; 2];
-        fully_connected_s8(&input, 1, 3, &weights, 2, &[10, -4], &quant, &mut out);
+        fully_connected_s8(
+            &FullyConnectedS8Args {
+                input: &input,
+                weights: &weights,
+                bias: &[10, -4],
+                dims: FullyConnectedDims {
+                    rows: 1,
+                    in_features: 3,
+                    out_features: 2,
+                },
+                quant,
+            },
+            &mut out,
+        );
         assert_eq!(out, [8 / 2 - 1, 8 - 1]);
     }
 
@@ -103,7 +120,20 @@ mod tests {
                 act_max: 127,
             };
             let mut out = vec![0i8; rows * n];
-            fully_connected_s8(&input, rows, k, &weights, n, &bias, &quant, &mut out);
+            fully_connected_s8(
+                &FullyConnectedS8Args {
+                    input: &input,
+                    weights: &weights,
+                    bias: &bias,
+                    dims: FullyConnectedDims {
+                        rows,
+                        in_features: k,
+                        out_features: n,
+                    },
+                    quant,
+                },
+                &mut out,
+            );
             for r in 0..rows {
                 for j in 0..n {
                     let mut acc = bias[j] as f64 * sx * sw[j];

@@ -9,9 +9,10 @@
 //! once per block of [`OUT_BLOCK`] output features, whose `i32` accumulators
 //! stay on the stack. Stack use is about 1.2 KiB.
 
-use super::conv2d_s8::{ConvS8Quant, bias_of};
+use super::conv2d_s8::bias_of;
 use super::dot::{DOT_LANES, dot_i16};
 use super::gemm_s8::{GEMM_K_STEP, GemmDims, GemmS8, dot_s8_portable, gemm_s8};
+use super::{FullyConnectedDims, FullyConnectedS8Args};
 
 /// `i16` elements per widened chunk of a row (512 bytes per buffer).
 const K_CHUNK: usize = 256;
@@ -21,48 +22,33 @@ pub const OUT_BLOCK: usize = 32;
 super::cpu::multiversion! {
     /// Int8 fully connected layer, same contract as
     /// [`super::fully_connected_s8::fully_connected_s8`] and bit-exact with it.
-    #[allow(clippy::too_many_arguments)]
     pub fn fully_connected_s8_fast(
-        input: &[i8],
-        rows: usize,
-        in_features: usize,
-        weights: &[i8],
-        out_features: usize,
-        bias: &[i32],
-        quant: &ConvS8Quant,
+        args: &FullyConnectedS8Args,
         output: &mut [i8],
     ) => fully_connected_s8_fast_body;
 }
 
 /// The body of [`fully_connected_s8_fast`], compiled once per instruction set.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn fully_connected_s8_fast_body(
-    input: &[i8],
-    rows: usize,
-    in_features: usize,
-    weights: &[i8],
-    out_features: usize,
-    bias: &[i32],
-    quant: &ConvS8Quant,
-    output: &mut [i8],
-) {
+fn fully_connected_s8_fast_body(args: &FullyConnectedS8Args, output: &mut [i8]) {
+    let FullyConnectedS8Args {
+        input,
+        weights,
+        bias,
+        dims:
+            FullyConnectedDims {
+                rows,
+                in_features,
+                out_features,
+            },
+        ref quant,
+    } = *args;
     debug_assert!(input.len() >= rows * in_features);
     debug_assert!(weights.len() >= out_features * in_features);
     debug_assert!(output.len() >= rows * out_features);
     debug_assert!(bias.is_empty() || bias.len() >= out_features);
     if cfg!(target_arch = "aarch64") {
-        fully_connected_s8_gemm(
-            GemmS8::best(),
-            input,
-            rows,
-            in_features,
-            weights,
-            out_features,
-            bias,
-            quant,
-            output,
-        );
+        fully_connected_s8_gemm(GemmS8::best(), args, output);
         return;
     }
     let k = in_features;
@@ -118,18 +104,19 @@ const GEMM_K_CHUNK: usize = 512;
 /// and `sum w` per output (on `SMMLA` the second column is free), and
 /// `sum w * (x - zp) = sum w * x - zp * sum w` modulo 2^32. The last
 /// `in_features % 16` values are summed in scalar code. Stack use about 1.5 KiB.
-#[allow(clippy::too_many_arguments)]
-pub fn fully_connected_s8_gemm(
-    kind: GemmS8,
-    input: &[i8],
-    rows: usize,
-    in_features: usize,
-    weights: &[i8],
-    out_features: usize,
-    bias: &[i32],
-    quant: &ConvS8Quant,
-    output: &mut [i8],
-) {
+pub fn fully_connected_s8_gemm(kind: GemmS8, args: &FullyConnectedS8Args, output: &mut [i8]) {
+    let FullyConnectedS8Args {
+        input,
+        weights,
+        bias,
+        dims:
+            FullyConnectedDims {
+                rows,
+                in_features,
+                out_features,
+            },
+        ref quant,
+    } = *args;
     let k = in_features;
     let k_main = k / GEMM_K_STEP * GEMM_K_STEP;
     let zp = quant.input_zero_point;
@@ -185,6 +172,7 @@ pub fn fully_connected_s8_gemm(
 #[cfg(test)]
 mod tests {
     extern crate std;
+    use super::super::conv2d_s8::ConvS8Quant;
     use super::super::conv2d_s8::testing::XorShift;
     use super::super::fully_connected_s8::fully_connected_s8;
     use super::*;
@@ -224,21 +212,30 @@ mod tests {
                 act_min: if case % 5 == 0 { 0 } else { -128 },
                 act_max: if case % 6 == 0 { 100 } else { 127 },
             };
+            let args = FullyConnectedS8Args {
+                input: &input,
+                weights: &weights,
+                bias: &bias,
+                dims: FullyConnectedDims {
+                    rows,
+                    in_features: k,
+                    out_features: n,
+                },
+                quant,
+            };
             let mut want = vec![0i8; rows * n];
             let mut got = vec![0i8; rows * n];
-            fully_connected_s8(&input, rows, k, &weights, n, &bias, &quant, &mut want);
-            fully_connected_s8_fast(&input, rows, k, &weights, n, &bias, &quant, &mut got);
+            fully_connected_s8(&args, &mut want);
+            fully_connected_s8_fast(&args, &mut got);
             assert_eq!(got, want, "case {case}: rows {rows} k {k} n {n}");
-            fully_connected_s8_fast_body(&input, rows, k, &weights, n, &bias, &quant, &mut got);
+            fully_connected_s8_fast_body(&args, &mut got);
             assert_eq!(
                 got, want,
                 "case {case} (portable copy): rows {rows} k {k} n {n}"
             );
             for kind in GemmS8::ALL.into_iter().filter(|v| v.available()) {
                 got.fill(0);
-                fully_connected_s8_gemm(
-                    kind, &input, rows, k, &weights, n, &bias, &quant, &mut got,
-                );
+                fully_connected_s8_gemm(kind, &args, &mut got);
                 assert_eq!(
                     got,
                     want,

@@ -21,7 +21,8 @@
 use super::FloatWeight;
 use super::activation_f32::Activation;
 use super::recurrent::{
-    Direction, RecurrentDims, clip_gate, debug_check_common, matvec_acc, time_index,
+    Direction, RecurrentDims, SequenceInputs, StateInOutput, StepF32, clip_gate, matvec_acc,
+    run_sequences,
 };
 
 /// Gates per hidden unit.
@@ -93,75 +94,71 @@ pub const fn gru_f32_scratch_len(dims: &RecurrentDims) -> usize {
 ///
 /// Preconditions (debug-asserted): the slice lengths above and in
 /// [`GruWeights`]; `scratch.len() >= gru_f32_scratch_len(&cfg.dims)`.
-#[allow(clippy::too_many_arguments)]
 pub fn gru_f32<W: FloatWeight>(
     cfg: &GruConfig,
-    x: &[f32],
     weights: &GruWeights<'_, W>,
-    seq_lens: Option<&[i32]>,
-    initial_h: Option<&[f32]>,
+    inputs: &SequenceInputs<f32>,
     out: &mut [f32],
     scratch: &mut [f32],
 ) {
     let dims = &cfg.dims;
-    let (seq_len, batch, input_size, hidden) =
-        (dims.seq_len, dims.batch, dims.input_size, dims.hidden);
+    let (input_size, hidden) = (dims.input_size, dims.hidden);
     let dirs = cfg.direction.count();
     let rows = GATES * hidden;
-    let block = dims.block_len(cfg.direction);
-    debug_check_common(
-        dims,
-        cfg.direction,
-        x,
-        seq_lens,
-        initial_h,
-        out,
-        seq_len + 1,
-    );
     debug_assert_eq!(weights.w.len(), dirs * rows * input_size);
     debug_assert_eq!(weights.r.len(), dirs * rows * hidden);
     debug_assert!(weights.bias.is_none_or(|b| b.len() == dirs * 2 * rows));
     debug_assert!(scratch.len() >= gru_f32_scratch_len(dims));
-
     let (gates, tmp) = scratch[..rows + hidden].split_at_mut(rows);
-    let (y, y_h) = out.split_at_mut(seq_len * block);
-    for d in 0..dirs {
-        let reverse = cfg.direction.is_reverse(d);
-        let cell = Cell {
-            acts: cfg.activations[d],
+    let mut cell = StateInOutput(GruStep {
+        cfg,
+        weights: *weights,
+        gates,
+        tmp,
+        direction: DirectionWeights {
+            acts: cfg.activations[0],
             clip: cfg.clip,
             linear_before_reset: cfg.linear_before_reset,
-            w: &weights.w[d * rows * input_size..][..rows * input_size],
-            r: &weights.r[d * rows * hidden..][..rows * hidden],
-            bias: weights.bias.map(|b| &b[d * 2 * rows..][..2 * rows]),
-        };
-        for b in 0..batch {
-            let at = (d * batch + b) * hidden;
-            let h = &mut y_h[at..][..hidden];
-            match initial_h {
-                Some(init) => h.copy_from_slice(&init[at..][..hidden]),
-                None => h.fill(0.0),
-            }
-            let len = dims.valid_len(seq_lens, b);
-            for step in 0..len {
-                let t = time_index(step, len, reverse);
-                let x_t = &x[(t * batch + b) * input_size..][..input_size];
-                cell.step(x_t, h, gates, tmp);
-                y[dims.out_offset(dirs, t, d, b)..][..hidden].copy_from_slice(h);
-            }
-            for t in len..seq_len {
-                y[dims.out_offset(dirs, t, d, b)..][..hidden].fill(0.0);
-            }
-            if len == 0 {
-                // onnxruntime zeroes the final state of empty sequences.
-                h.fill(0.0);
-            }
-        }
+            w: &[],
+            r: &[],
+            bias: None,
+        },
+    });
+    run_sequences(&mut cell, dims, cfg.direction, inputs, out);
+}
+
+/// A GRU step: all directions' weights, the current one's, and the scratch.
+struct GruStep<'a, W> {
+    cfg: &'a GruConfig,
+    weights: GruWeights<'a, W>,
+    /// `3 * hidden` gate pre-activations.
+    gates: &'a mut [f32],
+    /// `hidden` values.
+    tmp: &'a mut [f32],
+    direction: DirectionWeights<'a, W>,
+}
+
+impl<W: FloatWeight> StepF32 for GruStep<'_, W> {
+    const STATES: usize = 1;
+
+    fn set_direction(&mut self, d: usize) {
+        let dims = &self.cfg.dims;
+        let rows = GATES * dims.hidden;
+        let weights = &self.weights;
+        self.direction.acts = self.cfg.activations[d];
+        self.direction.w = &weights.w[d * rows * dims.input_size..][..rows * dims.input_size];
+        self.direction.r = &weights.r[d * rows * dims.hidden..][..rows * dims.hidden];
+        self.direction.bias = weights.bias.map(|b| &b[d * 2 * rows..][..2 * rows]);
+    }
+
+    #[inline]
+    fn step(&mut self, x_t: &[f32], h: &mut [f32], _: &mut [f32]) {
+        self.direction.step(x_t, h, self.gates, self.tmp);
     }
 }
 
 /// One direction's weights and attributes.
-struct Cell<'a, W> {
+struct DirectionWeights<'a, W> {
     acts: [Activation; 2],
     clip: Option<f32>,
     linear_before_reset: bool,
@@ -173,7 +170,7 @@ struct Cell<'a, W> {
     bias: Option<&'a [f32]>,
 }
 
-impl<W: FloatWeight> Cell<'_, W> {
+impl<W: FloatWeight> DirectionWeights<'_, W> {
     /// One time step: `h` goes from `Ht-1` to `Ht`. `gates` (`3 * hidden`) and
     /// `tmp` (`hidden`) are scratch.
     #[inline]
@@ -270,10 +267,13 @@ mod tests {
             let mut scratch = vec![f32::NAN; gru_f32_scratch_len(dims)];
             gru_f32(
                 &self.cfg,
-                &self.x,
                 &weights,
-                self.seq_lens.as_deref(),
-                self.initial_h.as_deref(),
+                &SequenceInputs {
+                    x: &self.x,
+                    seq_lens: self.seq_lens.as_deref(),
+                    initial_h: self.initial_h.as_deref(),
+                    initial_c: None,
+                },
                 &mut out,
                 &mut scratch,
             );

@@ -19,10 +19,10 @@
 //! Sequence lengths, directions and the packed f32 output (`h·2^-15`) follow
 //! [`super::gru_f32`].
 
-use super::recurrent::{Direction, RecurrentDims, time_index};
+use super::recurrent::{Direction, RecurrentDims, SequenceInputs, run_sequences};
 use super::recurrent_s8::{
-    RecurrentS8Weights, STATE_FRAC_BITS, center_input, gate_pre, init_state, lut, matvec_s8,
-    rshift_round, sat16, split_scratch, words_of_i16, write_state,
+    GateRequant, RecurrentS8Weights, STATE_FRAC_BITS, StateInScratch, StepS8, gate_pre, lut,
+    matvec_s8, rshift_round, sat16, split_scratch, words_of_i16,
 };
 
 /// Gates per hidden unit.
@@ -65,99 +65,113 @@ pub const fn gru_s8_scratch_len(dims: &RecurrentDims) -> usize {
 /// `scratch.len() >= gru_s8_scratch_len(&cfg.dims)`.
 pub fn gru_s8(
     cfg: &GruS8Config,
-    x: &[i8],
     weights: &RecurrentS8Weights<'_>,
-    seq_lens: Option<&[i32]>,
-    initial_h: Option<&[f32]>,
+    inputs: &SequenceInputs<i8>,
     out: &mut [f32],
     scratch: &mut [i32],
 ) {
     let dims = &cfg.dims;
-    let (seq_len, batch, input_size, hidden) =
-        (dims.seq_len, dims.batch, dims.input_size, dims.hidden);
+    let (input_size, hidden) = (dims.input_size, dims.hidden);
     let dirs = cfg.direction.count();
     let rows = GATES * hidden;
-    let block = dims.block_len(cfg.direction);
-    debug_assert_eq!(x.len(), dims.input_len());
-    debug_assert_eq!(out.len(), (seq_len + 1) * block);
-    debug_assert!(initial_h.is_none_or(|v| v.len() == block));
     debug_assert!(weights.bias.is_none_or(|b| b.len() == dirs * 2 * rows));
     weights.debug_check(dirs, rows, input_size, hidden);
     debug_assert!(scratch.len() >= gru_s8_scratch_len(dims));
 
-    let (sigmoid, tanh) = weights.tables();
     let (pre, rest) = split_scratch(&mut scratch[..gru_s8_scratch_len(dims)], rows);
     let (h, rest) = rest.split_at_mut(hidden);
     let (rh, rest) = rest.split_at_mut(hidden);
-    let xq = &mut rest[..input_size];
-    let (y, y_h) = out.split_at_mut(seq_len * block);
-    for d in 0..dirs {
-        let reverse = cfg.direction.is_reverse(d);
-        let w = &weights.w[d * rows * input_size..][..rows * input_size];
-        let (r_zr, r_h) =
-            weights.r[d * rows * hidden..][..rows * hidden].split_at(2 * hidden * hidden);
-        let requant = &weights.requant[d * rows..][..rows];
-        let (rq_zr, rq_h) = requant.split_at(2 * hidden);
-        let bias = weights.bias.map(|b| &b[d * 2 * rows..][..2 * rows]);
+    let mut cell = StateInScratch {
+        step: GruS8Step {
+            cfg,
+            weights: *weights,
+            pre,
+            rh,
+            w: &[],
+            r: &[],
+            requant: &[],
+            bias: None,
+        },
+        h,
+        c: &mut [],
+        xq: &mut rest[..input_size],
+        x_zero_point: weights.x_zero_point,
+        cell_shift: 0,
+    };
+    run_sequences(&mut cell, dims, cfg.direction, inputs, out);
+}
+
+/// An int8 GRU step: all directions' weights, the current one's, and the
+/// scratch.
+struct GruS8Step<'a> {
+    cfg: &'a GruS8Config,
+    weights: RecurrentS8Weights<'a>,
+    /// `3 * hidden` int32 pre-activations.
+    pre: &'a mut [i32],
+    /// `r (.) h`, `hidden` values.
+    rh: &'a mut [i16],
+    w: &'a [i8],
+    r: &'a [i8],
+    requant: &'a [GateRequant],
+    /// `[6 * hidden]`: `Wb[zrh]`, `Rb[zrh]`.
+    bias: Option<&'a [i32]>,
+}
+
+impl StepS8 for GruS8Step<'_> {
+    const STATES: usize = 1;
+
+    fn set_direction(&mut self, d: usize) {
+        let dims = &self.cfg.dims;
+        let (hidden, rows) = (dims.hidden, GATES * dims.hidden);
+        let weights = &self.weights;
+        self.w = &weights.w[d * rows * dims.input_size..][..rows * dims.input_size];
+        self.r = &weights.r[d * rows * hidden..][..rows * hidden];
+        self.requant = &weights.requant[d * rows..][..rows];
+        self.bias = weights.bias.map(|b| &b[d * 2 * rows..][..2 * rows]);
+    }
+
+    #[inline]
+    fn step(&mut self, xq: &[i16], h: &mut [i16], _: &mut [i16]) {
+        let hidden = h.len();
+        let rows = GATES * hidden;
+        let (sigmoid, tanh) = self.weights.tables();
+        let (r_zr, r_h) = self.r.split_at(2 * hidden * hidden);
+        let (rq_zr, rq_h) = self.requant.split_at(2 * hidden);
+        let bias = self.bias;
         // Wb + Rb of z and r; Wbh and Rbh apart.
         let bias_zr = |row: usize| bias.map_or(0, |b| b[row].saturating_add(b[rows + row]));
         let wbh = |j: usize| bias.map_or(0, |b| b[2 * hidden + j]);
         let rbh = |j: usize| bias.map_or(0, |b| b[rows + 2 * hidden + j]);
-        for b in 0..batch {
-            let at = (d * batch + b) * hidden;
-            init_state(initial_h.map(|v| &v[at..][..hidden]), STATE_FRAC_BITS, h);
-            let len = dims.valid_len(seq_lens, b);
-            for step in 0..len {
-                let t = time_index(step, len, reverse);
-                center_input(
-                    &x[(t * batch + b) * input_size..][..input_size],
-                    weights.x_zero_point,
-                    xq,
-                );
-                matvec_s8(w, xq, pre, |_, _, acc| acc);
-                let (pre_zr, pre_h) = pre.split_at_mut(2 * hidden);
-                matvec_s8(r_zr, h, pre_zr, |row, acc_x, acc_h| {
-                    lut(sigmoid, gate_pre(rq_zr[row], acc_x, acc_h, bias_zr(row)))
-                });
-                let (z, r) = pre_zr.split_at(hidden);
-                if cfg.linear_before_reset {
-                    matvec_s8(r_h, h, pre_h, |j, acc_x, acc_h| {
-                        let lin = sat16(rq_h[j].h.apply(acc_h).saturating_add(rbh(j)));
-                        sat16(
-                            rq_h[j]
-                                .x
-                                .apply(acc_x)
-                                .saturating_add(wbh(j))
-                                .saturating_add(rshift_round(r[j] * lin, STATE_FRAC_BITS)),
-                        )
-                    });
-                } else {
-                    for ((t, &rv), &hv) in rh.iter_mut().zip(r).zip(&*h) {
-                        *t = rshift_round(rv * hv as i32, STATE_FRAC_BITS) as i16;
-                    }
-                    matvec_s8(r_h, rh, pre_h, |j, acc_x, acc_h| {
-                        gate_pre(rq_h[j], acc_x, acc_h, wbh(j).saturating_add(rbh(j)))
-                    });
-                }
-                for ((hv, &zv), &ph) in h.iter_mut().zip(z).zip(&*pre_h) {
-                    let ht = lut(tanh, ph);
-                    let mix = (32768 - zv) * ht + zv * *hv as i32;
-                    *hv = sat16(rshift_round(mix, STATE_FRAC_BITS)) as i16;
-                }
-                write_state(
-                    h,
-                    STATE_FRAC_BITS,
-                    &mut y[dims.out_offset(dirs, t, d, b)..][..hidden],
-                );
+        let pre = &mut *self.pre;
+        matvec_s8(self.w, xq, pre, |_, _, acc| acc);
+        let (pre_zr, pre_h) = pre.split_at_mut(2 * hidden);
+        matvec_s8(r_zr, h, pre_zr, |row, acc_x, acc_h| {
+            lut(sigmoid, gate_pre(rq_zr[row], acc_x, acc_h, bias_zr(row)))
+        });
+        let (z, r) = pre_zr.split_at(hidden);
+        if self.cfg.linear_before_reset {
+            matvec_s8(r_h, h, pre_h, |j, acc_x, acc_h| {
+                let lin = sat16(rq_h[j].h.apply(acc_h).saturating_add(rbh(j)));
+                sat16(
+                    rq_h[j]
+                        .x
+                        .apply(acc_x)
+                        .saturating_add(wbh(j))
+                        .saturating_add(rshift_round(r[j] * lin, STATE_FRAC_BITS)),
+                )
+            });
+        } else {
+            for ((t, &rv), &hv) in self.rh.iter_mut().zip(r).zip(&*h) {
+                *t = rshift_round(rv * hv as i32, STATE_FRAC_BITS) as i16;
             }
-            for t in len..seq_len {
-                y[dims.out_offset(dirs, t, d, b)..][..hidden].fill(0.0);
-            }
-            if len == 0 {
-                // onnxruntime zeroes the final state of empty sequences.
-                h.fill(0);
-            }
-            write_state(h, STATE_FRAC_BITS, &mut y_h[at..][..hidden]);
+            matvec_s8(r_h, self.rh, pre_h, |j, acc_x, acc_h| {
+                gate_pre(rq_h[j], acc_x, acc_h, wbh(j).saturating_add(rbh(j)))
+            });
+        }
+        for ((hv, &zv), &ph) in h.iter_mut().zip(z).zip(&*pre_h) {
+            let ht = lut(tanh, ph);
+            let mix = (32768 - zv) * ht + zv * *hv as i32;
+            *hv = sat16(rshift_round(mix, STATE_FRAC_BITS)) as i16;
         }
     }
 }
@@ -218,10 +232,13 @@ mod tests {
             let mut scratch = vec![i32::MIN; gru_s8_scratch_len(d)];
             gru_s8(
                 &cfg,
-                &q.x,
                 &weights,
-                self.seq_lens.as_deref(),
-                self.initial_h.as_deref(),
+                &SequenceInputs {
+                    x: &q.x,
+                    seq_lens: self.seq_lens.as_deref(),
+                    initial_h: self.initial_h.as_deref(),
+                    initial_c: None,
+                },
                 &mut out,
                 &mut scratch,
             );
@@ -231,14 +248,17 @@ mod tests {
             fcfg.linear_before_reset = self.linear_before_reset;
             gru_f32(
                 &fcfg,
-                &q.x_deq,
                 &GruWeights {
                     w: q.w_deq.as_slice(),
                     r: &q.r_deq,
                     bias: self.bias.as_deref(),
                 },
-                self.seq_lens.as_deref(),
-                self.initial_h.as_deref(),
+                &SequenceInputs {
+                    x: &q.x_deq,
+                    seq_lens: self.seq_lens.as_deref(),
+                    initial_h: self.initial_h.as_deref(),
+                    initial_c: None,
+                },
                 &mut want,
                 &mut fscratch,
             );
@@ -444,10 +464,13 @@ mod tests {
         let mut scratch = vec![0i32; gru_s8_scratch_len(&d)];
         gru_s8(
             &cfg,
-            &x,
             &weights,
-            None,
-            Some(&[0.25, -0.5]),
+            &SequenceInputs {
+                x: &x,
+                seq_lens: None,
+                initial_h: Some(&[0.25, -0.5]),
+                initial_c: None,
+            },
             &mut out,
             &mut scratch,
         );

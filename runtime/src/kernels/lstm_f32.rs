@@ -23,7 +23,8 @@
 use super::FloatWeight;
 use super::activation_f32::Activation;
 use super::recurrent::{
-    Direction, RecurrentDims, clip_gate, debug_check_common, matvec_acc, time_index,
+    Direction, RecurrentDims, SequenceInputs, StateInOutput, StepF32, clip_gate, matvec_acc,
+    run_sequences,
 };
 
 /// Gates per hidden unit.
@@ -98,33 +99,17 @@ pub const fn lstm_f32_scratch_len(dims: &RecurrentDims) -> usize {
 ///
 /// Preconditions (debug-asserted): the slice lengths above and in
 /// [`LstmWeights`]; `scratch.len() >= lstm_f32_scratch_len(&cfg.dims)`.
-#[allow(clippy::too_many_arguments)]
 pub fn lstm_f32<W: FloatWeight>(
     cfg: &LstmConfig,
-    x: &[f32],
     weights: &LstmWeights<'_, W>,
-    seq_lens: Option<&[i32]>,
-    initial_h: Option<&[f32]>,
-    initial_c: Option<&[f32]>,
+    inputs: &SequenceInputs<f32>,
     out: &mut [f32],
     scratch: &mut [f32],
 ) {
     let dims = &cfg.dims;
-    let (seq_len, batch, input_size, hidden) =
-        (dims.seq_len, dims.batch, dims.input_size, dims.hidden);
+    let (input_size, hidden) = (dims.input_size, dims.hidden);
     let dirs = cfg.direction.count();
     let rows = GATES * hidden;
-    let block = dims.block_len(cfg.direction);
-    debug_check_common(
-        dims,
-        cfg.direction,
-        x,
-        seq_lens,
-        initial_h,
-        out,
-        seq_len + 2,
-    );
-    debug_assert!(initial_c.is_none_or(|c| c.len() == block));
     debug_assert_eq!(weights.w.len(), dirs * rows * input_size);
     debug_assert_eq!(weights.r.len(), dirs * rows * hidden);
     debug_assert!(weights.bias.is_none_or(|b| b.len() == dirs * rows));
@@ -134,70 +119,78 @@ pub fn lstm_f32<W: FloatWeight>(
             .is_none_or(|p| p.len() == dirs * 3 * hidden)
     );
     debug_assert!(scratch.len() >= lstm_f32_scratch_len(dims));
-
-    let gates = &mut scratch[..rows];
-    let (y, state) = out.split_at_mut(seq_len * block);
-    let (y_h, y_c) = state.split_at_mut(block);
-    for d in 0..dirs {
-        let reverse = cfg.direction.is_reverse(d);
-        let cell = Cell {
-            acts: cfg.activations[d],
+    let mut cell = StateInOutput(LstmStep {
+        cfg,
+        weights: *weights,
+        gates: &mut scratch[..rows],
+        w: &[],
+        r: &[],
+        bias: None,
+        update: Update {
+            acts: cfg.activations[0],
             clip: cfg.clip,
             input_forget: cfg.input_forget,
-            peephole: weights.peephole.map(|p| &p[d * 3 * hidden..][..3 * hidden]),
-        };
-        let w = &weights.w[d * rows * input_size..][..rows * input_size];
-        let r = &weights.r[d * rows * hidden..][..rows * hidden];
-        let bias = weights.bias.map(|b| &b[d * rows..][..rows]);
-        for b in 0..batch {
-            let at = (d * batch + b) * hidden;
-            let h = &mut y_h[at..][..hidden];
-            let c = &mut y_c[at..][..hidden];
-            match initial_h {
-                Some(init) => h.copy_from_slice(&init[at..][..hidden]),
-                None => h.fill(0.0),
-            }
-            match initial_c {
-                Some(init) => c.copy_from_slice(&init[at..][..hidden]),
-                None => c.fill(0.0),
-            }
-            let len = dims.valid_len(seq_lens, b);
-            for step in 0..len {
-                let t = time_index(step, len, reverse);
-                match bias {
-                    Some(bias) => gates.copy_from_slice(bias),
-                    None => gates.fill(0.0),
-                }
-                matvec_acc(w, &x[(t * batch + b) * input_size..][..input_size], gates);
-                matvec_acc(r, h, gates);
-                cell.update(gates, h, c);
-                y[dims.out_offset(dirs, t, d, b)..][..hidden].copy_from_slice(h);
-            }
-            for t in len..seq_len {
-                y[dims.out_offset(dirs, t, d, b)..][..hidden].fill(0.0);
-            }
-            if len == 0 {
-                // onnxruntime zeroes the final states of empty sequences.
-                h.fill(0.0);
-                c.fill(0.0);
-            }
+            peephole: None,
+        },
+    });
+    run_sequences(&mut cell, dims, cfg.direction, inputs, out);
+}
+
+/// One direction's weights and the step's scratch.
+struct LstmStep<'a, W> {
+    cfg: &'a LstmConfig,
+    weights: LstmWeights<'a, W>,
+    /// `4 * hidden` gate pre-activations.
+    gates: &'a mut [f32],
+    /// This direction's `[4 * hidden][input_size]` input weights.
+    w: &'a [W],
+    /// This direction's `[4 * hidden][hidden]` recurrence weights.
+    r: &'a [W],
+    /// This direction's bias.
+    bias: Option<&'a [f32]>,
+    /// This direction's elementwise part.
+    update: Update<'a>,
+}
+
+impl<W: FloatWeight> StepF32 for LstmStep<'_, W> {
+    const STATES: usize = 2;
+
+    fn set_direction(&mut self, d: usize) {
+        let dims = &self.cfg.dims;
+        let (hidden, rows) = (dims.hidden, GATES * dims.hidden);
+        let weights = &self.weights;
+        self.w = &weights.w[d * rows * dims.input_size..][..rows * dims.input_size];
+        self.r = &weights.r[d * rows * hidden..][..rows * hidden];
+        self.bias = weights.bias.map(|b| &b[d * rows..][..rows]);
+        self.update.acts = self.cfg.activations[d];
+        self.update.peephole = weights.peephole.map(|p| &p[d * 3 * hidden..][..3 * hidden]);
+    }
+
+    #[inline]
+    fn step(&mut self, x_t: &[f32], h: &mut [f32], c: &mut [f32]) {
+        match self.bias {
+            Some(bias) => self.gates.copy_from_slice(bias),
+            None => self.gates.fill(0.0),
         }
+        matvec_acc(self.w, x_t, self.gates);
+        matvec_acc(self.r, h, self.gates);
+        self.update.apply(self.gates, h, c);
     }
 }
 
 /// The elementwise part of one LSTM step in one direction.
-struct Cell<'a> {
+struct Update<'a> {
     acts: [Activation; 3],
     clip: Option<f32>,
     input_forget: bool,
     peephole: Option<&'a [f32]>,
 }
 
-impl Cell<'_> {
+impl Update<'_> {
     /// Turns the gate pre-activations `gates` (`[i | o | f | c]`, without
     /// peepholes) into the new states `h` and `c` (read as `Ht-1`, `Ct-1`).
     #[inline]
-    fn update(&self, gates: &[f32], h: &mut [f32], c: &mut [f32]) {
+    fn apply(&self, gates: &[f32], h: &mut [f32], c: &mut [f32]) {
         let hidden = h.len();
         let [act_f, act_g, act_h] = self.acts;
         let (gi, rest) = gates.split_at(hidden);
@@ -272,11 +265,13 @@ mod tests {
             let mut scratch = vec![f32::NAN; lstm_f32_scratch_len(dims)];
             lstm_f32(
                 &self.cfg,
-                &self.x,
                 &weights,
-                self.seq_lens.as_deref(),
-                self.initial_h.as_deref(),
-                self.initial_c.as_deref(),
+                &SequenceInputs {
+                    x: &self.x,
+                    seq_lens: self.seq_lens.as_deref(),
+                    initial_h: self.initial_h.as_deref(),
+                    initial_c: self.initial_c.as_deref(),
+                },
                 &mut out,
                 &mut scratch,
             );
@@ -419,7 +414,18 @@ mod tests {
         };
         let mut out = [f32::NAN; 15];
         let mut scratch = [0.0f32; 12];
-        lstm_f32(&cfg, &x, &weights, None, None, None, &mut out, &mut scratch);
+        lstm_f32(
+            &cfg,
+            &weights,
+            &SequenceInputs {
+                x: &x,
+                seq_lens: None,
+                initial_h: None,
+                initial_c: None,
+            },
+            &mut out,
+            &mut scratch,
+        );
         let y = [0.0952412039f64, 0.328690469, 0.600429893];
         for t in 0..3 {
             assert_close(&out[t * 3..t * 3 + 3], &[y[t]; 3], 1e-5, "Y");

@@ -17,10 +17,10 @@
 //! [`super::lstm_f32`]: `Y` and `Y_h` hold `h·2^-15`, `Y_c` holds
 //! `c·2^-cell_shift` (exact in f32).
 
-use super::recurrent::{Direction, RecurrentDims, time_index};
+use super::recurrent::{Direction, RecurrentDims, SequenceInputs, run_sequences};
 use super::recurrent_s8::{
-    GATE_FRAC_BITS, RecurrentS8Weights, STATE_FRAC_BITS, center_input, gate_pre, init_state, lut,
-    matvec_s8, rshift_round, sat16, split_scratch, words_of_i16, write_state,
+    GATE_FRAC_BITS, GateRequant, RecurrentS8Weights, STATE_FRAC_BITS, StateInScratch, StepS8,
+    gate_pre, lut, matvec_s8, rshift_round, sat16, split_scratch, words_of_i16,
 };
 
 /// Gates per hidden unit.
@@ -61,98 +61,99 @@ pub const fn lstm_s8_scratch_len(dims: &RecurrentDims) -> usize {
 /// `0..=seq_len`; `cell_shift` in 8..=15; table entries in range
 /// ([`super::recurrent_s8::luts_in_range`]);
 /// `scratch.len() >= lstm_s8_scratch_len(&cfg.dims)`.
-#[allow(clippy::too_many_arguments)]
 pub fn lstm_s8(
     cfg: &LstmS8Config,
-    x: &[i8],
     weights: &RecurrentS8Weights<'_>,
-    seq_lens: Option<&[i32]>,
-    initial_h: Option<&[f32]>,
-    initial_c: Option<&[f32]>,
+    inputs: &SequenceInputs<i8>,
     out: &mut [f32],
     scratch: &mut [i32],
 ) {
     let dims = &cfg.dims;
-    let (seq_len, batch, input_size, hidden) =
-        (dims.seq_len, dims.batch, dims.input_size, dims.hidden);
+    let (input_size, hidden) = (dims.input_size, dims.hidden);
     let dirs = cfg.direction.count();
     let rows = GATES * hidden;
-    let block = dims.block_len(cfg.direction);
-    let cs = cfg.cell_shift;
-    debug_assert!(super::recurrent_s8::CELL_SHIFTS.contains(&cs));
-    debug_assert_eq!(x.len(), dims.input_len());
-    debug_assert_eq!(out.len(), (seq_len + 2) * block);
-    debug_assert!(initial_h.is_none_or(|v| v.len() == block));
-    debug_assert!(initial_c.is_none_or(|v| v.len() == block));
+    debug_assert!(super::recurrent_s8::CELL_SHIFTS.contains(&cfg.cell_shift));
     debug_assert!(weights.bias.is_none_or(|b| b.len() == dirs * rows));
     weights.debug_check(dirs, rows, input_size, hidden);
     debug_assert!(scratch.len() >= lstm_s8_scratch_len(dims));
 
-    let (sigmoid, tanh) = weights.tables();
     let (pre, rest) = split_scratch(&mut scratch[..lstm_s8_scratch_len(dims)], rows);
     let (h, rest) = rest.split_at_mut(hidden);
     let (c, rest) = rest.split_at_mut(hidden);
-    let xq = &mut rest[..input_size];
-    let (y, state) = out.split_at_mut(seq_len * block);
-    let (y_h, y_c) = state.split_at_mut(block);
-    for d in 0..dirs {
-        let reverse = cfg.direction.is_reverse(d);
-        let w = &weights.w[d * rows * input_size..][..rows * input_size];
-        let r = &weights.r[d * rows * hidden..][..rows * hidden];
-        let requant = &weights.requant[d * rows..][..rows];
-        let bias = weights.bias.map(|b| &b[d * rows..][..rows]);
-        for b in 0..batch {
-            let at = (d * batch + b) * hidden;
-            init_state(initial_h.map(|v| &v[at..][..hidden]), STATE_FRAC_BITS, h);
-            init_state(initial_c.map(|v| &v[at..][..hidden]), cs, c);
-            let len = dims.valid_len(seq_lens, b);
-            for step in 0..len {
-                let t = time_index(step, len, reverse);
-                center_input(
-                    &x[(t * batch + b) * input_size..][..input_size],
-                    weights.x_zero_point,
-                    xq,
-                );
-                matvec_s8(w, xq, pre, |_, _, acc| acc);
-                matvec_s8(r, h, pre, |row, acc_x, acc_h| {
-                    gate_pre(requant[row], acc_x, acc_h, bias.map_or(0, |b| b[row]))
-                });
-                let (pi, rest) = pre.split_at(hidden);
-                let (po, rest) = rest.split_at(hidden);
-                let (pf, pg) = rest.split_at(hidden);
-                for j in 0..hidden {
-                    let i = lut(sigmoid, pi[j]);
-                    let f = lut(sigmoid, pf[j]);
-                    let g = lut(tanh, pg[j]);
-                    let o = lut(sigmoid, po[j]);
-                    let c_new = sat16(
-                        rshift_round(f * c[j] as i32, STATE_FRAC_BITS)
-                            + rshift_round(i * g, 2 * STATE_FRAC_BITS - cs),
-                    );
-                    c[j] = c_new as i16;
-                    let c_q12 = if cs >= GATE_FRAC_BITS {
-                        rshift_round(c_new, cs - GATE_FRAC_BITS)
-                    } else {
-                        sat16(c_new << (GATE_FRAC_BITS - cs))
-                    };
-                    h[j] = sat16(rshift_round(o * lut(tanh, c_q12), STATE_FRAC_BITS)) as i16;
-                }
-                write_state(
-                    h,
-                    STATE_FRAC_BITS,
-                    &mut y[dims.out_offset(dirs, t, d, b)..][..hidden],
-                );
-            }
-            for t in len..seq_len {
-                y[dims.out_offset(dirs, t, d, b)..][..hidden].fill(0.0);
-            }
-            if len == 0 {
-                // onnxruntime zeroes the final states of empty sequences.
-                h.fill(0);
-                c.fill(0);
-            }
-            write_state(h, STATE_FRAC_BITS, &mut y_h[at..][..hidden]);
-            write_state(c, cs, &mut y_c[at..][..hidden]);
+    let mut cell = StateInScratch {
+        step: LstmS8Step {
+            cfg,
+            weights: *weights,
+            pre,
+            w: &[],
+            r: &[],
+            requant: &[],
+            bias: None,
+        },
+        h,
+        c,
+        xq: &mut rest[..input_size],
+        x_zero_point: weights.x_zero_point,
+        cell_shift: cfg.cell_shift,
+    };
+    run_sequences(&mut cell, dims, cfg.direction, inputs, out);
+}
+
+/// An int8 LSTM step: all directions' weights, the current one's, and the
+/// pre-activations.
+struct LstmS8Step<'a> {
+    cfg: &'a LstmS8Config,
+    weights: RecurrentS8Weights<'a>,
+    /// `4 * hidden` int32 pre-activations.
+    pre: &'a mut [i32],
+    w: &'a [i8],
+    r: &'a [i8],
+    requant: &'a [GateRequant],
+    bias: Option<&'a [i32]>,
+}
+
+impl StepS8 for LstmS8Step<'_> {
+    const STATES: usize = 2;
+
+    fn set_direction(&mut self, d: usize) {
+        let dims = &self.cfg.dims;
+        let (hidden, rows) = (dims.hidden, GATES * dims.hidden);
+        let weights = &self.weights;
+        self.w = &weights.w[d * rows * dims.input_size..][..rows * dims.input_size];
+        self.r = &weights.r[d * rows * hidden..][..rows * hidden];
+        self.requant = &weights.requant[d * rows..][..rows];
+        self.bias = weights.bias.map(|b| &b[d * rows..][..rows]);
+    }
+
+    #[inline]
+    fn step(&mut self, xq: &[i16], h: &mut [i16], c: &mut [i16]) {
+        let hidden = h.len();
+        let cs = self.cfg.cell_shift;
+        let (sigmoid, tanh) = self.weights.tables();
+        let (requant, bias, pre) = (self.requant, self.bias, &mut *self.pre);
+        matvec_s8(self.w, xq, pre, |_, _, acc| acc);
+        matvec_s8(self.r, h, pre, |row, acc_x, acc_h| {
+            gate_pre(requant[row], acc_x, acc_h, bias.map_or(0, |b| b[row]))
+        });
+        let (pi, rest) = pre.split_at(hidden);
+        let (po, rest) = rest.split_at(hidden);
+        let (pf, pg) = rest.split_at(hidden);
+        for j in 0..hidden {
+            let i = lut(sigmoid, pi[j]);
+            let f = lut(sigmoid, pf[j]);
+            let g = lut(tanh, pg[j]);
+            let o = lut(sigmoid, po[j]);
+            let c_new = sat16(
+                rshift_round(f * c[j] as i32, STATE_FRAC_BITS)
+                    + rshift_round(i * g, 2 * STATE_FRAC_BITS - cs),
+            );
+            c[j] = c_new as i16;
+            let c_q12 = if cs >= GATE_FRAC_BITS {
+                rshift_round(c_new, cs - GATE_FRAC_BITS)
+            } else {
+                sat16(c_new << (GATE_FRAC_BITS - cs))
+            };
+            h[j] = sat16(rshift_round(o * lut(tanh, c_q12), STATE_FRAC_BITS)) as i16;
         }
     }
 }
@@ -213,11 +214,13 @@ mod tests {
             let mut scratch = vec![i32::MIN; lstm_s8_scratch_len(d)];
             lstm_s8(
                 &cfg,
-                &q.x,
                 &weights,
-                self.seq_lens.as_deref(),
-                self.initial_h.as_deref(),
-                self.initial_c.as_deref(),
+                &SequenceInputs {
+                    x: &q.x,
+                    seq_lens: self.seq_lens.as_deref(),
+                    initial_h: self.initial_h.as_deref(),
+                    initial_c: self.initial_c.as_deref(),
+                },
                 &mut out,
                 &mut scratch,
             );
@@ -225,16 +228,18 @@ mod tests {
             let mut fscratch = vec![0.0; lstm_f32_scratch_len(d)];
             lstm_f32(
                 &LstmConfig::new(*d, self.direction),
-                &q.x_deq,
                 &LstmWeights {
                     w: q.w_deq.as_slice(),
                     r: &q.r_deq,
                     bias: self.bias.as_deref(),
                     peephole: None,
                 },
-                self.seq_lens.as_deref(),
-                self.initial_h.as_deref(),
-                self.initial_c.as_deref(),
+                &SequenceInputs {
+                    x: &q.x_deq,
+                    seq_lens: self.seq_lens.as_deref(),
+                    initial_h: self.initial_h.as_deref(),
+                    initial_c: self.initial_c.as_deref(),
+                },
                 &mut want,
                 &mut fscratch,
             );
@@ -503,11 +508,13 @@ mod tests {
                 let init_c = vec![-1e9f32; 2 * 16];
                 lstm_s8(
                     &cfg,
-                    &x,
                     &weights,
-                    None,
-                    Some(&init),
-                    Some(&init_c),
+                    &SequenceInputs {
+                        x: &x,
+                        seq_lens: None,
+                        initial_h: Some(&init),
+                        initial_c: Some(&init_c),
+                    },
                     &mut out,
                     &mut scratch,
                 );
@@ -551,11 +558,13 @@ mod tests {
         let mut scratch = vec![0i32; lstm_s8_scratch_len(&d)];
         lstm_s8(
             &cfg,
-            &x,
             &weights,
-            None,
-            Some(&[0.25, -0.5]),
-            Some(&[1.5, -0.75]),
+            &SequenceInputs {
+                x: &x,
+                seq_lens: None,
+                initial_h: Some(&[0.25, -0.5]),
+                initial_c: Some(&[1.5, -0.75]),
+            },
             &mut out,
             &mut scratch,
         );

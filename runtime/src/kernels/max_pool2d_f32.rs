@@ -1,7 +1,7 @@
 //! Float 2-D max pooling over NCHW.
 
+use super::PoolGeometry;
 use super::valid_range;
-use super::{Shape4, Window2d};
 
 /// Max pooling: each output is the maximum over the window positions inside the input
 /// (padding never wins). The window of output `(oy, ox)` covers rows
@@ -10,13 +10,12 @@ use super::{Shape4, Window2d};
 /// A window entirely in padding (impossible for valid ONNX geometry) gives `-inf`.
 /// Preconditions (debug-asserted): slice lengths match the shapes, same `n` and `c`,
 /// strides and dilations >= 1.
-pub fn max_pool2d_f32(
-    input: &[f32],
-    in_shape: Shape4,
-    window: &Window2d,
-    output: &mut [f32],
-    out_shape: Shape4,
-) {
+pub fn max_pool2d_f32(input: &[f32], geometry: &PoolGeometry, output: &mut [f32]) {
+    let PoolGeometry {
+        in_shape,
+        out_shape,
+        ref window,
+    } = *geometry;
     debug_assert_eq!(input.len(), in_shape.len());
     debug_assert_eq!(output.len(), out_shape.len());
     debug_assert_eq!((in_shape.n, in_shape.c), (out_shape.n, out_shape.c));
@@ -63,6 +62,7 @@ pub fn max_pool2d_f32(
 #[cfg(test)]
 mod tests {
     extern crate std;
+    use super::super::{Shape4, Window2d};
     use super::*;
     use std::vec;
     use std::vec::Vec;
@@ -82,7 +82,15 @@ mod tests {
         };
         let o = Shape4::new(1, 1, 3, 3);
         let mut out = [0.0f32; 9];
-        max_pool2d_f32(&input, s, &w, &mut out, o);
+        max_pool2d_f32(
+            &input,
+            &PoolGeometry {
+                in_shape: s,
+                out_shape: o,
+                window: w,
+            },
+            &mut out,
+        );
         assert_eq!(
             out,
             [-1.0, -2.0, -4.0, -5.0, -6.0, -8.0, -13.0, -14.0, -16.0]
@@ -97,7 +105,15 @@ mod tests {
         };
         let o = Shape4::new(1, 1, 2, 2);
         let mut out = [0.0f32; 4];
-        max_pool2d_f32(&input, s, &w, &mut out, o);
+        max_pool2d_f32(
+            &input,
+            &PoolGeometry {
+                in_shape: s,
+                out_shape: o,
+                window: w,
+            },
+            &mut out,
+        );
         assert_eq!(out, [10.0, 11.0, 14.0, 15.0]);
     }
 
@@ -127,7 +143,15 @@ mod tests {
             };
             let input: Vec<f32> = (0..s.len()).map(|_| rng.f32()).collect();
             let mut out = vec![f32::NAN; o.len()];
-            max_pool2d_f32(&input, s, &win, &mut out, o);
+            max_pool2d_f32(
+                &input,
+                &PoolGeometry {
+                    in_shape: s,
+                    out_shape: o,
+                    window: win,
+                },
+                &mut out,
+            );
             for p in 0..o.n * o.c {
                 for oy in 0..o.h {
                     for ox in 0..o.w {

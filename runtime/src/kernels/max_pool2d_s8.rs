@@ -4,7 +4,7 @@
 //! maximum commutes with the monotonic dequantization, so the result is the
 //! maximum of the quantized values: exact, no requantization.
 
-use super::{Shape4, Window2d, valid_taps};
+use super::{PoolGeometry, valid_taps};
 
 /// Int8 max pooling: `out[n][c][oy][ox] = max x[n][c][oy * sh + ky * dh - pad_h][ox * sw + kx * dw - pad_w]`
 /// over the taps inside the input (padding never wins). A window with no tap
@@ -12,13 +12,12 @@ use super::{Shape4, Window2d, valid_taps};
 ///
 /// `in_shape.n == out_shape.n` and `in_shape.c == out_shape.c`; the end padding
 /// (and `ceil_mode`) is implied by `out_shape`.
-pub fn max_pool2d_s8(
-    input: &[i8],
-    in_shape: Shape4,
-    window: &Window2d,
-    output: &mut [i8],
-    out_shape: Shape4,
-) {
+pub fn max_pool2d_s8(input: &[i8], geometry: &PoolGeometry, output: &mut [i8]) {
+    let PoolGeometry {
+        in_shape,
+        out_shape,
+        ref window,
+    } = *geometry;
     debug_assert_eq!((in_shape.n, in_shape.c), (out_shape.n, out_shape.c));
     debug_assert!(input.len() >= in_shape.len() && output.len() >= out_shape.len());
     let [kh, kw] = window.kernel;
@@ -52,6 +51,7 @@ pub fn max_pool2d_s8(
 mod tests {
     extern crate std;
     use super::super::conv2d_s8::testing::XorShift;
+    use super::super::{Shape4, Window2d};
     use super::*;
     use std::vec;
 
@@ -67,10 +67,12 @@ mod tests {
         let mut out = [0i8; 4];
         max_pool2d_s8(
             &input,
-            Shape4::new(1, 1, 3, 3),
-            &window,
+            &PoolGeometry {
+                in_shape: Shape4::new(1, 1, 3, 3),
+                out_shape: Shape4::new(1, 1, 2, 2),
+                window,
+            },
             &mut out,
-            Shape4::new(1, 1, 2, 2),
         );
         // Windows (rows, cols): {0}x{0}, {0}x{1,2}, {1,2}x{0}, {1,2}x{1,2}; padding ignored.
         assert_eq!(out, [-5, -1, -6, -2]);
@@ -132,7 +134,15 @@ mod tests {
             let (scale, zp) = (rng.float(0.01, 0.1), rng.range(-128, 127));
             let input = rng.i8s(s.len(), -128, 127);
             let mut out = vec![0i8; o.len()];
-            max_pool2d_s8(&input, s, &window, &mut out, o);
+            max_pool2d_s8(
+                &input,
+                &PoolGeometry {
+                    in_shape: s,
+                    out_shape: o,
+                    window,
+                },
+                &mut out,
+            );
             for p in 0..s.n * s.c {
                 for oy in 0..o.h {
                     for ox in 0..o.w {

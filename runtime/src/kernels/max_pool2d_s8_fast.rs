@@ -7,9 +7,9 @@
 //! is exact, so the order of reduction cannot change the result. Input rows
 //! wider than [`MAX_ROW`] fall back to the reference.
 
+use super::PoolGeometry;
 use super::max_pool2d_s8::max_pool2d_s8;
 use super::valid_taps;
-use super::{Shape4, Window2d};
 
 /// Widest input row the stack buffer holds.
 pub const MAX_ROW: usize = 1024;
@@ -19,27 +19,24 @@ super::cpu::multiversion! {
     /// and bit-exact with it.
     pub fn max_pool2d_s8_fast(
         input: &[i8],
-        in_shape: Shape4,
-        window: &Window2d,
+        geometry: &PoolGeometry,
         output: &mut [i8],
-        out_shape: Shape4,
     ) => max_pool2d_s8_fast_body;
 }
 
 /// The body of [`max_pool2d_s8_fast`], compiled once per instruction set.
 #[inline(always)]
-fn max_pool2d_s8_fast_body(
-    input: &[i8],
-    in_shape: Shape4,
-    window: &Window2d,
-    output: &mut [i8],
-    out_shape: Shape4,
-) {
+fn max_pool2d_s8_fast_body(input: &[i8], geometry: &PoolGeometry, output: &mut [i8]) {
+    let PoolGeometry {
+        in_shape,
+        out_shape,
+        ref window,
+    } = *geometry;
     debug_assert_eq!((in_shape.n, in_shape.c), (out_shape.n, out_shape.c));
     debug_assert!(input.len() >= in_shape.len() && output.len() >= out_shape.len());
     let (ih, iw) = (in_shape.h, in_shape.w);
     if iw > MAX_ROW {
-        max_pool2d_s8(input, in_shape, window, output, out_shape);
+        max_pool2d_s8(input, geometry, output);
         return;
     }
     let [kh, kw] = window.kernel;
@@ -104,6 +101,7 @@ fn max_pool2d_s8_fast_body(
 mod tests {
     extern crate std;
     use super::super::conv2d_s8::testing::XorShift;
+    use super::super::{Shape4, Window2d};
     use super::*;
     use std::vec;
 
@@ -158,16 +156,21 @@ mod tests {
                 pad_begin: [ph, pw],
             };
             let input = rng.i8s(in_shape.len(), -128, 127);
+            let geometry = PoolGeometry {
+                in_shape,
+                out_shape,
+                window,
+            };
             let mut want = vec![0i8; out_shape.len()];
-            max_pool2d_s8(&input, in_shape, &window, &mut want, out_shape);
+            max_pool2d_s8(&input, &geometry, &mut want);
             let mut got = vec![0i8; out_shape.len()];
-            max_pool2d_s8_fast(&input, in_shape, &window, &mut got, out_shape);
+            max_pool2d_s8_fast(&input, &geometry, &mut got);
             assert_eq!(
                 got, want,
                 "case {case}: {in_shape:?} -> {out_shape:?} {window:?}"
             );
             got.fill(0);
-            max_pool2d_s8_fast_body(&input, in_shape, &window, &mut got, out_shape);
+            max_pool2d_s8_fast_body(&input, &geometry, &mut got);
             assert_eq!(got, want, "case {case} (portable): {in_shape:?} {window:?}");
             checked += 1;
         }

@@ -12,6 +12,7 @@
 //! fully connected layers `[out_features][in_features]` (each output's row is
 //! contiguous). Shapes of any rank are at most [`MAX_RANK`] dimensions.
 
+mod args;
 pub(crate) mod broadcast;
 pub(crate) mod cpu;
 pub(crate) mod dot;
@@ -71,6 +72,11 @@ pub mod resize_nearest;
 pub mod slice;
 pub mod transpose;
 pub mod where_select;
+
+pub use args::{
+    AvgPoolDivisor, ConcatS8Quant, ConcatSlot, ConvF32Args, ConvGeometry, ConvS8Args,
+    FullyConnectedDims, FullyConnectedF32Args, FullyConnectedS8Args, PoolGeometry, TensorRef,
+};
 
 /// Highest tensor rank a kernel handles.
 pub const MAX_RANK: usize = 6;

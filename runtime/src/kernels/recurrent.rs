@@ -7,6 +7,11 @@
 //! blocks: blocks `0..seq_len` are ONNX `Y`, block `seq_len` is `Y_h` and, for
 //! LSTM, block `seq_len + 1` is `Y_c`. The state blocks double as the running
 //! state while a direction runs.
+//!
+//! [`run_sequences`] is the one sequence walk (directions, batch entries, time
+//! steps, sequence lengths, initial and final states, the packed output); each
+//! kernel supplies only its [`Cell`] (the float ones a [`StepF32`], the int8
+//! ones a `recurrent_s8::StepS8`).
 
 use super::FloatWeight;
 
@@ -82,24 +87,154 @@ impl RecurrentDims {
     }
 }
 
-/// Debug-checks the inputs every recurrent kernel shares: `x`, `seq_lens`, an
-/// initial state and the output length (`rows` blocks of `[dirs][batch][hidden]`).
-pub(crate) fn debug_check_common(
+/// The tensors every recurrent kernel reads besides its weights.
+#[derive(Clone, Copy, Debug)]
+pub struct SequenceInputs<'a, X> {
+    /// `x[seq_len][batch][input_size]` (f32, or int8 for the int8 kernels).
+    pub x: &'a [X],
+    /// Valid steps per batch entry (`[batch]`, each in `0..=seq_len`); `None`:
+    /// every entry runs `seq_len` steps.
+    pub seq_lens: Option<&'a [i32]>,
+    /// Initial hidden state `[dirs][batch][hidden]` (f32); `None`: zeros.
+    pub initial_h: Option<&'a [f32]>,
+    /// LSTM only: initial cell state `[dirs][batch][hidden]` (f32); `None`: zeros.
+    pub initial_c: Option<&'a [f32]>,
+}
+
+/// The state rows of one sequence (one direction, one batch entry) in the
+/// packed output: its `Y_h` row and, for LSTM, its `Y_c` row (empty otherwise).
+pub(crate) struct StateRows<'a> {
+    /// `hidden` values of the `Y_h` block.
+    pub h: &'a mut [f32],
+    /// `hidden` values of the `Y_c` block, or empty.
+    pub c: &'a mut [f32],
+}
+
+/// The per-kernel part of a recurrent layer: how one sequence starts, steps
+/// and ends. [`run_sequences`] walks directions, batch entries and time steps.
+pub(crate) trait Cell {
+    /// Input element: f32, or i8 for the integer cells.
+    type X: Copy;
+    /// State blocks after `Y` in the packed output: 1 (`Y_h`) or 2 (`Y_h`, `Y_c`).
+    const STATES: usize;
+    /// Selects direction `d`'s weights and attributes.
+    fn set_direction(&mut self, d: usize);
+    /// Starts a sequence from its initial state rows (`None`: zeros).
+    fn start(&mut self, initial_h: Option<&[f32]>, initial_c: Option<&[f32]>, state: StateRows);
+    /// One time step on input row `x_t`; writes `Ht` to `y_t`.
+    fn step(&mut self, x_t: &[Self::X], state: StateRows, y_t: &mut [f32]);
+    /// Ends a sequence (`empty`: it had no valid step, and onnxruntime zeroes
+    /// its final state), leaving the final state in `state`.
+    fn finish(&mut self, empty: bool, state: StateRows);
+}
+
+/// The sequence walk every recurrent kernel shares: for each direction, batch
+/// entry and valid time step (backwards for the reverse direction) one
+/// [`Cell::step`], `Y` zeroed past each entry's length, the final states in
+/// the blocks after `Y`. `out` is `[seq_len + C::STATES][dirs][batch][hidden]`.
+pub(crate) fn run_sequences<C: Cell>(
+    cell: &mut C,
     dims: &RecurrentDims,
     direction: Direction,
-    x: &[f32],
-    seq_lens: Option<&[i32]>,
-    initial_h: Option<&[f32]>,
-    out: &[f32],
-    rows: usize,
+    inputs: &SequenceInputs<C::X>,
+    out: &mut [f32],
 ) {
+    let RecurrentDims {
+        seq_len,
+        batch,
+        input_size,
+        hidden,
+    } = *dims;
+    let SequenceInputs {
+        x,
+        seq_lens,
+        initial_h,
+        initial_c,
+    } = *inputs;
+    let dirs = direction.count();
     let block = dims.block_len(direction);
     debug_assert_eq!(x.len(), dims.input_len());
-    debug_assert!(seq_lens.is_none_or(
-        |l| l.len() == dims.batch && l.iter().all(|&n| n >= 0 && n as usize <= dims.seq_len)
-    ));
+    debug_assert!(
+        seq_lens
+            .is_none_or(|l| l.len() == batch && l.iter().all(|&n| n >= 0 && n as usize <= seq_len))
+    );
     debug_assert!(initial_h.is_none_or(|h| h.len() == block));
-    debug_assert_eq!(out.len(), rows * block);
+    debug_assert!(initial_c.is_none_or(|c| C::STATES == 2 && c.len() == block));
+    debug_assert_eq!(out.len(), (seq_len + C::STATES) * block);
+    let (y, finals) = out.split_at_mut(seq_len * block);
+    let (final_h, final_c) = finals.split_at_mut(block);
+    for d in 0..dirs {
+        let reverse = direction.is_reverse(d);
+        cell.set_direction(d);
+        for b in 0..batch {
+            let at = (d * batch + b) * hidden;
+            let h = &mut final_h[at..][..hidden];
+            let c = final_c.get_mut(at..at + hidden).unwrap_or_default();
+            let init_h = initial_h.map(|v| &v[at..][..hidden]);
+            let init_c = initial_c.map(|v| &v[at..][..hidden]);
+            cell.start(init_h, init_c, StateRows { h, c });
+            let len = dims.valid_len(seq_lens, b);
+            for step in 0..len {
+                let t = time_index(step, len, reverse);
+                let x_t = &x[(t * batch + b) * input_size..][..input_size];
+                let y_t = &mut y[dims.out_offset(dirs, t, d, b)..][..hidden];
+                cell.step(x_t, StateRows { h, c }, y_t);
+            }
+            for t in len..seq_len {
+                y[dims.out_offset(dirs, t, d, b)..][..hidden].fill(0.0);
+            }
+            cell.finish(len == 0, StateRows { h, c });
+        }
+    }
+}
+
+/// The step of a float cell: `h` (and, for LSTM, `c`) go from `t - 1` to `t`
+/// in place.
+pub(crate) trait StepF32 {
+    /// State blocks after `Y` (see [`Cell::STATES`]).
+    const STATES: usize;
+    /// Selects direction `d`'s weights and attributes.
+    fn set_direction(&mut self, d: usize);
+    /// One time step on input row `x_t`.
+    fn step(&mut self, x_t: &[f32], h: &mut [f32], c: &mut [f32]);
+}
+
+/// A float cell whose running state lives in the packed output's state rows
+/// (so its only scratch is the step's).
+pub(crate) struct StateInOutput<S>(pub S);
+
+impl<S: StepF32> Cell for StateInOutput<S> {
+    type X = f32;
+    const STATES: usize = S::STATES;
+
+    #[inline]
+    fn set_direction(&mut self, d: usize) {
+        self.0.set_direction(d);
+    }
+
+    #[inline]
+    fn start(&mut self, initial_h: Option<&[f32]>, initial_c: Option<&[f32]>, state: StateRows) {
+        for (row, init) in [(state.h, initial_h), (state.c, initial_c)] {
+            match init {
+                Some(init) => row.copy_from_slice(init),
+                None => row.fill(0.0),
+            }
+        }
+    }
+
+    #[inline]
+    fn step(&mut self, x_t: &[f32], state: StateRows, y_t: &mut [f32]) {
+        self.0.step(x_t, state.h, state.c);
+        y_t.copy_from_slice(state.h);
+    }
+
+    #[inline]
+    fn finish(&mut self, empty: bool, state: StateRows) {
+        if empty {
+            state.h.fill(0.0);
+            state.c.fill(0.0);
+        }
+    }
 }
 
 /// Time index of the `step`-th step of a sequence with `len` valid steps.

@@ -20,6 +20,7 @@
 //! (f32 inputs, [`quantize_state`]) and the f32 output ([`dequantize_state`],
 //! exact: power-of-two scales) convert.
 
+use super::recurrent::{Cell, StateRows};
 use crate::quant::Requant;
 
 /// Fraction bits of the gate pre-activations (Q3.12) and of the tables' input.
@@ -182,6 +183,70 @@ pub(crate) fn init_state(init: Option<&[f32]>, shift: u32, state: &mut [i16]) {
 pub(crate) fn center_input(x: &[i8], zero_point: i32, xq: &mut [i16]) {
     for (q, &v) in xq.iter_mut().zip(x) {
         *q = (v as i32 - zero_point) as i16;
+    }
+}
+
+/// The step of an int8 cell: the int16 states `h` (Q0.15) and, for LSTM, `c`
+/// (`2^-cell_shift`) go from `t - 1` to `t` in place.
+pub(crate) trait StepS8 {
+    /// State blocks after `Y` (see [`Cell::STATES`]).
+    const STATES: usize;
+    /// Selects direction `d`'s weights.
+    fn set_direction(&mut self, d: usize);
+    /// One time step on the centred input row `xq` (`x - x_zero_point`).
+    fn step(&mut self, xq: &[i16], h: &mut [i16], c: &mut [i16]);
+}
+
+/// An int8 cell whose running state is int16 in scratch: quantized from the
+/// f32 initial state when a sequence starts (the op's quantize step),
+/// dequantized (exactly) into `Y` after every step and into the state rows at
+/// the end.
+pub(crate) struct StateInScratch<'a, S> {
+    /// The cell's step.
+    pub step: S,
+    /// Hidden state, `hidden` values (Q0.15).
+    pub h: &'a mut [i16],
+    /// LSTM cell state, `hidden` values (`2^-cell_shift`); empty otherwise.
+    pub c: &'a mut [i16],
+    /// The centred input row, `input_size` values.
+    pub xq: &'a mut [i16],
+    /// Zero point of `x`.
+    pub x_zero_point: i32,
+    /// LSTM cell-state shift (unused without a cell state).
+    pub cell_shift: u32,
+}
+
+impl<S: StepS8> Cell for StateInScratch<'_, S> {
+    type X = i8;
+    const STATES: usize = S::STATES;
+
+    #[inline]
+    fn set_direction(&mut self, d: usize) {
+        self.step.set_direction(d);
+    }
+
+    #[inline]
+    fn start(&mut self, initial_h: Option<&[f32]>, initial_c: Option<&[f32]>, _: StateRows) {
+        init_state(initial_h, STATE_FRAC_BITS, self.h);
+        init_state(initial_c, self.cell_shift, self.c);
+    }
+
+    #[inline]
+    fn step(&mut self, x_t: &[i8], _: StateRows, y_t: &mut [f32]) {
+        center_input(x_t, self.x_zero_point, self.xq);
+        self.step.step(self.xq, self.h, self.c);
+        write_state(self.h, STATE_FRAC_BITS, y_t);
+    }
+
+    #[inline]
+    fn finish(&mut self, empty: bool, state: StateRows) {
+        if empty {
+            // onnxruntime zeroes the final states of empty sequences.
+            self.h.fill(0);
+            self.c.fill(0);
+        }
+        write_state(self.h, STATE_FRAC_BITS, state.h);
+        write_state(self.c, self.cell_shift, state.c);
     }
 }
 

@@ -20,7 +20,8 @@
 use super::FloatWeight;
 use super::activation_f32::Activation;
 use super::recurrent::{
-    Direction, RecurrentDims, clip_gate, debug_check_common, matvec_acc, time_index,
+    Direction, RecurrentDims, SequenceInputs, StateInOutput, StepF32, clip_gate, matvec_acc,
+    run_sequences,
 };
 
 /// Constant inputs of an RNN, all directions stacked (ONNX layout).
@@ -84,70 +85,67 @@ pub const fn rnn_f32_scratch_len(dims: &RecurrentDims) -> usize {
 ///
 /// Preconditions (debug-asserted): the slice lengths above and in
 /// [`RnnWeights`]; `scratch.len() >= rnn_f32_scratch_len(&cfg.dims)`.
-#[allow(clippy::too_many_arguments)]
 pub fn rnn_f32<W: FloatWeight>(
     cfg: &RnnConfig,
-    x: &[f32],
     weights: &RnnWeights<'_, W>,
-    seq_lens: Option<&[i32]>,
-    initial_h: Option<&[f32]>,
+    inputs: &SequenceInputs<f32>,
     out: &mut [f32],
     scratch: &mut [f32],
 ) {
     let dims = &cfg.dims;
-    let (seq_len, batch, input_size, hidden) =
-        (dims.seq_len, dims.batch, dims.input_size, dims.hidden);
+    let (input_size, hidden) = (dims.input_size, dims.hidden);
     let dirs = cfg.direction.count();
-    let block = dims.block_len(cfg.direction);
-    debug_check_common(
-        dims,
-        cfg.direction,
-        x,
-        seq_lens,
-        initial_h,
-        out,
-        seq_len + 1,
-    );
     debug_assert_eq!(weights.w.len(), dirs * hidden * input_size);
     debug_assert_eq!(weights.r.len(), dirs * hidden * hidden);
     debug_assert!(weights.bias.is_none_or(|b| b.len() == dirs * hidden));
     debug_assert!(scratch.len() >= rnn_f32_scratch_len(dims));
+    let mut cell = StateInOutput(RnnStep {
+        cfg,
+        weights: *weights,
+        pre: &mut scratch[..hidden],
+        act: cfg.activations[0][0],
+        w: &[],
+        r: &[],
+        bias: None,
+    });
+    run_sequences(&mut cell, dims, cfg.direction, inputs, out);
+}
 
-    let pre = &mut scratch[..hidden];
-    let (y, y_h) = out.split_at_mut(seq_len * block);
-    for d in 0..dirs {
-        let reverse = cfg.direction.is_reverse(d);
-        let [act] = cfg.activations[d];
-        let w = &weights.w[d * hidden * input_size..][..hidden * input_size];
-        let r = &weights.r[d * hidden * hidden..][..hidden * hidden];
-        let bias = weights.bias.map(|b| &b[d * hidden..][..hidden]);
-        for b in 0..batch {
-            let at = (d * batch + b) * hidden;
-            let h = &mut y_h[at..][..hidden];
-            match initial_h {
-                Some(init) => h.copy_from_slice(&init[at..][..hidden]),
-                None => h.fill(0.0),
-            }
-            let len = dims.valid_len(seq_lens, b);
-            for step in 0..len {
-                let t = time_index(step, len, reverse);
-                match bias {
-                    Some(bias) => pre.copy_from_slice(bias),
-                    None => pre.fill(0.0),
-                }
-                matvec_acc(w, &x[(t * batch + b) * input_size..][..input_size], pre);
-                matvec_acc(r, h, pre);
-                for (hv, &p) in h.iter_mut().zip(&*pre) {
-                    *hv = act.apply(clip_gate(p, cfg.clip));
-                }
-                y[dims.out_offset(dirs, t, d, b)..][..hidden].copy_from_slice(h);
-            }
-            for t in len..seq_len {
-                y[dims.out_offset(dirs, t, d, b)..][..hidden].fill(0.0);
-            }
-            if len == 0 {
-                h.fill(0.0);
-            }
+/// An RNN step: all directions' weights, the current one's, and the scratch.
+struct RnnStep<'a, W> {
+    cfg: &'a RnnConfig,
+    weights: RnnWeights<'a, W>,
+    /// `hidden` pre-activations.
+    pre: &'a mut [f32],
+    /// This direction's activation, weights and bias.
+    act: Activation,
+    w: &'a [W],
+    r: &'a [W],
+    bias: Option<&'a [f32]>,
+}
+
+impl<W: FloatWeight> StepF32 for RnnStep<'_, W> {
+    const STATES: usize = 1;
+
+    fn set_direction(&mut self, d: usize) {
+        let dims = &self.cfg.dims;
+        let hidden = dims.hidden;
+        [self.act] = self.cfg.activations[d];
+        self.w = &self.weights.w[d * hidden * dims.input_size..][..hidden * dims.input_size];
+        self.r = &self.weights.r[d * hidden * hidden..][..hidden * hidden];
+        self.bias = self.weights.bias.map(|b| &b[d * hidden..][..hidden]);
+    }
+
+    #[inline]
+    fn step(&mut self, x_t: &[f32], h: &mut [f32], _: &mut [f32]) {
+        match self.bias {
+            Some(bias) => self.pre.copy_from_slice(bias),
+            None => self.pre.fill(0.0),
+        }
+        matvec_acc(self.w, x_t, self.pre);
+        matvec_acc(self.r, h, self.pre);
+        for (hv, &p) in h.iter_mut().zip(&*self.pre) {
+            *hv = self.act.apply(clip_gate(p, self.cfg.clip));
         }
     }
 }
@@ -192,10 +190,13 @@ mod tests {
             let mut scratch = vec![f32::NAN; rnn_f32_scratch_len(dims)];
             rnn_f32(
                 &self.cfg,
-                &self.x,
                 &weights,
-                self.seq_lens.as_deref(),
-                self.initial_h.as_deref(),
+                &SequenceInputs {
+                    x: &self.x,
+                    seq_lens: self.seq_lens.as_deref(),
+                    initial_h: self.initial_h.as_deref(),
+                    initial_c: None,
+                },
                 &mut out,
                 &mut scratch,
             );
@@ -341,10 +342,13 @@ mod tests {
         let mut scratch = [0.0f32; 1];
         rnn_f32(
             &cfg,
-            &x,
             &weights,
-            Some(&[3, 2]),
-            Some(&[4.0, 0.0]),
+            &SequenceInputs {
+                x: &x,
+                seq_lens: Some(&[3, 2]),
+                initial_h: Some(&[4.0, 0.0]),
+                initial_c: None,
+            },
             &mut out,
             &mut scratch,
         );

@@ -11,10 +11,10 @@
 //! Sequence lengths, directions and the packed f32 output (`h·2^-15`) follow
 //! [`super::rnn_f32`].
 
-use super::recurrent::{Direction, RecurrentDims, time_index};
+use super::recurrent::{Direction, RecurrentDims, SequenceInputs, run_sequences};
 use super::recurrent_s8::{
-    RecurrentS8Weights, STATE_FRAC_BITS, center_input, gate_pre, init_state, lut, matvec_s8,
-    split_scratch, words_of_i16, write_state,
+    GateRequant, RecurrentS8Weights, StateInScratch, StepS8, gate_pre, lut, matvec_s8,
+    split_scratch, words_of_i16,
 };
 
 /// Attributes of an int8 RNN.
@@ -52,70 +52,78 @@ pub const fn rnn_s8_scratch_len(dims: &RecurrentDims) -> usize {
 /// `scratch.len() >= rnn_s8_scratch_len(&cfg.dims)`.
 pub fn rnn_s8(
     cfg: &RnnS8Config,
-    x: &[i8],
     weights: &RecurrentS8Weights<'_>,
-    seq_lens: Option<&[i32]>,
-    initial_h: Option<&[f32]>,
+    inputs: &SequenceInputs<i8>,
     out: &mut [f32],
     scratch: &mut [i32],
 ) {
     let dims = &cfg.dims;
-    let (seq_len, batch, input_size, hidden) =
-        (dims.seq_len, dims.batch, dims.input_size, dims.hidden);
+    let (input_size, hidden) = (dims.input_size, dims.hidden);
     let dirs = cfg.direction.count();
-    let block = dims.block_len(cfg.direction);
-    debug_assert_eq!(x.len(), dims.input_len());
-    debug_assert_eq!(out.len(), (seq_len + 1) * block);
-    debug_assert!(initial_h.is_none_or(|v| v.len() == block));
     debug_assert!(weights.bias.is_none_or(|b| b.len() == dirs * hidden));
     weights.debug_check(dirs, hidden, input_size, hidden);
     debug_assert!(scratch.len() >= rnn_s8_scratch_len(dims));
 
-    let (_, tanh) = weights.tables();
     let (pre, rest) = split_scratch(&mut scratch[..rnn_s8_scratch_len(dims)], hidden);
     let (h, rest) = rest.split_at_mut(hidden);
-    let xq = &mut rest[..input_size];
-    let (y, y_h) = out.split_at_mut(seq_len * block);
-    for d in 0..dirs {
-        let reverse = cfg.direction.is_reverse(d);
-        let w = &weights.w[d * hidden * input_size..][..hidden * input_size];
-        let r = &weights.r[d * hidden * hidden..][..hidden * hidden];
-        let requant = &weights.requant[d * hidden..][..hidden];
-        let bias = weights.bias.map(|b| &b[d * hidden..][..hidden]);
-        for b in 0..batch {
-            let at = (d * batch + b) * hidden;
-            init_state(initial_h.map(|v| &v[at..][..hidden]), STATE_FRAC_BITS, h);
-            let len = dims.valid_len(seq_lens, b);
-            for step in 0..len {
-                let t = time_index(step, len, reverse);
-                center_input(
-                    &x[(t * batch + b) * input_size..][..input_size],
-                    weights.x_zero_point,
-                    xq,
-                );
-                matvec_s8(w, xq, pre, |_, _, acc| acc);
-                matvec_s8(r, h, pre, |j, acc_x, acc_h| {
-                    lut(
-                        tanh,
-                        gate_pre(requant[j], acc_x, acc_h, bias.map_or(0, |b| b[j])),
-                    )
-                });
-                for (hv, &p) in h.iter_mut().zip(&*pre) {
-                    *hv = p as i16;
-                }
-                write_state(
-                    h,
-                    STATE_FRAC_BITS,
-                    &mut y[dims.out_offset(dirs, t, d, b)..][..hidden],
-                );
-            }
-            for t in len..seq_len {
-                y[dims.out_offset(dirs, t, d, b)..][..hidden].fill(0.0);
-            }
-            if len == 0 {
-                h.fill(0);
-            }
-            write_state(h, STATE_FRAC_BITS, &mut y_h[at..][..hidden]);
+    let mut cell = StateInScratch {
+        step: RnnS8Step {
+            cfg,
+            weights: *weights,
+            pre,
+            w: &[],
+            r: &[],
+            requant: &[],
+            bias: None,
+        },
+        h,
+        c: &mut [],
+        xq: &mut rest[..input_size],
+        x_zero_point: weights.x_zero_point,
+        cell_shift: 0,
+    };
+    run_sequences(&mut cell, dims, cfg.direction, inputs, out);
+}
+
+/// An int8 RNN step: all directions' weights, the current one's, and the
+/// pre-activations.
+struct RnnS8Step<'a> {
+    cfg: &'a RnnS8Config,
+    weights: RecurrentS8Weights<'a>,
+    /// `hidden` int32 pre-activations.
+    pre: &'a mut [i32],
+    w: &'a [i8],
+    r: &'a [i8],
+    requant: &'a [GateRequant],
+    bias: Option<&'a [i32]>,
+}
+
+impl StepS8 for RnnS8Step<'_> {
+    const STATES: usize = 1;
+
+    fn set_direction(&mut self, d: usize) {
+        let dims = &self.cfg.dims;
+        let hidden = dims.hidden;
+        let weights = &self.weights;
+        self.w = &weights.w[d * hidden * dims.input_size..][..hidden * dims.input_size];
+        self.r = &weights.r[d * hidden * hidden..][..hidden * hidden];
+        self.requant = &weights.requant[d * hidden..][..hidden];
+        self.bias = weights.bias.map(|b| &b[d * hidden..][..hidden]);
+    }
+
+    #[inline]
+    fn step(&mut self, xq: &[i16], h: &mut [i16], _: &mut [i16]) {
+        let (_, tanh) = self.weights.tables();
+        let (requant, bias, pre) = (self.requant, self.bias, &mut *self.pre);
+        matvec_s8(self.w, xq, pre, |_, _, acc| acc);
+        matvec_s8(self.r, h, pre, |j, acc_x, acc_h| {
+            lut(
+                tanh,
+                gate_pre(requant[j], acc_x, acc_h, bias.map_or(0, |b| b[j])),
+            )
+        });
+        for (hv, &p) in h.iter_mut().zip(&*pre) {
+            *hv = p as i16;
         }
     }
 }
@@ -174,10 +182,13 @@ mod tests {
             let mut scratch = vec![i32::MIN; rnn_s8_scratch_len(d)];
             rnn_s8(
                 &cfg,
-                &q.x,
                 &weights,
-                self.seq_lens.as_deref(),
-                self.initial_h.as_deref(),
+                &SequenceInputs {
+                    x: &q.x,
+                    seq_lens: self.seq_lens.as_deref(),
+                    initial_h: self.initial_h.as_deref(),
+                    initial_c: None,
+                },
                 &mut out,
                 &mut scratch,
             );
@@ -185,14 +196,17 @@ mod tests {
             let mut fscratch = vec![0.0; rnn_f32_scratch_len(d)];
             rnn_f32(
                 &RnnConfig::new(*d, self.direction),
-                &q.x_deq,
                 &RnnWeights {
                     w: q.w_deq.as_slice(),
                     r: &q.r_deq,
                     bias: self.bias.as_deref(),
                 },
-                self.seq_lens.as_deref(),
-                self.initial_h.as_deref(),
+                &SequenceInputs {
+                    x: &q.x_deq,
+                    seq_lens: self.seq_lens.as_deref(),
+                    initial_h: self.initial_h.as_deref(),
+                    initial_c: None,
+                },
                 &mut want,
                 &mut fscratch,
             );
@@ -371,10 +385,13 @@ mod tests {
         let mut scratch = vec![0i32; rnn_s8_scratch_len(&d)];
         rnn_s8(
             &cfg,
-            &x,
             &weights,
-            None,
-            Some(&[0.25, -0.5]),
+            &SequenceInputs {
+                x: &x,
+                seq_lens: None,
+                initial_h: Some(&[0.25, -0.5]),
+                initial_c: None,
+            },
             &mut out,
             &mut scratch,
         );

@@ -1,7 +1,7 @@
 //! ONNX Where for any element type: `cond ? a : b` with three-way numpy broadcasting.
 
-use super::MAX_RANK;
 use super::broadcast::for_each_run;
+use super::{MAX_RANK, TensorRef};
 
 /// `output[i] = if cond[ic] != 0 { a[ia] } else { b[ib] }`, each operand broadcast to
 /// `out_shape` (right-aligned, size-1 axes repeat).
@@ -10,17 +10,15 @@ use super::broadcast::for_each_run;
 /// operand. Preconditions (debug-asserted): ranks <= [`MAX_RANK`], no operand rank above
 /// `out_shape`'s, each operand axis is 1 or the output's, and slice lengths match the
 /// shapes.
-#[allow(clippy::too_many_arguments)]
 pub fn where_select<T: Copy>(
-    cond: &[i32],
-    cond_shape: &[usize],
-    a: &[T],
-    a_shape: &[usize],
-    b: &[T],
-    b_shape: &[usize],
+    cond: TensorRef<i32>,
+    a: TensorRef<T>,
+    b: TensorRef<T>,
     output: &mut [T],
     out_shape: &[usize],
 ) {
+    let (cond, cond_shape) = (cond.data, cond.shape);
+    let (a, a_shape, b, b_shape) = (a.data, a.shape, b.data, b.shape);
     debug_assert!(out_shape.len() <= MAX_RANK);
     debug_assert_eq!(cond.len(), cond_shape.iter().product::<usize>());
     debug_assert_eq!(a.len(), a_shape.iter().product::<usize>());
@@ -125,12 +123,9 @@ mod tests {
         // Causal-style mask [2,2] picking between a [2,2] tensor and a scalar.
         let mut out = [0.0f32; 4];
         where_select(
-            &[1, 0, 1, 1],
-            &[2, 2],
-            &[1.0, 2.0, 3.0, 4.0],
-            &[2, 2],
-            &[f32::NEG_INFINITY],
-            &[],
+            TensorRef::new(&[1, 0, 1, 1], &[2, 2]),
+            TensorRef::new(&[1.0, 2.0, 3.0, 4.0], &[2, 2]),
+            TensorRef::new(&[f32::NEG_INFINITY], &[]),
             &mut out,
             &[2, 2],
         );
@@ -138,17 +133,20 @@ mod tests {
         // Condition per row [2,1], a per column [3], b [2,3].
         let mut out = [0u8; 6];
         where_select(
-            &[0, 5],
-            &[2, 1],
-            &[7, 8, 9],
-            &[3],
-            &[1, 2, 3, 4, 5, 6],
-            &[2, 3],
+            TensorRef::new(&[0, 5], &[2, 1]),
+            TensorRef::new(&[7, 8, 9], &[3]),
+            TensorRef::new(&[1, 2, 3, 4, 5, 6], &[2, 3]),
             &mut out,
             &[2, 3],
         );
         assert_eq!(out, [1, 2, 3, 7, 8, 9]);
-        where_select::<u8>(&[1], &[1], &[], &[0], &[2], &[1], &mut [], &[0]);
+        where_select::<u8>(
+            TensorRef::new(&[1], &[1]),
+            TensorRef::new(&[], &[0]),
+            TensorRef::new(&[2], &[1]),
+            &mut [],
+            &[0],
+        );
     }
 
     #[test]
@@ -188,7 +186,13 @@ mod tests {
                 .map(|v| v + 1000)
                 .collect();
             let mut out = vec![u32::MAX; so.iter().product()];
-            where_select(&cond, &sc, &a, &sa, &b, &sb, &mut out, &so);
+            where_select(
+                TensorRef::new(&cond, &sc),
+                TensorRef::new(&a, &sa),
+                TensorRef::new(&b, &sb),
+                &mut out,
+                &so,
+            );
             let want = naive(&cond, &sc, &a, &sa, &b, &sb, &so);
             assert_eq!(out, want, "{sc:?} {sa:?} {sb:?} -> {so:?}");
         }

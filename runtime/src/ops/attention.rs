@@ -8,7 +8,7 @@ use super::registration::{Registration, any_dtype};
 use super::run::OpRun;
 use crate::error::Result;
 use crate::format::{DType, Opcode};
-use crate::kernels::attention_f32::{self, AttentionConfig, AttentionShape};
+use crate::kernels::attention_f32::{self, AttentionConfig, AttentionInputs, AttentionShape};
 use crate::model::TensorInfo;
 
 /// The f32 kernel.
@@ -120,7 +120,6 @@ fn run(op: &OpRun<'_>) -> Result<()> {
     let (q, k, v) = (op.input(0)?, op.input(1)?, op.input(2)?);
     let shape = attention_shape(q, k, v, params.k_transposed).map_err(|why| op.bad(why))?;
     let mask_info = op.optional(3);
-    let mask = mask_info.as_ref().map(|m| (op.read::<f32>(m), m.shape()));
     attention_f32::attention_f32(
         &AttentionConfig {
             scale: params.scale,
@@ -128,10 +127,12 @@ fn run(op: &OpRun<'_>) -> Result<()> {
             k_transposed: params.k_transposed,
         },
         &shape,
-        op.read(q),
-        op.read(k),
-        op.read(v),
-        mask,
+        &AttentionInputs {
+            q: op.read(q),
+            k: op.read(k),
+            v: op.read(v),
+            mask: mask_info.map(|m| op.tensor(m)),
+        },
         op.output(),
         op.scratch(),
     );

@@ -2,12 +2,12 @@
 //! float; parameters from [`super::max_pool2d::PoolParams`].
 
 use super::check::{Check, OpCheck};
-use super::max_pool2d::{PoolParams, check_pool};
+use super::max_pool2d::{PoolParams, check_pool, pool_geometry};
 use super::registration::{Registration, any_dtype, float_input, int8_input};
-use super::run::{self, OpRun};
+use super::run::OpRun;
 use crate::error::Result;
 use crate::format::{DType, Opcode};
-use crate::kernels;
+use crate::kernels::{self, AvgPoolDivisor};
 
 /// Every kernel: int8 and float.
 pub const ANY: Registration = Registration {
@@ -51,15 +51,13 @@ fn run_any(op: &OpRun<'_>) -> Result<()> {
 fn run_int8(op: &OpRun<'_>) -> Result<()> {
     let params = op.decode(|p| PoolParams::decode(p, true))?;
     let (x, y) = (op.input(0)?, op.y());
+    let geometry = pool_geometry(params.window, x, y);
     kernels::avg_pool2d_s8::avg_pool2d_s8(
         op.read(x),
-        run::shape4(x),
-        &params.window,
-        params.pad_end,
-        params.count_include_pad,
+        &geometry,
+        divisor(&params),
         x.zero_point(),
         op.output(),
-        run::shape4(y),
     );
     Ok(())
 }
@@ -67,14 +65,14 @@ fn run_int8(op: &OpRun<'_>) -> Result<()> {
 fn run_float(op: &OpRun<'_>) -> Result<()> {
     let params = op.decode(|p| PoolParams::decode(p, true))?;
     let (x, y) = (op.input(0)?, op.y());
-    kernels::avg_pool2d_f32::avg_pool2d_f32(
-        op.read(x),
-        run::shape4(x),
-        &params.window,
-        params.pad_end,
-        params.count_include_pad,
-        op.output(),
-        run::shape4(y),
-    );
+    let geometry = pool_geometry(params.window, x, y);
+    kernels::avg_pool2d_f32::avg_pool2d_f32(op.read(x), &geometry, divisor(&params), op.output());
     Ok(())
+}
+
+fn divisor(params: &PoolParams) -> AvgPoolDivisor {
+    AvgPoolDivisor {
+        pad_end: params.pad_end,
+        count_include_pad: params.count_include_pad,
+    }
 }

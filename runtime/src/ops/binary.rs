@@ -183,15 +183,7 @@ fn run_any(op: &OpRun<'_>) -> Result<()> {
 fn run_int8(op: &OpRun<'_>) -> Result<()> {
     let params = op.decode(decode_binary_s8)?;
     let (a, b, y) = (op.input(0)?, op.input(1)?, op.y());
-    kernels::binary_s8::binary_s8(
-        &params,
-        op.read(a),
-        a.shape(),
-        op.read(b),
-        b.shape(),
-        op.output(),
-        y.shape(),
-    );
+    kernels::binary_s8::binary_s8(&params, op.tensor(a), op.tensor(b), op.output(), y.shape());
     Ok(())
 }
 
@@ -201,23 +193,19 @@ fn run_not_int8(op: &OpRun<'_>) -> Result<()> {
     if y.dtype == DType::I32 {
         kernels::binary_i32::binary_i32(
             params.op,
-            op.read(a),
-            a.shape(),
-            op.read(b),
-            b.shape(),
+            op.tensor(a),
+            op.tensor(b),
             op.output(),
             y.shape(),
         );
     } else {
         kernels::binary_f32::binary_f32(
             params.op,
-            op.read(a),
-            a.shape(),
-            op.read(b),
-            b.shape(),
+            params.clamp.as_f32(),
+            op.tensor(a),
+            op.tensor(b),
             op.output(),
             y.shape(),
-            params.clamp.as_f32(),
         );
     }
     Ok(())

@@ -62,25 +62,9 @@ fn run(op: &OpRun<'_>) -> Result<()> {
     let cmp = op.decode(|p| compare_op(*p.first()?))?;
     let (a, b, y) = (op.input(0)?, op.input(1)?, op.y());
     if a.dtype == DType::F32 {
-        kernels::compare::compare::<f32>(
-            cmp,
-            op.read(a),
-            a.shape(),
-            op.read(b),
-            b.shape(),
-            op.output(),
-            y.shape(),
-        );
+        kernels::compare::compare::<f32>(cmp, op.tensor(a), op.tensor(b), op.output(), y.shape());
     } else {
-        kernels::compare::compare::<i32>(
-            cmp,
-            op.read(a),
-            a.shape(),
-            op.read(b),
-            b.shape(),
-            op.output(),
-            y.shape(),
-        );
+        kernels::compare::compare::<i32>(cmp, op.tensor(a), op.tensor(b), op.output(), y.shape());
     }
     Ok(())
 }

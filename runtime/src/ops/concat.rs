@@ -6,7 +6,7 @@ use super::registration::{Registration, any_dtype};
 use super::run::OpRun;
 use crate::error::Result;
 use crate::format::{DType, Opcode};
-use crate::kernels;
+use crate::kernels::{self, ConcatS8Quant, ConcatSlot};
 use crate::quant::Requant;
 
 /// Any element type, with int8 requantization.
@@ -62,31 +62,31 @@ fn run(op: &OpRun<'_>) -> Result<()> {
         let xi = xi?;
         let input_block = xi.dims[axis] * inner;
         if p.len() > 1 {
-            let requant = Requant {
-                multiplier: p[3 + 3 * k] as i32,
-                shift: p[4 + 3 * k] as i32,
-            };
-            kernels::concat_s8::concat_part_s8(
-                op.read(&xi),
+            let slot = ConcatSlot {
                 outer,
                 input_block,
                 output_block,
                 offset,
-                p[2 + 3 * k] as i32,
-                requant,
-                p[1] as i32,
-                bytemuck::cast_slice_mut(&mut out[..]),
-            );
+            };
+            let quant = ConcatS8Quant {
+                input_zero_point: p[2 + 3 * k] as i32,
+                requant: Requant {
+                    multiplier: p[3 + 3 * k] as i32,
+                    shift: p[4 + 3 * k] as i32,
+                },
+                output_zero_point: p[1] as i32,
+            };
+            let output = bytemuck::cast_slice_mut(&mut out[..]);
+            kernels::concat_s8::concat_part_s8(op.read(&xi), &slot, &quant, output);
         } else {
             let size = y.dtype.size();
-            kernels::concat::concat_part(
-                op.bytes(&xi),
+            let slot = ConcatSlot {
                 outer,
-                input_block * size,
-                output_block * size,
-                offset * size,
-                &mut out[..],
-            );
+                input_block: input_block * size,
+                output_block: output_block * size,
+                offset: offset * size,
+            };
+            kernels::concat::concat_part(op.bytes(&xi), &slot, &mut out[..]);
         }
         offset += input_block;
     }

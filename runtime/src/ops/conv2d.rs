@@ -8,9 +8,11 @@ use super::registration::{Registration, any_dtype, float_input, int8_input};
 use super::run::{self, OpRun};
 use crate::error::Result;
 use crate::format::{DType, Opcode};
-use crate::kernels::conv2d_s8::ConvS8Quant;
 use crate::kernels::gemm_s8::GemmS8;
-use crate::kernels::{self, FloatWeight, Int8Kernels, Shape4, Window2d};
+use crate::kernels::{
+    self, ConvF32Args, ConvGeometry, ConvS8Args, FloatWeight, Int8Kernels, Shape4, Window2d,
+};
+use crate::model::TensorInfo;
 
 /// Every kernel: int8 (as [`OpRun`]'s kernel choice says) and float.
 pub const ANY: Registration = Registration {
@@ -102,12 +104,17 @@ pub(crate) fn check_conv(op: &OpCheck<'_, '_>) -> Check<(ConvParams, Shape4, Sha
 }
 
 fn check(op: &OpCheck<'_, '_>) -> Check<()> {
-    let (params, xs, ys) = check_conv(op)?;
-    let (window, groups) = (&params.window, params.groups);
+    let (params, in_shape, out_shape) = check_conv(op)?;
+    let geometry = ConvGeometry {
+        in_shape,
+        out_shape,
+        window: params.window,
+        groups: params.groups,
+    };
     let need = if op.input(0)?.dtype == DType::I8 {
-        kernels::conv2d_s8_fast::conv2d_s8_fast_scratch_len(xs, window, groups, ys)
+        kernels::conv2d_s8_fast::conv2d_s8_fast_scratch_len(&geometry)
     } else {
-        4 * kernels::conv2d_f32::conv2d_f32_scratch_len(xs, window, groups, ys)
+        4 * kernels::conv2d_f32::conv2d_f32_scratch_len(&geometry)
     };
     op.check_scratch(need, op.input(0)?.dtype)
 }
@@ -123,75 +130,57 @@ fn run_any(op: &OpRun<'_>) -> Result<()> {
     }
 }
 
-/// The operands of an int8 convolution.
-struct ConvS8<'x> {
-    x: &'x [i8],
-    xs: Shape4,
-    w: &'x [i8],
-    bias: &'x [i32],
-    params: ConvParams,
-    quant: ConvS8Quant<'x>,
-    y: &'x mut [i8],
-    ys: Shape4,
-}
-
-fn int8_operands<'x>(op: &OpRun<'x>) -> Result<ConvS8<'x>> {
+/// The operands of an int8 convolution (shared with ConvTranspose2d).
+pub(crate) fn int8_args<'x>(op: &OpRun<'x>) -> Result<ConvS8Args<'x>> {
     let params = op.decode(ConvParams::decode)?;
     let (x, w, y) = (op.input(0)?, op.input(1)?, op.y());
     let (bias, quant) = op.s8_quant(params.clamp)?;
-    Ok(ConvS8 {
-        x: op.read(x),
-        xs: run::shape4(x),
-        w: op.read(w),
+    Ok(ConvS8Args {
+        input: op.read(x),
+        weights: op.read(w),
         bias,
-        params,
+        geometry: geometry(&params, x, y),
         quant,
-        y: op.output(),
-        ys: run::shape4(y),
     })
 }
 
+/// The operands of a float convolution (shared with ConvTranspose2d).
+pub(crate) fn float_args<'x, W: FloatWeight>(op: &OpRun<'x>) -> Result<ConvF32Args<'x, W>> {
+    let params = op.decode(ConvParams::decode)?;
+    let (x, w, y) = (op.input(0)?, op.input(1)?, op.y());
+    Ok(ConvF32Args {
+        input: op.read(x),
+        weights: op.read(w),
+        bias: op.read_optional(2),
+        geometry: geometry(&params, x, y),
+        clamp: params.clamp.as_f32(),
+    })
+}
+
+fn geometry(params: &ConvParams, x: &TensorInfo<'_>, y: &TensorInfo<'_>) -> ConvGeometry {
+    ConvGeometry {
+        in_shape: run::shape4(x),
+        out_shape: run::shape4(y),
+        window: params.window,
+        groups: params.groups,
+    }
+}
+
 fn run_int8_fast(op: &OpRun<'_>) -> Result<()> {
-    let c = int8_operands(op)?;
-    let (window, groups) = (&c.params.window, c.params.groups);
-    kernels::conv2d_s8_fast::conv2d_s8_fast(
-        c.x,
-        c.xs,
-        c.w,
-        c.bias,
-        window,
-        groups,
-        &c.quant,
-        c.y,
-        c.ys,
-        op.scratch(),
-    );
+    let args = int8_args(op)?;
+    kernels::conv2d_s8_fast::conv2d_s8_fast(&args, op.output(), op.scratch());
     Ok(())
 }
 
 fn run_int8_gemm(op: &OpRun<'_>, kind: GemmS8) -> Result<()> {
-    let c = int8_operands(op)?;
-    let (window, groups) = (&c.params.window, c.params.groups);
-    kernels::conv2d_s8_fast::conv2d_s8_gemm(
-        kind,
-        c.x,
-        c.xs,
-        c.w,
-        c.bias,
-        window,
-        groups,
-        &c.quant,
-        c.y,
-        c.ys,
-        op.scratch(),
-    );
+    let args = int8_args(op)?;
+    kernels::conv2d_s8_fast::conv2d_s8_gemm(kind, &args, op.output(), op.scratch());
     Ok(())
 }
 
 fn run_int8_reference(op: &OpRun<'_>) -> Result<()> {
-    let c = int8_operands(op)?;
-    let (window, groups) = (&c.params.window, c.params.groups);
-    kernels::conv2d_s8::conv2d_s8(c.x, c.xs, c.w, c.bias, window, groups, &c.quant, c.y, c.ys);
+    let args = int8_args(op)?;
+    kernels::conv2d_s8::conv2d_s8(&args, op.output());
     Ok(())
 }
 
@@ -204,19 +193,7 @@ fn run_float(op: &OpRun<'_>) -> Result<()> {
 }
 
 fn run_float_weights<W: FloatWeight>(op: &OpRun<'_>) -> Result<()> {
-    let params = op.decode(ConvParams::decode)?;
-    let (x, w, y) = (op.input(0)?, op.input(1)?, op.y());
-    kernels::conv2d_f32::conv2d_f32::<W>(
-        op.read(x),
-        run::shape4(x),
-        op.read(w),
-        op.read_optional(2),
-        &params.window,
-        params.groups,
-        params.clamp.as_f32(),
-        op.output(),
-        run::shape4(y),
-        op.scratch(),
-    );
+    let args = float_args::<W>(op)?;
+    kernels::conv2d_f32::conv2d_f32(&args, op.output(), op.scratch());
     Ok(())
 }

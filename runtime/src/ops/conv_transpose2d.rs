@@ -2,9 +2,9 @@
 //! with [`super::conv2d`]) over the int8 and float kernels.
 
 use super::check::{Check, OpCheck};
-use super::conv2d::{ConvParams, check_conv};
+use super::conv2d::{check_conv, float_args, int8_args};
 use super::registration::{Registration, any_dtype, float_input, int8_input};
-use super::run::{self, OpRun};
+use super::run::OpRun;
 use crate::error::Result;
 use crate::format::{DType, Opcode};
 use crate::kernels::{self, FloatWeight};
@@ -49,20 +49,8 @@ fn run_any(op: &OpRun<'_>) -> Result<()> {
 }
 
 fn run_int8(op: &OpRun<'_>) -> Result<()> {
-    let params = op.decode(ConvParams::decode)?;
-    let (x, w, y) = (op.input(0)?, op.input(1)?, op.y());
-    let (bias, quant) = op.s8_quant(params.clamp)?;
-    kernels::conv_transpose2d_s8::conv_transpose2d_s8(
-        op.read(x),
-        run::shape4(x),
-        op.read(w),
-        bias,
-        &params.window,
-        params.groups,
-        &quant,
-        op.output(),
-        run::shape4(y),
-    );
+    let args = int8_args(op)?;
+    kernels::conv_transpose2d_s8::conv_transpose2d_s8(&args, op.output());
     Ok(())
 }
 
@@ -75,18 +63,7 @@ fn run_float(op: &OpRun<'_>) -> Result<()> {
 }
 
 fn run_float_weights<W: FloatWeight>(op: &OpRun<'_>) -> Result<()> {
-    let params = op.decode(ConvParams::decode)?;
-    let (x, w, y) = (op.input(0)?, op.input(1)?, op.y());
-    kernels::conv_transpose2d_f32::conv_transpose2d_f32::<W>(
-        op.read(x),
-        run::shape4(x),
-        op.read(w),
-        op.read_optional(2),
-        &params.window,
-        params.groups,
-        params.clamp.as_f32(),
-        op.output(),
-        run::shape4(y),
-    );
+    let args = float_args::<W>(op)?;
+    kernels::conv_transpose2d_f32::conv_transpose2d_f32(&args, op.output());
     Ok(())
 }

@@ -8,7 +8,9 @@ use super::run::OpRun;
 use crate::error::Result;
 use crate::format::{DType, Opcode};
 use crate::kernels::gemm_s8::GemmS8;
-use crate::kernels::{self, FloatWeight, Int8Kernels};
+use crate::kernels::{
+    self, FloatWeight, FullyConnectedDims, FullyConnectedF32Args, FullyConnectedS8Args, Int8Kernels,
+};
 
 /// Every kernel: int8 (as [`OpRun`]'s kernel choice says) and float.
 pub const ANY: Registration = Registration {
@@ -98,55 +100,44 @@ fn run_any(op: &OpRun<'_>) -> Result<()> {
 }
 
 /// `(rows, in_features, out_features)` of the product.
-fn geometry(op: &OpRun<'_>) -> Result<(usize, usize, usize)> {
+fn dims(op: &OpRun<'_>) -> Result<FullyConnectedDims> {
     let (x, w) = (op.input(0)?, op.input(1)?);
-    let (n, k) = (w.dims[0], w.dims[1]);
-    Ok((x.len() / k.max(1), k, n))
+    let (out_features, in_features) = (w.dims[0], w.dims[1]);
+    Ok(FullyConnectedDims {
+        rows: x.len() / in_features.max(1),
+        in_features,
+        out_features,
+    })
+}
+
+/// The operands of an int8 fully connected layer.
+fn int8_args<'x>(op: &OpRun<'x>) -> Result<FullyConnectedS8Args<'x>> {
+    let params = op.decode(FullyConnectedParams::decode)?;
+    let (bias, quant) = op.s8_quant(params.clamp)?;
+    Ok(FullyConnectedS8Args {
+        input: op.read(op.input(0)?),
+        weights: op.read(op.input(1)?),
+        bias,
+        dims: dims(op)?,
+        quant,
+    })
 }
 
 fn run_int8_fast(op: &OpRun<'_>) -> Result<()> {
-    let params = op.decode(FullyConnectedParams::decode)?;
-    let (rows, k, n) = geometry(op)?;
-    let (bias, quant) = op.s8_quant(params.clamp)?;
-    let (x, w) = (op.read(op.input(0)?), op.read(op.input(1)?));
-    kernels::fully_connected_s8_fast::fully_connected_s8_fast(
-        x,
-        rows,
-        k,
-        w,
-        n,
-        bias,
-        &quant,
-        op.output(),
-    );
+    let args = int8_args(op)?;
+    kernels::fully_connected_s8_fast::fully_connected_s8_fast(&args, op.output());
     Ok(())
 }
 
 fn run_int8_gemm(op: &OpRun<'_>, kind: GemmS8) -> Result<()> {
-    let params = op.decode(FullyConnectedParams::decode)?;
-    let (rows, k, n) = geometry(op)?;
-    let (bias, quant) = op.s8_quant(params.clamp)?;
-    let (x, w) = (op.read(op.input(0)?), op.read(op.input(1)?));
-    kernels::fully_connected_s8_fast::fully_connected_s8_gemm(
-        kind,
-        x,
-        rows,
-        k,
-        w,
-        n,
-        bias,
-        &quant,
-        op.output(),
-    );
+    let args = int8_args(op)?;
+    kernels::fully_connected_s8_fast::fully_connected_s8_gemm(kind, &args, op.output());
     Ok(())
 }
 
 fn run_int8_reference(op: &OpRun<'_>) -> Result<()> {
-    let params = op.decode(FullyConnectedParams::decode)?;
-    let (rows, k, n) = geometry(op)?;
-    let (bias, quant) = op.s8_quant(params.clamp)?;
-    let (x, w) = (op.read(op.input(0)?), op.read(op.input(1)?));
-    kernels::fully_connected_s8::fully_connected_s8(x, rows, k, w, n, bias, &quant, op.output());
+    let args = int8_args(op)?;
+    kernels::fully_connected_s8::fully_connected_s8(&args, op.output());
     Ok(())
 }
 
@@ -160,17 +151,13 @@ fn run_float(op: &OpRun<'_>) -> Result<()> {
 
 fn run_float_weights<W: FloatWeight>(op: &OpRun<'_>) -> Result<()> {
     let params = op.decode(FullyConnectedParams::decode)?;
-    let (rows, k, n) = geometry(op)?;
-    let w: &[W] = op.read(op.input(1)?);
-    kernels::fully_connected_f32::fully_connected_f32(
-        op.read(op.input(0)?),
-        rows,
-        k,
-        w,
-        n,
-        op.read_optional(2),
-        params.clamp.as_f32(),
-        op.output(),
-    );
+    let args = FullyConnectedF32Args::<W> {
+        input: op.read(op.input(0)?),
+        weights: op.read(op.input(1)?),
+        bias: op.read_optional(2),
+        dims: dims(op)?,
+        clamp: params.clamp.as_f32(),
+    };
+    kernels::fully_connected_f32::fully_connected_f32(&args, op.output());
     Ok(())
 }

@@ -69,10 +69,8 @@ fn run_int8(op: &OpRun<'_>) -> Result<()> {
     };
     gru_s8::gru_s8(
         &cfg,
-        op.read(&s.x),
         &weights,
-        s.seq_lens,
-        op.read_optional(5),
+        &s.inputs(op.read(&s.x), None),
         op.output(),
         op.scratch(),
     );
@@ -105,10 +103,8 @@ fn run_float_weights<W: FloatWeight>(op: &OpRun<'_>) -> Result<()> {
     };
     gru_f32::gru_f32(
         &cfg,
-        op.read(&s.x),
         &weights,
-        s.seq_lens,
-        op.read_optional(5),
+        &s.inputs(op.read(&s.x), None),
         op.output(),
         op.scratch(),
     );

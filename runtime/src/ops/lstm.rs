@@ -69,11 +69,8 @@ fn run_int8(op: &OpRun<'_>) -> Result<()> {
     };
     lstm_s8::lstm_s8(
         &cfg,
-        op.read(&s.x),
         &weights,
-        s.seq_lens,
-        op.read_optional(5),
-        op.read_optional(6),
+        &s.inputs(op.read(&s.x), op.read_optional(6)),
         op.output(),
         op.scratch(),
     );
@@ -107,11 +104,8 @@ fn run_float_weights<W: FloatWeight>(op: &OpRun<'_>) -> Result<()> {
     };
     lstm_f32::lstm_f32(
         &cfg,
-        op.read(&s.x),
         &weights,
-        s.seq_lens,
-        op.read_optional(5),
-        op.read_optional(6),
+        &s.inputs(op.read(&s.x), op.read_optional(6)),
         op.output(),
         op.scratch(),
     );

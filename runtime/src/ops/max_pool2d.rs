@@ -7,7 +7,8 @@ use super::registration::{Registration, any_dtype, float_input, int8_input};
 use super::run::{self, OpRun};
 use crate::error::Result;
 use crate::format::{DType, Opcode};
-use crate::kernels::{self, Window2d};
+use crate::kernels::{self, PoolGeometry, Window2d};
+use crate::model::TensorInfo;
 
 /// Every kernel: int8 and float.
 pub const ANY: Registration = Registration {
@@ -105,28 +106,31 @@ fn run_any(op: &OpRun<'_>) -> Result<()> {
     }
 }
 
+/// The pooling geometry of input `x` and output `y`.
+pub(crate) fn pool_geometry(
+    window: Window2d,
+    x: &TensorInfo<'_>,
+    y: &TensorInfo<'_>,
+) -> PoolGeometry {
+    PoolGeometry {
+        in_shape: run::shape4(x),
+        out_shape: run::shape4(y),
+        window,
+    }
+}
+
 fn run_int8(op: &OpRun<'_>) -> Result<()> {
     let params = op.decode(|p| PoolParams::decode(p, false))?;
     let (x, y) = (op.input(0)?, op.y());
-    kernels::max_pool2d_s8_fast::max_pool2d_s8_fast(
-        op.read(x),
-        run::shape4(x),
-        &params.window,
-        op.output(),
-        run::shape4(y),
-    );
+    let geometry = pool_geometry(params.window, x, y);
+    kernels::max_pool2d_s8_fast::max_pool2d_s8_fast(op.read(x), &geometry, op.output());
     Ok(())
 }
 
 fn run_float(op: &OpRun<'_>) -> Result<()> {
     let params = op.decode(|p| PoolParams::decode(p, false))?;
     let (x, y) = (op.input(0)?, op.y());
-    kernels::max_pool2d_f32::max_pool2d_f32(
-        op.read(x),
-        run::shape4(x),
-        &params.window,
-        op.output(),
-        run::shape4(y),
-    );
+    let geometry = pool_geometry(params.window, x, y);
+    kernels::max_pool2d_f32::max_pool2d_f32(op.read(x), &geometry, op.output());
     Ok(())
 }

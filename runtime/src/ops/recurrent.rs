@@ -10,7 +10,7 @@ use super::run::OpRun;
 use crate::error::{Error, Result, ShortName};
 use crate::format::{DType, Storage};
 use crate::kernels::activation_f32::Activation;
-use crate::kernels::recurrent::{Direction, RecurrentDims};
+use crate::kernels::recurrent::{Direction, RecurrentDims, SequenceInputs};
 use crate::kernels::recurrent_s8::{self, RecurrentS8Weights};
 use crate::model::{Quant, TensorInfo};
 
@@ -300,6 +300,25 @@ pub(crate) struct Sequence<'x> {
     pub dims: RecurrentDims,
     /// Per-batch sequence lengths (input 4), checked against `dims.seq_len`.
     pub seq_lens: Option<&'x [i32]>,
+    /// Initial hidden state (input 5).
+    pub initial_h: Option<&'x [f32]>,
+}
+
+impl<'x> Sequence<'x> {
+    /// The kernel inputs: `x` (X's elements), the sequence lengths, initial_h
+    /// (input 5) and `initial_c`.
+    pub(crate) fn inputs<X>(
+        &self,
+        x: &'x [X],
+        initial_c: Option<&'x [f32]>,
+    ) -> SequenceInputs<'x, X> {
+        SequenceInputs {
+            x,
+            seq_lens: self.seq_lens,
+            initial_h: self.initial_h,
+            initial_c,
+        }
+    }
 }
 
 impl<'x> OpRun<'x> {
@@ -338,6 +357,7 @@ impl<'x> OpRun<'x> {
             r: *r,
             dims,
             seq_lens,
+            initial_h: self.read_optional(5),
         })
     }
 

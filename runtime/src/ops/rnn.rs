@@ -68,10 +68,8 @@ fn run_int8(op: &OpRun<'_>) -> Result<()> {
     };
     rnn_s8::rnn_s8(
         &cfg,
-        op.read(&s.x),
         &weights,
-        s.seq_lens,
-        op.read_optional(5),
+        &s.inputs(op.read(&s.x), None),
         op.output(),
         op.scratch(),
     );
@@ -103,10 +101,8 @@ fn run_float_weights<W: FloatWeight>(op: &OpRun<'_>) -> Result<()> {
     };
     rnn_f32::rnn_f32(
         &cfg,
-        op.read(&s.x),
         &weights,
-        s.seq_lens,
-        op.read_optional(5),
+        &s.inputs(op.read(&s.x), None),
         op.output(),
         op.scratch(),
     );

@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result, ShortName};
 use crate::format::{NONE_INDEX, Storage};
-use crate::kernels::{Int8Kernels, Shape4};
+use crate::kernels::{Int8Kernels, Shape4, TensorRef};
 use crate::model::{Model, OpInfo, TensorInfo};
 
 /// Input slots decoded per op (int8 recurrent ops use 10; ops with more
@@ -119,6 +119,14 @@ impl<'x> OpRun<'x> {
     /// The elements of a tensor the op reads.
     pub(crate) fn read<T: bytemuck::Pod>(&self, t: &TensorInfo<'_>) -> &'x [T] {
         bytemuck::try_cast_slice(self.mem.input(t)).unwrap_or(&[])
+    }
+
+    /// A tensor the op reads, as a kernel operand (elements and shape).
+    pub(crate) fn tensor<'t, T: bytemuck::Pod>(&self, t: &'t TensorInfo<'_>) -> TensorRef<'t, T>
+    where
+        'x: 't,
+    {
+        TensorRef::new(self.read(t), t.shape())
     }
 
     /// The elements of optional input `k`.

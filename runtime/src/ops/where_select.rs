@@ -5,7 +5,7 @@ use super::registration::{Registration, any_dtype};
 use super::run::OpRun;
 use crate::error::Result;
 use crate::format::{DType, Opcode};
-use crate::kernels;
+use crate::kernels::{self, TensorRef};
 
 /// Any element type.
 pub const ANY: Registration = Registration {
@@ -30,38 +30,29 @@ fn check(op: &OpCheck<'_, '_>) -> Check<()> {
 
 fn run(op: &OpRun<'_>) -> Result<()> {
     let (c, a, b, y) = (op.input(0)?, op.input(1)?, op.input(2)?, op.y());
-    let cond: &[i32] = op.read(c);
-    let (cs, as_, bs, ys) = (c.shape(), a.shape(), b.shape(), y.shape());
+    let cond = op.tensor::<i32>(c);
+    let out_shape = y.shape();
     match y.dtype.size() {
         1 => kernels::where_select::where_select::<u8>(
             cond,
-            cs,
-            op.bytes(a),
-            as_,
-            op.bytes(b),
-            bs,
+            TensorRef::new(op.bytes(a), a.shape()),
+            TensorRef::new(op.bytes(b), b.shape()),
             op.output(),
-            ys,
+            out_shape,
         ),
         2 => kernels::where_select::where_select::<u16>(
             cond,
-            cs,
-            op.read(a),
-            as_,
-            op.read(b),
-            bs,
+            op.tensor(a),
+            op.tensor(b),
             op.output(),
-            ys,
+            out_shape,
         ),
         _ => kernels::where_select::where_select::<u32>(
             cond,
-            cs,
-            op.read(a),
-            as_,
-            op.read(b),
-            bs,
+            op.tensor(a),
+            op.tensor(b),
             op.output(),
-            ys,
+            out_shape,
         ),
     }
     Ok(())

@@ -5,7 +5,7 @@
 
 use tern_runtime::kernels::activation_f32::{Activation, Unary};
 use tern_runtime::kernels::binary_f32::binary_f32;
-use tern_runtime::kernels::{BinaryOp, ClampF32};
+use tern_runtime::kernels::{BinaryOp, ClampF32, TensorRef};
 
 use super::{Folded, NodeCtx, OpEntry, Result};
 use crate::convert::graph::{ConstData, Elem, Op};
@@ -278,13 +278,11 @@ impl NodeCtx<'_> {
         let mut out = vec![0f32; n];
         binary_f32(
             bop,
-            &xd.to_f32(),
-            &xs,
-            &bd.to_f32(),
-            &bs,
+            ClampF32::NONE,
+            TensorRef::new(&xd.to_f32(), &xs),
+            TensorRef::new(&bd.to_f32(), &bs),
             &mut out,
             &shape,
-            ClampF32::NONE,
         );
         Ok(Some(
             if matches!((&xd, &bd), (ConstData::I64(_), ConstData::I64(_))) {

@@ -982,13 +982,17 @@ fn fully_connected(tensors: &mut BTreeMap<u32, DeviceTensor>, op: &DeviceOp) -> 
     let y: &mut [f32] = bytemuck::cast_slice_mut(&mut y.words);
     let rows = x.len() / k;
     crate::kernels::fully_connected_f32::fully_connected_f32(
-        &x,
-        rows,
-        k,
-        &w,
-        n,
-        bias.as_deref(),
-        clamp,
+        &crate::kernels::FullyConnectedF32Args {
+            input: &x,
+            weights: &w,
+            bias: bias.as_deref(),
+            dims: crate::kernels::FullyConnectedDims {
+                rows,
+                in_features: k,
+                out_features: n,
+            },
+            clamp,
+        },
         &mut y[..rows * n],
     );
     true
