@@ -133,21 +133,21 @@ pub struct AvgPoolDivisor {
     pub count_include_pad: bool,
 }
 
-/// A read-only tensor of any rank up to [`super::MAX_RANK`]: its elements and
-/// row-major shape (the operands of the broadcasting kernels).
+/// An operand of the broadcasting kernels (binary, compare, where): a read-only
+/// tensor of any rank up to [`super::MAX_RANK`], its elements and row-major shape.
 #[derive(Clone, Copy, Debug)]
-pub struct TensorRef<'a, T> {
+pub struct Operand<'a, T> {
     /// Elements, `shape.iter().product()` of them.
     pub data: &'a [T],
     /// Dimensions.
     pub shape: &'a [usize],
 }
 
-impl<'a, T> TensorRef<'a, T> {
-    /// `TensorRef { data, shape }`.
+impl<'a, T> Operand<'a, T> {
+    /// `Operand { data, shape }`.
     #[inline]
-    pub const fn new(data: &'a [T], shape: &'a [usize]) -> TensorRef<'a, T> {
-        TensorRef { data, shape }
+    pub const fn new(data: &'a [T], shape: &'a [usize]) -> Operand<'a, T> {
+        Operand { data, shape }
     }
 }
 

@@ -11,7 +11,7 @@
 //! sums sharing the loads of the query row), or, when K is stored transposed, as
 //! contiguous row updates over the keys.
 
-use super::{TensorRef, broadcast_strides};
+use super::{Operand, broadcast_strides};
 
 /// Keys whose scores are summed together (independent accumulators).
 const KEYS: usize = 8;
@@ -56,7 +56,7 @@ pub struct AttentionInputs<'a> {
     /// Values `[B][Hkv][Lkv][Dv]`.
     pub v: &'a [f32],
     /// Additive mask, right-aligned against `[B][Hq][Lq][Lkv]` and broadcast.
-    pub mask: Option<TensorRef<'a, f32>>,
+    pub mask: Option<Operand<'a, f32>>,
 }
 
 /// Scratch `f32`s that [`attention_f32`] needs: one row of scores.
@@ -349,7 +349,7 @@ mod tests {
                     q: &q,
                     k: k_in,
                     v: &v,
-                    mask: mask.map(|(data, shape)| TensorRef::new(data, shape)),
+                    mask: mask.map(|(data, shape)| Operand::new(data, shape)),
                 },
                 &mut out,
                 &mut scratch,
@@ -428,7 +428,7 @@ mod tests {
                 q: &[1.0, 0.0],
                 k: &k,
                 v: &[4.0, 8.0, 0.0, -4.0],
-                mask: Some(TensorRef::new(&mask, &[2])),
+                mask: Some(Operand::new(&mask, &[2])),
             },
             &mut out,
             &mut scratch,
@@ -517,7 +517,7 @@ mod tests {
                 q: &q,
                 k: &k,
                 v: &v,
-                mask: Some(TensorRef::new(&m, &[3, 3])),
+                mask: Some(Operand::new(&m, &[3, 3])),
             },
             &mut out,
             &mut scratch,

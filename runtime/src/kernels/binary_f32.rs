@@ -8,7 +8,7 @@
 //! loops that LLVM vectorizes. Whole-tensor same-shape and scalar operands skip even
 //! that. Every path computes exactly `clamp(a op b)` per element.
 
-use super::{BinaryOp, ClampF32, MAX_RANK, TensorRef, broadcast_strides};
+use super::{BinaryOp, ClampF32, MAX_RANK, Operand, broadcast_strides};
 
 /// `output[i] = clamp(a[ia] op b[ib])` with numpy broadcasting of `a_shape` and `b_shape`
 /// to `out_shape`.
@@ -19,8 +19,8 @@ use super::{BinaryOp, ClampF32, MAX_RANK, TensorRef, broadcast_strides};
 pub fn binary_f32(
     op: BinaryOp,
     clamp: ClampF32,
-    a: TensorRef<f32>,
-    b: TensorRef<f32>,
+    a: Operand<f32>,
+    b: Operand<f32>,
     output: &mut [f32],
     out_shape: &[usize],
 ) {
@@ -271,8 +271,8 @@ mod tests {
         binary_f32(
             op,
             clamp,
-            TensorRef::new(&a, sa),
-            TensorRef::new(&b, sb),
+            Operand::new(&a, sa),
+            Operand::new(&b, sb),
             &mut out,
             so,
         );
@@ -289,8 +289,8 @@ mod tests {
         binary_f32(
             BinaryOp::Sub,
             ClampF32::NONE,
-            TensorRef::new(&a, &[2, 3]),
-            TensorRef::new(&[1.0, 10.0], &[2, 1]),
+            Operand::new(&a, &[2, 3]),
+            Operand::new(&[1.0, 10.0], &[2, 1]),
             &mut out,
             &[2, 3],
         );
@@ -299,8 +299,8 @@ mod tests {
         binary_f32(
             BinaryOp::Mul,
             ClampF32::NONE,
-            TensorRef::new(&a, &[2, 3]),
-            TensorRef::new(&[1.0, 0.5, 2.0], &[3]),
+            Operand::new(&a, &[2, 3]),
+            Operand::new(&[1.0, 0.5, 2.0], &[3]),
             &mut out,
             &[2, 3],
         );
@@ -310,8 +310,8 @@ mod tests {
         binary_f32(
             BinaryOp::Div,
             clamp,
-            TensorRef::new(&a, &[2, 3]),
-            TensorRef::new(&[2.0], &[]),
+            Operand::new(&a, &[2, 3]),
+            Operand::new(&[2.0], &[]),
             &mut out,
             &[2, 3],
         );
@@ -320,8 +320,8 @@ mod tests {
         binary_f32(
             BinaryOp::Add,
             ClampF32::NONE,
-            TensorRef::new(&[10.0, 20.0], &[2, 1]),
-            TensorRef::new(&[1.0, 2.0, 3.0], &[1, 3]),
+            Operand::new(&[10.0, 20.0], &[2, 1]),
+            Operand::new(&[1.0, 2.0, 3.0], &[1, 3]),
             &mut out,
             &[2, 3],
         );
@@ -330,8 +330,8 @@ mod tests {
         binary_f32(
             BinaryOp::Sub,
             ClampF32::NONE,
-            TensorRef::new(&[1.0], &[1]),
-            TensorRef::new(&a, &[6]),
+            Operand::new(&[1.0], &[1]),
+            Operand::new(&a, &[6]),
             &mut out,
             &[6],
         );

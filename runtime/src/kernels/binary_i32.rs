@@ -6,7 +6,7 @@
 //! leaves it undefined; Tern must not trap).
 
 use super::broadcast::for_each_run;
-use super::{BinaryOp, TensorRef};
+use super::{BinaryOp, Operand};
 
 /// `output[i] = a[ia] op b[ib]` with `a_shape`, `b_shape` broadcast to `out_shape`.
 /// `Pow` is not an integer op here: the converter never emits it (debug-asserted; it
@@ -16,8 +16,8 @@ use super::{BinaryOp, TensorRef};
 /// output's, slice lengths match the shapes.
 pub fn binary_i32(
     op: BinaryOp,
-    a: TensorRef<i32>,
-    b: TensorRef<i32>,
+    a: Operand<i32>,
+    b: Operand<i32>,
     output: &mut [i32],
     out_shape: &[usize],
 ) {
@@ -63,16 +63,16 @@ mod tests {
         let mut scaled = [0; 4];
         binary_i32(
             BinaryOp::Mul,
-            TensorRef::new(&negative, &[1, 4]),
-            TensorRef::new(&[1000], &[]),
+            Operand::new(&negative, &[1, 4]),
+            Operand::new(&[1000], &[]),
             &mut scaled,
             &[1, 4],
         );
         let mut out = [0; 4];
         binary_i32(
             BinaryOp::Add,
-            TensorRef::new(&ids, &[1, 4]),
-            TensorRef::new(&scaled, &[1, 4]),
+            Operand::new(&ids, &[1, 4]),
+            Operand::new(&scaled, &[1, 4]),
             &mut out,
             &[1, 4],
         );
@@ -84,16 +84,16 @@ mod tests {
         let mut out = [0; 4];
         binary_i32(
             BinaryOp::Div,
-            TensorRef::new(&[7, -7, 5, i32::MIN], &[4]),
-            TensorRef::new(&[2, 2, 0, -1], &[4]),
+            Operand::new(&[7, -7, 5, i32::MIN], &[4]),
+            Operand::new(&[2, 2, 0, -1], &[4]),
             &mut out,
             &[4],
         );
         assert_eq!(out, [3, -3, 0, 0]);
         binary_i32(
             BinaryOp::Sub,
-            TensorRef::new(&[1, 2], &[2, 1]),
-            TensorRef::new(&[10, 20], &[2]),
+            Operand::new(&[1, 2], &[2, 1]),
+            Operand::new(&[10, 20], &[2]),
             &mut out,
             &[2, 2],
         );

@@ -6,7 +6,7 @@
 //! a rounded Q16 integer quotient that is then requantized. The host-side
 //! [`BinaryS8Params::new`] chooses every factor.
 
-use super::{BinaryOp, MAX_RANK, TensorRef, broadcast_strides};
+use super::{BinaryOp, MAX_RANK, Operand, broadcast_strides};
 use crate::quant::Requant;
 
 /// Fixed-point parameters of an int8 binary op, built by [`BinaryS8Params::new`].
@@ -144,8 +144,8 @@ impl BinaryS8Params {
 /// paths; everything else walks the output with per-axis strides.
 pub fn binary_s8(
     params: &BinaryS8Params,
-    a: TensorRef<i8>,
-    b: TensorRef<i8>,
+    a: Operand<i8>,
+    b: Operand<i8>,
     output: &mut [i8],
     out_shape: &[usize],
 ) {
@@ -283,8 +283,8 @@ mod tests {
         let mut out = [0i8; 4];
         binary_s8(
             &p,
-            TensorRef::new(&[1, 2, -3, 100], &[4]),
-            TensorRef::new(&[10, -5, 1, 100], &[4]),
+            Operand::new(&[1, 2, -3, 100], &[4]),
+            Operand::new(&[10, -5, 1, 100], &[4]),
             &mut out,
             &[4],
         );
@@ -322,8 +322,8 @@ mod tests {
             let mut out = vec![0i8; len];
             binary_s8(
                 &p,
-                TensorRef::new(&a, &a_shape),
-                TensorRef::new(&b, &b_shape),
+                Operand::new(&a, &a_shape),
+                Operand::new(&b, &b_shape),
                 &mut out,
                 &out_shape,
             );

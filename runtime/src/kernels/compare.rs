@@ -2,7 +2,7 @@
 //! with numpy broadcasting, writing booleans as `i32` 0 / 1.
 
 use super::broadcast::for_each_run;
-use super::{MAX_RANK, TensorRef};
+use super::{MAX_RANK, Operand};
 
 /// The comparison of `a` with `b`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,8 +27,8 @@ pub enum CompareOp {
 /// output's, and slice lengths match the shapes.
 pub fn compare<T: Copy + PartialOrd>(
     op: CompareOp,
-    a: TensorRef<T>,
-    b: TensorRef<T>,
+    a: Operand<T>,
+    b: Operand<T>,
     output: &mut [i32],
     out_shape: &[usize],
 ) {
@@ -153,8 +153,8 @@ mod tests {
         for (op, w) in want {
             compare(
                 op,
-                TensorRef::new(&a, &[4]),
-                TensorRef::new(&b, &[]),
+                Operand::new(&a, &[4]),
+                Operand::new(&b, &[]),
                 &mut out,
                 &[4],
             );
@@ -164,16 +164,16 @@ mod tests {
         let mut out = [9i32; 6];
         compare(
             CompareOp::Less,
-            TensorRef::new(&[0i32, 2], &[2, 1]),
-            TensorRef::new(&[1, 2, 3], &[3]),
+            Operand::new(&[0i32, 2], &[2, 1]),
+            Operand::new(&[1, 2, 3], &[3]),
             &mut out,
             &[2, 3],
         );
         assert_eq!(out, [1, 1, 1, 0, 0, 1]);
         compare::<i32>(
             CompareOp::Equal,
-            TensorRef::new(&[], &[0]),
-            TensorRef::new(&[1], &[1]),
+            Operand::new(&[], &[0]),
+            Operand::new(&[1], &[1]),
             &mut [],
             &[0],
         );
@@ -213,8 +213,8 @@ mod tests {
             let mut out = vec![-1; so.iter().product()];
             compare(
                 op,
-                TensorRef::new(&a, &sa),
-                TensorRef::new(&b, &sb),
+                Operand::new(&a, &sa),
+                Operand::new(&b, &sb),
                 &mut out,
                 &so,
             );

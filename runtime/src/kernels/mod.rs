@@ -75,7 +75,7 @@ pub mod where_select;
 
 pub use args::{
     AvgPoolDivisor, ConcatS8Quant, ConcatSlot, ConvF32Args, ConvGeometry, ConvS8Args,
-    FullyConnectedDims, FullyConnectedF32Args, FullyConnectedS8Args, PoolGeometry, TensorRef,
+    FullyConnectedDims, FullyConnectedF32Args, FullyConnectedS8Args, Operand, PoolGeometry,
 };
 
 /// Highest tensor rank a kernel handles.

@@ -1,7 +1,7 @@
 //! ONNX Where for any element type: `cond ? a : b` with three-way numpy broadcasting.
 
 use super::broadcast::for_each_run;
-use super::{MAX_RANK, TensorRef};
+use super::{MAX_RANK, Operand};
 
 /// `output[i] = if cond[ic] != 0 { a[ia] } else { b[ib] }`, each operand broadcast to
 /// `out_shape` (right-aligned, size-1 axes repeat).
@@ -11,9 +11,9 @@ use super::{MAX_RANK, TensorRef};
 /// `out_shape`'s, each operand axis is 1 or the output's, and slice lengths match the
 /// shapes.
 pub fn where_select<T: Copy>(
-    cond: TensorRef<i32>,
-    a: TensorRef<T>,
-    b: TensorRef<T>,
+    cond: Operand<i32>,
+    a: Operand<T>,
+    b: Operand<T>,
     output: &mut [T],
     out_shape: &[usize],
 ) {
@@ -123,9 +123,9 @@ mod tests {
         // Causal-style mask [2,2] picking between a [2,2] tensor and a scalar.
         let mut out = [0.0f32; 4];
         where_select(
-            TensorRef::new(&[1, 0, 1, 1], &[2, 2]),
-            TensorRef::new(&[1.0, 2.0, 3.0, 4.0], &[2, 2]),
-            TensorRef::new(&[f32::NEG_INFINITY], &[]),
+            Operand::new(&[1, 0, 1, 1], &[2, 2]),
+            Operand::new(&[1.0, 2.0, 3.0, 4.0], &[2, 2]),
+            Operand::new(&[f32::NEG_INFINITY], &[]),
             &mut out,
             &[2, 2],
         );
@@ -133,17 +133,17 @@ mod tests {
         // Condition per row [2,1], a per column [3], b [2,3].
         let mut out = [0u8; 6];
         where_select(
-            TensorRef::new(&[0, 5], &[2, 1]),
-            TensorRef::new(&[7, 8, 9], &[3]),
-            TensorRef::new(&[1, 2, 3, 4, 5, 6], &[2, 3]),
+            Operand::new(&[0, 5], &[2, 1]),
+            Operand::new(&[7, 8, 9], &[3]),
+            Operand::new(&[1, 2, 3, 4, 5, 6], &[2, 3]),
             &mut out,
             &[2, 3],
         );
         assert_eq!(out, [1, 2, 3, 7, 8, 9]);
         where_select::<u8>(
-            TensorRef::new(&[1], &[1]),
-            TensorRef::new(&[], &[0]),
-            TensorRef::new(&[2], &[1]),
+            Operand::new(&[1], &[1]),
+            Operand::new(&[], &[0]),
+            Operand::new(&[2], &[1]),
             &mut [],
             &[0],
         );
@@ -187,9 +187,9 @@ mod tests {
                 .collect();
             let mut out = vec![u32::MAX; so.iter().product()];
             where_select(
-                TensorRef::new(&cond, &sc),
-                TensorRef::new(&a, &sa),
-                TensorRef::new(&b, &sb),
+                Operand::new(&cond, &sc),
+                Operand::new(&a, &sa),
+                Operand::new(&b, &sb),
                 &mut out,
                 &so,
             );

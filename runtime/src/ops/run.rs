@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result, ShortName};
 use crate::format::{NONE_INDEX, Storage};
-use crate::kernels::{Int8Kernels, Shape4, TensorRef};
+use crate::kernels::{Int8Kernels, Operand, Shape4};
 use crate::model::{Model, OpInfo, TensorInfo};
 
 /// Input slots decoded per op (int8 recurrent ops use 10; ops with more
@@ -122,11 +122,11 @@ impl<'x> OpRun<'x> {
     }
 
     /// A tensor the op reads, as a kernel operand (elements and shape).
-    pub(crate) fn tensor<'t, T: bytemuck::Pod>(&self, t: &'t TensorInfo<'_>) -> TensorRef<'t, T>
+    pub(crate) fn tensor<'t, T: bytemuck::Pod>(&self, t: &'t TensorInfo<'_>) -> Operand<'t, T>
     where
         'x: 't,
     {
-        TensorRef::new(self.read(t), t.shape())
+        Operand::new(self.read(t), t.shape())
     }
 
     /// The elements of optional input `k`.

@@ -5,7 +5,7 @@ use super::registration::{Registration, any_dtype};
 use super::run::OpRun;
 use crate::error::Result;
 use crate::format::{DType, Opcode};
-use crate::kernels::{self, TensorRef};
+use crate::kernels::{self, Operand};
 
 /// Any element type.
 pub const ANY: Registration = Registration {
@@ -35,8 +35,8 @@ fn run(op: &OpRun<'_>) -> Result<()> {
     match y.dtype.size() {
         1 => kernels::where_select::where_select::<u8>(
             cond,
-            TensorRef::new(op.bytes(a), a.shape()),
-            TensorRef::new(op.bytes(b), b.shape()),
+            Operand::new(op.bytes(a), a.shape()),
+            Operand::new(op.bytes(b), b.shape()),
             op.output(),
             out_shape,
         ),

@@ -5,7 +5,7 @@
 
 use tern_runtime::kernels::activation_f32::{Activation, Unary};
 use tern_runtime::kernels::binary_f32::binary_f32;
-use tern_runtime::kernels::{BinaryOp, ClampF32, TensorRef};
+use tern_runtime::kernels::{BinaryOp, ClampF32, Operand};
 
 use super::{Folded, NodeCtx, OpEntry, Result};
 use crate::convert::graph::{ConstData, Elem, Op};
@@ -279,8 +279,8 @@ impl NodeCtx<'_> {
         binary_f32(
             bop,
             ClampF32::NONE,
-            TensorRef::new(&xd.to_f32(), &xs),
-            TensorRef::new(&bd.to_f32(), &bs),
+            Operand::new(&xd.to_f32(), &xs),
+            Operand::new(&bd.to_f32(), &bs),
             &mut out,
             &shape,
         );
