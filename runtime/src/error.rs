@@ -19,7 +19,7 @@ pub enum Error {
         len: u64,
     },
     /// The first eight bytes are not the `.tern` magic.
-    #[error("not a .tern file: magic is {found:02x?}, expected {expected:02x?}")]
+    #[error("not a .tern file: magic is {}, expected {}", List::hex(.found), List::hex(.expected))]
     BadMagic {
         /// Bytes found.
         found: [u8; 8],
@@ -147,7 +147,7 @@ pub enum Error {
         count: usize,
     },
     /// Data of the wrong size for an input.
-    #[error("input {index} ('{name}') holds {expected} elements of shape {shape:?}, got {got}")]
+    #[error("input {index} ('{name}') holds {expected} elements of shape {}, got {got}", List::decimal(.shape))]
     InputShape {
         /// Input index.
         index: usize,
@@ -272,5 +272,56 @@ impl core::fmt::Display for ShortName {
 impl core::fmt::Debug for ShortName {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         core::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// `[a, b, c]` in decimal or two-digit hex: what `{:?}` / `{:02x?}` print for
+/// arrays, without linking core's `Debug` builders into firmware.
+struct List<'a, T> {
+    values: &'a [T],
+    hex: bool,
+}
+
+impl<'a, T: Copy + Into<u32>> List<'a, T> {
+    fn decimal(values: &'a [T]) -> Self {
+        List { values, hex: false }
+    }
+
+    fn hex(values: &'a [T]) -> Self {
+        List { values, hex: true }
+    }
+}
+
+impl<T: Copy + Into<u32>> core::fmt::Display for List<'_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("[")?;
+        for (i, &v) in self.values.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            let v: u32 = v.into();
+            if self.hex {
+                write!(f, "{v:02x}")?;
+            } else {
+                write!(f, "{v}")?;
+            }
+        }
+        f.write_str("]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::format;
+
+    #[test]
+    fn lists_print_as_debug_does() {
+        let magic = *b"TERN\0\x01\x0a\xff";
+        assert_eq!(format!("{}", List::hex(&magic)), format!("{magic:02x?}"));
+        let shape = [1u32, 3, 224, 224, 0, 0];
+        assert_eq!(format!("{}", List::decimal(&shape)), format!("{shape:?}"));
+        assert_eq!(format!("{}", List::<u32>::decimal(&[])), "[]");
     }
 }

@@ -17,6 +17,7 @@ compile_error!(
 );
 
 pub mod backend;
+pub mod crc32;
 pub mod error;
 pub mod format;
 mod interpreter;

@@ -429,7 +429,7 @@ impl<'a> Model<'a> {
     /// Checks the data section's CRC-32 (O(model size); not done at load).
     pub fn verify_data(&self) -> Result<()> {
         let stored = u32_at(self.bytes(), format::header::DATA_CRC);
-        let computed = crc32fast::hash(self.data());
+        let computed = crate::crc32::crc32(self.data());
         if stored == computed {
             Ok(())
         } else {

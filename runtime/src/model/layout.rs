@@ -116,7 +116,7 @@ pub(super) fn parse(b: &[u8]) -> Result<Layout> {
         ));
     }
     let stored = u32_at(b, format::header::HEADER_CRC);
-    let computed = crc32fast::hash(&b[16..meta_end]);
+    let computed = crate::crc32::crc32(&b[16..meta_end]);
     if stored != computed {
         return Err(Error::HeaderChecksum {
             end: meta_end as u64,

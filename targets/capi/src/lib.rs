@@ -707,13 +707,7 @@ pub unsafe extern "C" fn tern_model_input_info(
     info: *mut TernTensorInfo,
 ) -> TernStatus {
     // SAFETY: forwarded from this function's contract.
-    unsafe {
-        model_query(model, info, "info", |m| {
-            m.input(index)
-                .map(|t| tensor_info(&t))
-                .map_err(runtime_error)
-        })
-    }
+    unsafe { io_info(model, index, info, false) }
 }
 
 /// Describes model output `index` (`TERN_STATUS_INDEX_OUT_OF_RANGE` past the count).
@@ -728,11 +722,30 @@ pub unsafe extern "C" fn tern_model_output_info(
     info: *mut TernTensorInfo,
 ) -> TernStatus {
     // SAFETY: forwarded from this function's contract.
+    unsafe { io_info(model, index, info, true) }
+}
+
+/// The body of `tern_model_input_info` (`output` false) and
+/// `tern_model_output_info`: one copy in firmware.
+///
+/// # Safety
+/// The contract of those two functions.
+#[inline(never)]
+unsafe fn io_info(
+    model: *const TernModel,
+    index: usize,
+    info: *mut TernTensorInfo,
+    output: bool,
+) -> TernStatus {
+    // SAFETY: forwarded from the caller's contract.
     unsafe {
         model_query(model, info, "info", |m| {
-            m.output(index)
-                .map(|t| tensor_info(&t))
-                .map_err(runtime_error)
+            let tensor = if output {
+                m.output(index)
+            } else {
+                m.input(index)
+            };
+            tensor.map(|t| tensor_info(&t)).map_err(runtime_error)
         })
     }
 }
@@ -759,7 +772,7 @@ pub unsafe extern "C" fn tern_interpreter_init(
     arena_len: usize,
 ) -> TernStatus {
     // SAFETY: forwarded from this function's contract.
-    guard(|| unsafe { init_interpreter(interpreter, model, arena, arena_len, None) })
+    guard(|| unsafe { init_interpreter(interpreter, model, arena, arena_len, Interpreter::new) })
 }
 
 /// Like `tern_interpreter_init`, and offloads to `backend` the partitions it claims
@@ -788,18 +801,18 @@ pub unsafe extern "C" fn tern_interpreter_init_with_backend(
         let policy = backend::on_failure(on_failure)?;
         // SAFETY: forwarded from this function's contract.
         unsafe {
-            init_interpreter(
-                interpreter,
-                model,
-                arena,
-                arena_len,
-                Some((backend, policy)),
-            )
+            init_interpreter(interpreter, model, arena, arena_len, |model, arena| {
+                // SAFETY: non-null and aligned (checked above); valid and used by
+                // nothing else until deinit (the C caller's contract).
+                let backend = backend::CBackend::from_raw(backend);
+                Interpreter::with_backend(model, arena, backend, policy)
+            })
         }
     })
 }
 
-/// The body of both interpreter inits.
+/// The body of both interpreter inits; `make` builds the interpreter (a closure,
+/// so that firmware calling only `tern_interpreter_init` links no offload code).
 ///
 /// # Safety
 /// The contract of `tern_interpreter_init_with_backend`.
@@ -808,7 +821,10 @@ unsafe fn init_interpreter(
     model: *const TernModel,
     arena: *mut u8,
     arena_len: usize,
-    backend: Option<(*mut TernBackend, tern_runtime::OnFailure)>,
+    make: impl FnOnce(
+        &'static tern_runtime::Model<'static>,
+        &'static mut [u8],
+    ) -> tern_runtime::Result<Interpreter<'static, 'static>>,
 ) -> Outcome {
     usable(interpreter, "interpreter")?;
     // SAFETY: `model` is NULL or a `TernModel` (caller); `'static` stands for
@@ -819,16 +835,7 @@ unsafe fn init_interpreter(
     // SAFETY: `arena` is non-null, `arena_len` writable bytes used by nothing else
     // until deinit (caller).
     let arena: &'static mut [u8] = unsafe { core::slice::from_raw_parts_mut(arena, arena_len) };
-    let interp = match backend {
-        None => Interpreter::new(&slot.model, arena),
-        Some((backend, policy)) => {
-            // SAFETY: non-null and aligned (checked by the caller of this fn); valid
-            // and used by nothing else until deinit (the C caller's contract).
-            let backend = unsafe { backend::CBackend::from_raw(backend) };
-            Interpreter::with_backend(&slot.model, arena, backend, policy)
-        }
-    }
-    .map_err(runtime_error)?;
+    let interp = make(&slot.model, arena).map_err(runtime_error)?;
     let target = interpreter.cast::<InterpreterSlot>();
     // SAFETY: `interpreter` is non-null, aligned and writable (checked, caller);
     // the slot fits (const asserts); the previous content is caller storage and is

@@ -247,8 +247,8 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// `cargo xtask size`: the host reference, then the Cortex-M4 firmware built,
-/// run and measured against the size budgets (the part of `targets` that
+/// `cargo xtask size`: the host reference, then the Cortex-M4 firmware (Rust,
+/// then C with `libtern.a`) built, run and measured against the size budgets (the part of `targets` that
 /// checks sizes, on its own).
 pub(crate) fn size() -> Result<(), String> {
     run(Command::new("bash").arg("targets/toolchain/install-arm.sh"))?;
@@ -263,6 +263,16 @@ pub(crate) fn size() -> Result<(), String> {
     step(&format!("firmware {} ({})", board.name, board.cpu));
     let line = finish_firmware(board, start_firmware(board, &model, &host)?, &host)?;
     size::check_m4(&model, &host, &firmware::elf(board, Build::Tern), &line)?;
+    let c_host = host_eval(&tern, &model, c::IMAGES)?;
+    let raw_inputs = c::write_raw_inputs(&model, &out, c::IMAGES)?;
+    let row = c::finish_firmware(
+        c::start_firmware(&tern, &model, &raw_inputs, &c_host)?,
+        &c_host,
+    )?;
+    println!(
+        "{}: accuracy {}, checksum {}, {}",
+        row.target, row.accuracy, row.checksum, row.extra
+    );
     step("aarch64: the device tern, release build");
     size::check_device_tern(&device_tern(true)?)
 }

@@ -165,7 +165,7 @@ impl Header {
 /// CRC-32 (IEEE 802.3, as zlib's `crc32`) of `parts` concatenated: a frame's CRC
 /// covers its header and payload.
 pub fn crc(parts: &[&[u8]]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
+    let mut hasher = crate::crc32::Crc32::new();
     for part in parts {
         hasher.update(part);
     }

@@ -138,17 +138,18 @@ pub(super) fn start_firmware(
     step("C firmware an386 (cortex-m4): libtern.a (no_std, arm-dsp) + arm-none-eabi-gcc");
     run(static_lib("target/thumb")
         .args([
-            "--release",
+            "--profile",
+            "firmware",
             "--no-default-features",
             "--features",
-            "arm-dsp",
+            "arm-dsp,small-crc",
         ])
         .args(["--target", THUMB])
         .args(build_std(THUMB)))?;
     let lib = root()
         .join("target/thumb")
         .join(THUMB)
-        .join("release/libtern.a");
+        .join("firmware/libtern.a");
     let src = root().join("targets/cortex-m-c");
     let out = root().join("target/targets/cortex-m-c");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
