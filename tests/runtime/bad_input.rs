@@ -437,3 +437,51 @@ fn zero_slice_step_on_a_length_one_axis_is_refused() {
     assert!(err.to_string().contains("zero slice step"), "{err}");
     println!("zero slice step: {err}");
 }
+
+/// Found by the `model` fuzz target: an average pool whose kernel and padding
+/// were mutated to 2^20 overflowed the int8 kernel's tap count (`i32`) when
+/// `count_include_pad` counted the padded taps. The check bounds the taps of
+/// one window inside the padded input.
+#[test]
+fn average_pool_window_too_large_to_count_is_refused() {
+    let mut b = GraphBuilder::new("avgpool");
+    let x = b.input(
+        "x",
+        &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(4)],
+    );
+    let y = b.node(
+        "AveragePool",
+        "pool",
+        &[&x],
+        vec![
+            tern_export::onnx::builder::attr_ints("kernel_shape", &[2, 2]),
+            tern_export::onnx::builder::attr_int("count_include_pad", 1),
+        ],
+    );
+    b.output(
+        &y,
+        &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(3), Dim::Fixed(3)],
+    );
+    let path = tern_tests::scratch_dir("avgpool-taps").join("pool.onnx");
+    tern_export::onnx::write_model(&b.into_model("test", &[]), &path).expect("write");
+    let g = tern_export::convert::load_graph(&path, 1).expect("imports");
+    let converted = convert_f32(&g);
+    let mut bytes = converted.bytes.clone();
+    let aligned = AlignedBytes::new(&bytes);
+    let model = Model::from_bytes(&aligned).expect("loads");
+    let op = (0..model.op_count())
+        .filter_map(|i| model.op(i))
+        .find(|op| op.opcode == tern_runtime::Opcode::AvgPool2d)
+        .expect("an AvgPool2d op");
+    // Parameters: kernel [2], stride [2], dilation [2], pad_begin [2], pad_end [2], count_include_pad.
+    assert_eq!(op.params.len(), 11, "params {:?}", op.params);
+    let at = op.params.as_ptr() as usize - aligned.as_ptr() as usize;
+    drop(model);
+    for word in [0, 1, 6, 7] {
+        bytes[at + 4 * word..at + 4 * word + 4].copy_from_slice(&(1u32 << 20).to_le_bytes());
+    }
+    reseal(&mut bytes);
+    let err = load(&bytes).expect_err("the window is refused at load");
+    assert!(err.to_string().contains("2^22 taps"), "{err}");
+    println!("average pool window: {err}");
+}

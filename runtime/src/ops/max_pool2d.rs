@@ -77,15 +77,36 @@ impl PoolParams {
     }
 }
 
+/// Most taps an average-pooling window may hold inside the padded input: the int8
+/// kernel's i32 sum of that many `[-128, 127]` values (plus as many zero points)
+/// cannot overflow, nor can the divisor. A 2048 x 2048 global pool still fits.
+const MAX_AVERAGE_TAPS: u64 = 1 << 22;
+
+/// Taps of one window that can fall inside the padded extent of an input of
+/// `[h, w]`: per axis the kernel size, at most the padded length (saturating).
+fn window_taps(params: &PoolParams, input: [usize; 2]) -> u64 {
+    let axis = |a: usize| {
+        let w = &params.window;
+        let padded = (w.pad_begin[a] as u64)
+            .saturating_add(input[a] as u64)
+            .saturating_add(params.pad_end[a] as u64);
+        (w.kernel[a] as u64).min(padded)
+    };
+    axis(0).saturating_mul(axis(1))
+}
+
 /// The check both poolings share: one input of the output's dtype and batch
 /// and channels, int8 with the output's quantization.
 pub(crate) fn check_pool(op: &OpCheck<'_, '_>, average: bool) -> Check<()> {
     op.arity(1, 1)?;
-    PoolParams::decode(op.params(), average).ok_or("bad pooling parameters")?;
+    let params = PoolParams::decode(op.params(), average).ok_or("bad pooling parameters")?;
     let (x, y) = (op.input(0)?, op.output()?);
     let (xs, ys) = (shape4(&x)?, shape4(&y)?);
     if xs.n != ys.n || xs.c != ys.c {
         return Err("pooling changes batch or channels");
+    }
+    if average && window_taps(&params, [xs.h, xs.w]) > MAX_AVERAGE_TAPS {
+        return Err("average pooling window holds more than 2^22 taps");
     }
     op.same_dtype_activation(&x, &y)?;
     if x.dtype == DType::I8 && x.quant != y.quant {

@@ -1,6 +1,7 @@
-//! `cargo xtask fuzz [--seconds N] [--coverage] [--build-only] [TARGET...]`: the fuzz
-//! targets of `fuzz/` (cargo-fuzz, libFuzzer, AddressSanitizer), each run for N
-//! seconds (default 60) on one core from its corpus and the committed seeds.
+//! `cargo xtask fuzz [--seconds N | --runs N] [--coverage] [--build-only] [TARGET...]`:
+//! the fuzz targets of `fuzz/` (cargo-fuzz, libFuzzer, AddressSanitizer), each run
+//! for N seconds (default 60) or N executions on one core from its corpus and the
+//! committed seeds.
 //!
 //! 1. Installs `cargo-fuzz` from crates.io when `cargo fuzz` is missing.
 //! 2. Builds every target in one cargo run (release, debug assertions and overflow
@@ -44,24 +45,32 @@ const LIBFUZZER_OPTIONS: &[&str] = &[
 
 /// `cargo xtask fuzz ...`.
 pub(crate) fn fuzz(args: &[String]) -> Result<(), String> {
-    let mut seconds = DEFAULT_SECONDS;
+    let mut limit = Limit::Seconds(DEFAULT_SECONDS);
     let (mut coverage, mut build_only) = (false, false);
     let mut chosen = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--seconds" => {
-                seconds = args
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or("--seconds takes a number")?
+                limit = Limit::Seconds(
+                    args.next()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or("--seconds takes a number")?,
+                )
+            }
+            "--runs" => {
+                limit = Limit::Runs(
+                    args.next()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or("--runs takes a number")?,
+                )
             }
             "--coverage" => coverage = true,
             "--build-only" => build_only = true,
             name if TARGETS.iter().any(|(t, _)| *t == name) => chosen.push(name.to_string()),
             other => {
                 return Err(format!(
-                    "unknown fuzz argument {other}; usage: cargo xtask fuzz [--seconds N] [--coverage] [--build-only] [{}]",
+                    "unknown fuzz argument {other}; usage: cargo xtask fuzz [--seconds N | --runs N] [--coverage] [--build-only] [{}]",
                     TARGETS
                         .iter()
                         .map(|(t, _)| *t)
@@ -92,7 +101,7 @@ pub(crate) fn fuzz(args: &[String]) -> Result<(), String> {
     }
     let mut rows = Vec::new();
     for target in &chosen {
-        rows.push(fuzz_one(target, seconds, &sanitizer)?);
+        rows.push(fuzz_one(target, limit, &sanitizer)?);
     }
     println!("\n| target | seconds | executions | exec/s | corpus files | corpus KiB |");
     println!("|---|---:|---:|---:|---:|---:|");
@@ -124,6 +133,22 @@ fn chosen_if_one(chosen: &[String]) -> Vec<String> {
     }
 }
 
+/// How long each target runs.
+#[derive(Clone, Copy)]
+enum Limit {
+    Seconds(u64),
+    Runs(u64),
+}
+
+impl Limit {
+    fn libfuzzer_option(self) -> String {
+        match self {
+            Limit::Seconds(s) => format!("-max_total_time={s}"),
+            Limit::Runs(n) => format!("-runs={n}"),
+        }
+    }
+}
+
 /// One target's run.
 struct Row {
     target: String,
@@ -133,7 +158,7 @@ struct Row {
     corpus_bytes: u64,
 }
 
-fn fuzz_one(target: &str, seconds: u64, sanitizer: &str) -> Result<Row, String> {
+fn fuzz_one(target: &str, limit: Limit, sanitizer: &str) -> Result<Row, String> {
     let corpus = root().join("fuzz/corpus").join(target);
     std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
     let seeds = root().join("fuzz/seeds").join(seed_dir(target));
@@ -144,7 +169,7 @@ fn fuzz_one(target: &str, seconds: u64, sanitizer: &str) -> Result<Row, String> 
         .arg(&seeds)
         .arg("--")
         .args(LIBFUZZER_OPTIONS)
-        .arg(format!("-max_total_time={seconds}"));
+        .arg(limit.libfuzzer_option());
     eprintln!("xtask: running {cmd:?}");
     let output = cmd
         .current_dir(root())
@@ -169,7 +194,7 @@ fn fuzz_one(target: &str, seconds: u64, sanitizer: &str) -> Result<Row, String> 
     let (corpus_files, corpus_bytes) = folder_size(&corpus);
     Ok(Row {
         target: target.to_string(),
-        seconds,
+        seconds: start.elapsed().as_secs(),
         executions,
         corpus_files,
         corpus_bytes,

@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         Some("size") => setup().and_then(|()| targets::size()),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => Err(
-            "usage: cargo xtask <setup | demo | test | lint | fixtures [MODEL...] | targets [--icount] | size | fuzz [--seconds N] [--coverage] [TARGET...]>"
+            "usage: cargo xtask <setup | demo | test | lint | fixtures [MODEL...] | targets [--icount] | size | fuzz [--seconds N | --runs N] [--coverage] [TARGET...]>"
                 .to_string(),
         ),
     };
