@@ -1,5 +1,9 @@
 //! The interpreter's side of the offload hooks: the fixed-size table of prepared
 //! partitions, running one through its backend, and the failure policy.
+//!
+//! Running and releasing partitions are reached through the function pointers
+//! of [`HOOKS`], which only [`Offload::prepare`] stores: a firmware that never
+//! makes an interpreter with a backend links none of that code.
 
 use crate::backend::{
     Backend, BackendError, Handle, MAX_PARTITIONS, OnFailure, Partition, PartitionIo, partitions,
@@ -40,11 +44,29 @@ struct Slot {
     handle: Handle,
 }
 
+/// The code an [`Offload`] runs after it is prepared.
+struct Hooks {
+    execute: for<'a, 'm> fn(
+        &mut Offload<'a>,
+        &'m Model<'m>,
+        &mut [u8],
+        PartitionStatus,
+    ) -> Result<bool, Error>,
+    release_all: for<'a> fn(&mut Offload<'a>),
+}
+
+/// The one set of hooks; referenced only from [`Offload::prepare`].
+static HOOKS: Hooks = Hooks {
+    execute: |offload, model, arena, status| offload.execute_on_backend(model, arena, status),
+    release_all: |offload| offload.release_on_backend(),
+};
+
 /// A backend with the partitions prepared on it.
 pub(crate) struct Offload<'a> {
     backend: &'a mut dyn Backend,
     on_failure: OnFailure,
     slots: [Option<Slot>; MAX_PARTITIONS],
+    hooks: &'static Hooks,
     pub(crate) stats: OffloadStats,
 }
 
@@ -59,6 +81,7 @@ impl<'a> Offload<'a> {
             backend,
             on_failure,
             slots: [None; MAX_PARTITIONS],
+            hooks: &HOOKS,
             stats: OffloadStats::default(),
         };
         let available = offload.backend.is_available();
@@ -135,6 +158,16 @@ impl<'a> Offload<'a> {
         arena: &mut [u8],
         status: PartitionStatus,
     ) -> Result<bool, Error> {
+        (self.hooks.execute)(self, model, arena, status)
+    }
+
+    /// [`Offload::execute`]'s body (through [`HOOKS`]).
+    fn execute_on_backend<'m>(
+        &mut self,
+        model: &'m Model<'m>,
+        arena: &mut [u8],
+        status: PartitionStatus,
+    ) -> Result<bool, Error> {
         let Some(slot) = self.slots.iter().flatten().find(|s| s.status == status) else {
             return Ok(false);
         };
@@ -179,7 +212,13 @@ impl<'a> Offload<'a> {
         }
     }
 
+    /// Releases every partition prepared on the backend.
     fn release_all(&mut self) {
+        (self.hooks.release_all)(self)
+    }
+
+    /// [`Offload::release_all`]'s body (through [`HOOKS`]).
+    fn release_on_backend(&mut self) {
         for slot in self.slots.iter_mut() {
             if let Some(s) = slot.take()
                 && s.status.on_backend

@@ -57,8 +57,7 @@ const DIRECT_ROW: usize = 256;
 /// `tile = min(oh * ow, pixel_tile(round_up(K, 16)))`: `i16` im2col rows for
 /// one tile of pixels plus one widened weight row, and one byte of slack so
 /// that the `i16` view can start on an even address whatever the scratch
-/// alignment. 0 for the direct path (`c_in / groups == 1` with `groups > 1`) or
-/// an empty output.
+/// alignment. 0 for the direct path (see `uses_direct_path`) or an empty output.
 pub fn conv2d_s8_fast_scratch_len(geometry: &ConvGeometry) -> usize {
     if geometry.groups == 0 {
         return 0;
@@ -72,12 +71,17 @@ pub fn conv2d_s8_fast_scratch_len(geometry: &ConvGeometry) -> usize {
 }
 
 /// True when the direct path runs: one input channel per group in a grouped
-/// convolution (depthwise), or a degenerate empty kernel. A dense convolution
+/// convolution (depthwise) whose kernel span fits the direct path's row buffer,
+/// or nothing to sum (no input channel or an empty kernel). A dense convolution
 /// of a single channel (a first layer) shares each receptive field across all
-/// output channels, which im2col exploits: measured 2.5x faster there.
+/// output channels, which im2col exploits: measured 2.5x faster there. A
+/// depthwise kernel spanning more than [`DIRECT_ROW`] columns takes im2col too,
+/// so the fast kernel never needs the reference (firmware links only one).
 fn uses_direct_path(geometry: &ConvGeometry) -> bool {
     let (cin_g, groups, window) = (geometry.in_per_group(), geometry.groups, &geometry.window);
-    (cin_g <= 1 && groups > 1) || cin_g == 0 || window.kernel[0] * window.kernel[1] == 0
+    (cin_g == 1 && groups > 1 && direct::direct_chunk(window) > 0)
+        || cin_g == 0
+        || window.kernel[0] * window.kernel[1] == 0
 }
 
 /// `K` rounded up to a multiple of [`DOT_LANES`].

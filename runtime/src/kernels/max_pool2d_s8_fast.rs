@@ -53,7 +53,8 @@ fn max_pool2d_s8_fast_body(input: &[i8], geometry: &PoolGeometry, output: &mut [
     let last = if kw == 0 || iw + pw < (kw - 1) * dw + 1 {
         first
     } else {
-        ((iw + pw - (kw - 1) * dw - 1) / sw + 1).clamp(first, ow)
+        // (max/min, not clamp: `first <= ow` already, and clamp's panic path costs flash.)
+        ((iw + pw - (kw - 1) * dw - 1) / sw + 1).max(first).min(ow)
     };
     for plane_index in 0..out_shape.n * out_shape.c {
         let plane = &input[plane_index * in_plane..][..in_plane];

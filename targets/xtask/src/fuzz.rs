@@ -31,12 +31,11 @@ use crate::{capture_quiet, cargo, have, is_root, root, run};
 const TARGETS: &[(&str, &str)] = &[("model", "model"), ("onnx", "onnx"), ("capi", "model")];
 /// Seconds per target when `--seconds` is not given.
 const DEFAULT_SECONDS: u64 = 60;
-/// libFuzzer options of every run: one core, inputs up to 20 KB (seeds are at most
-/// 16 KB; the rest is room for the C API target's script), 30 s per input at most,
-/// 4 GB of memory at most.
+/// libFuzzer options of every run (one process on one core, logging to the
+/// xtask's `fuzz/<target>.log`): inputs up to 20 KB (seeds are at most 16 KB; the
+/// rest is room for the C API target's script), 30 s per input at most, 4 GB of
+/// memory at most.
 const LIBFUZZER_OPTIONS: &[&str] = &[
-    "-jobs=1",
-    "-workers=1",
     "-max_len=20480",
     "-timeout=30",
     "-rss_limit_mb=4096",

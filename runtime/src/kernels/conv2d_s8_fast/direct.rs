@@ -1,14 +1,14 @@
 //! The direct path of [`super::conv2d_s8_fast`]: one input channel per group
 //! (depthwise convolution, with or without a channel multiplier).
 
-use super::super::conv2d_s8::{bias_of, conv2d_s8};
+use super::super::conv2d_s8::bias_of;
 use super::super::{ConvGeometry, ConvS8Args, Window2d};
 use super::{DIRECT_CHUNK, DIRECT_LANES, DIRECT_ROW};
 
 /// Output columns per accumulator row of the direct path that fit its padded
 /// input row buffer (a multiple of [`DIRECT_LANES`]), or 0 when the kernel
 /// span is too wide for the buffer.
-fn direct_chunk(window: &Window2d) -> usize {
+pub(super) fn direct_chunk(window: &Window2d) -> usize {
     let span = (window.kernel[1].max(1) - 1) * window.dilation[1] + 1;
     if span > DIRECT_ROW {
         return 0;
@@ -24,7 +24,7 @@ fn direct_chunk(window: &Window2d) -> usize {
 /// point (so padding taps add `w * 0`), then each tap adds
 /// `w * (x - zp)` (exact in `i16`: an int8 weight times `|x - zp| <= 255`) to the
 /// `i32` accumulators over a whole number of 16-lane groups. Kernels too wide
-/// for the buffer fall back to the reference.
+/// for the buffer take the im2col path ([`super::uses_direct_path`]).
 #[inline(always)]
 pub(super) fn conv_direct(args: &ConvS8Args, output: &mut [i8]) {
     let ConvS8Args {
@@ -43,11 +43,22 @@ pub(super) fn conv_direct(args: &ConvS8Args, output: &mut [i8]) {
     let chunk = direct_chunk(window);
     let cin_g = in_shape.c / groups;
     let [kh, kw] = window.kernel;
-    if chunk == 0 || cin_g != 1 || kh * kw == 0 {
-        // Exotic geometry (kernel span over 200 columns) or nothing to sum.
-        conv2d_s8(args, output);
+    let out_plane = out_shape.h * out_shape.w;
+    if cin_g == 0 || kh * kw == 0 {
+        // Nothing to sum: every output is its channel's requantized bias.
+        for (k, out) in output[..out_shape.len()].chunks_mut(out_plane).enumerate() {
+            let oc = k % out_shape.c;
+            let acc = [bias_of(bias, oc); DIRECT_CHUNK];
+            for part in out.chunks_mut(DIRECT_CHUNK) {
+                quant.finish_row(quant.requant_of(oc), &acc[..part.len()], part);
+            }
+        }
         return;
     }
+    debug_assert!(
+        cin_g == 1 && chunk > 0,
+        "uses_direct_path admits this geometry"
+    );
     let [sh, sw] = window.stride;
     let [dh, dw] = window.dilation;
     let [ph, pw] = window.pad_begin;
@@ -56,7 +67,6 @@ pub(super) fn conv_direct(args: &ConvS8Args, output: &mut [i8]) {
     let taps = kh * kw;
     let span = (kw - 1) * dw + 1;
     let in_plane = in_shape.h * iw;
-    let out_plane = out_shape.h * ow;
     // An int8 zero point keeps every w * (x - zp) within i16 (TFLite spec).
     debug_assert!((-128..=127).contains(&quant.input_zero_point));
     let zp16 = quant.input_zero_point as i16;
@@ -83,9 +93,11 @@ pub(super) fn conv_direct(args: &ConvS8Args, output: &mut [i8]) {
                     // Input columns ix0 .. ix0 + len feed this chunk (ix0 may be negative).
                     let len = (lanes - 1) * sw + span;
                     let ix0 = (ox0 * sw) as isize - pw as isize;
-                    let inside_lo = (-ix0).clamp(0, len as isize) as usize;
-                    let inside_hi =
-                        (iw as isize - ix0).clamp(inside_lo as isize, len as isize) as usize;
+                    // max/min rather than clamp (whose min > max panic path costs flash).
+                    let inside_lo = (-ix0).max(0).min(len as isize) as usize;
+                    let inside_hi = (iw as isize - ix0)
+                        .max(inside_lo as isize)
+                        .min(len as isize) as usize;
                     for ky in 0..kh {
                         let iy = (oy * sh + ky * dh).wrapping_sub(ph);
                         if iy >= in_shape.h {
