@@ -485,3 +485,31 @@ fn average_pool_window_too_large_to_count_is_refused() {
     assert!(err.to_string().contains("2^22 taps"), "{err}");
     println!("average pool window: {err}");
 }
+
+/// Found by the `onnx` fuzz target: a Pad of 2^30 rows gave an output of over
+/// 4 GiB; the converter wrote the arena size truncated to 32 bits and then
+/// refused its own file. It now names the format limit instead.
+#[test]
+fn model_over_the_format_s_32_bit_arena_is_a_typed_convert_error() {
+    let mut b = GraphBuilder::new("pad");
+    let x = b.input("x", &[Dim::Fixed(1), Dim::Fixed(4)]);
+    let pads = b.ints("pads", &[1 << 30, 0, 0, 0]);
+    let y = b.node("Pad", "pad", &[&x, &pads], vec![]);
+    b.output(&y, &[Dim::Fixed((1 << 30) + 1), Dim::Fixed(4)]);
+    let path = tern_tests::scratch_dir("pad-too-large").join("pad.onnx");
+    tern_export::onnx::write_model(&b.into_model("test", &[]), &path).expect("write");
+    let g = tern_export::convert::load_graph(&path, 1).expect("imports");
+    let Err(err) = tern_export::convert::convert(
+        &g,
+        Precision::F32,
+        &[],
+        tern_export::convert::Method::Minmax,
+        Vec::new(),
+        |_| {},
+    ) else {
+        panic!("a model with over 4 GiB of arena converted");
+    };
+    assert!(matches!(err, ConvertError::TooLarge(_)), "{err}");
+    assert!(err.to_string().contains("more than 4 GiB"), "{err}");
+    println!("pad too large: {err}");
+}

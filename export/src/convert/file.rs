@@ -199,6 +199,38 @@ impl FileModel {
         placed
     }
 
+    /// Checks the 32-bit fields of the format (call [`FileModel::plan_arena`] first):
+    /// the planned arena, every dimension, and the tensor and op counts. A model
+    /// over them cannot be written (its fields would wrap), so the converter says
+    /// which limit it passes instead.
+    pub fn check_limits(&self) -> Result<(), String> {
+        let limit = u32::MAX as usize;
+        if self.arena_size > limit {
+            return Err(format!(
+                "the planned arena needs {} bytes, more than 4 GiB (2^32 - 1)",
+                self.arena_size
+            ));
+        }
+        if let Some(t) = self
+            .tensors
+            .iter()
+            .find(|t| t.shape.iter().any(|&d| d > limit))
+        {
+            return Err(format!(
+                "tensor '{}' has shape {:?}: a dimension above 2^32 - 1",
+                t.name, t.shape
+            ));
+        }
+        if self.tensors.len() > limit || self.ops.len() > limit {
+            return Err(format!(
+                "{} tensors and {} ops: at most 2^32 - 1 of each",
+                self.tensors.len(),
+                self.ops.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// Serializes the model (call [`FileModel::plan_arena`] first).
     pub fn to_bytes(&self, producer: &str) -> Vec<u8> {
         let mut strings: Vec<u8> = Vec::new();

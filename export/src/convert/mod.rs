@@ -79,6 +79,10 @@ pub enum ConvertError {
     /// Calibration data could not be used.
     #[error("calibration data: {0}")]
     Calibration(String),
+    /// The model exceeds a limit of the `.tern` format (a 32-bit arena, dimensions
+    /// or counts).
+    #[error("model too large for the .tern format: {0}")]
+    TooLarge(String),
 }
 
 impl From<tern_runtime::Error> for ConvertError {
@@ -250,6 +254,7 @@ pub fn convert_with(
         ));
     }
     let plan = file.plan_arena();
+    file.check_limits().map_err(ConvertError::TooLarge)?;
     let bytes = file.to_bytes(&format!("tern-export {}", env!("CARGO_PKG_VERSION")));
     // The runtime must accept what we wrote.
     let aligned = tern_runtime::AlignedBytes::new(&bytes);
