@@ -214,20 +214,20 @@ fn demo(extra: &[String]) -> Result<(), String> {
     run(tern().args(["report", model]))
 }
 
-/// Formatting, `cargo test --workspace`, with `--fuzz` a 60-second fuzz smoke run per
-/// fuzz target (not yet in CI: its sanitizer build's time is unmeasured there), then the ARM target jobs (`targets`, skipped with
-/// `--no-targets`). The `gpu` feature's type check lives in `lint` (its clippy
+/// Formatting, `cargo test --workspace`, a 60-second fuzz smoke run per fuzz
+/// target (skipped with `--no-fuzz`), then the ARM target jobs (`targets`, skipped
+/// with `--no-targets`). The `gpu` feature's type check lives in `lint` (its clippy
 /// run): 6 minutes of the 30-minute CI budget were not there for it.
 fn test(extra: &[String]) -> Result<(), String> {
     let no_targets = extra.iter().any(|a| a == "--no-targets");
-    let fuzz_smoke = extra.iter().any(|a| a == "--fuzz");
+    let no_fuzz = extra.iter().any(|a| a == "--no-fuzz");
     let extra: Vec<&String> = extra
         .iter()
-        .filter(|a| *a != "--no-targets" && *a != "--fuzz")
+        .filter(|a| *a != "--no-targets" && *a != "--no-fuzz")
         .collect();
     fmt_check()?;
     run_counting_tests(cargo().args(["test", "--workspace"]).args(extra))?;
-    if fuzz_smoke {
+    if !no_fuzz {
         fuzz::fuzz(&["--seconds".into(), "60".into()])?;
     }
     if no_targets {
