@@ -49,7 +49,7 @@ fn synthetic_model(megabytes: usize) -> PathBuf {
     });
     f.inputs.push(x);
     f.outputs.push(y);
-    f.plan_arena();
+    f.plan_arena().expect("plans the arena");
     let dir = tern_tests::workspace_root().join("target/bench-scratch");
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let path = dir.join(format!("fc-{megabytes}mb.tern"));

@@ -201,7 +201,7 @@ pub fn compare_with(
     // The reference: the ONNX graph lowered to f32, run by the same runtime.
     let graph = convert::load_graph(onnx, batch)?;
     let mut file = convert::lower::lower(&graph, Precision::F32, &Ranges::new())?;
-    file.plan_arena();
+    file.plan_arena()?;
     let ref_bytes = AlignedBytes::new(&file.to_bytes("tern-export compare reference"));
     let reference = Model::from_bytes(&ref_bytes).map_err(&ref_err)?;
     let ref_input = reference.input(0).map_err(&ref_err)?;

@@ -488,28 +488,39 @@ fn average_pool_window_too_large_to_count_is_refused() {
 
 /// Found by the `onnx` fuzz target: a Pad of 2^30 rows gave an output of over
 /// 4 GiB; the converter wrote the arena size truncated to 32 bits and then
-/// refused its own file. It now names the format limit instead.
+/// refused its own file. Pads of 2^33 on two axes then overflowed the planner's
+/// element count (`usize`). Both now name the format limit.
 #[test]
 fn model_over_the_format_s_32_bit_arena_is_a_typed_convert_error() {
-    let mut b = GraphBuilder::new("pad");
-    let x = b.input("x", &[Dim::Fixed(1), Dim::Fixed(4)]);
-    let pads = b.ints("pads", &[1 << 30, 0, 0, 0]);
-    let y = b.node("Pad", "pad", &[&x, &pads], vec![]);
-    b.output(&y, &[Dim::Fixed((1 << 30) + 1), Dim::Fixed(4)]);
-    let path = tern_tests::scratch_dir("pad-too-large").join("pad.onnx");
-    tern_export::onnx::write_model(&b.into_model("test", &[]), &path).expect("write");
-    let g = tern_export::convert::load_graph(&path, 1).expect("imports");
-    let Err(err) = tern_export::convert::convert(
-        &g,
-        Precision::F32,
-        &[],
-        tern_export::convert::Method::Minmax,
-        Vec::new(),
-        |_| {},
-    ) else {
-        panic!("a model with over 4 GiB of arena converted");
-    };
-    assert!(matches!(err, ConvertError::TooLarge(_)), "{err}");
-    assert!(err.to_string().contains("more than 4 GiB"), "{err}");
-    println!("pad too large: {err}");
+    for (case, pads, rows, cols) in [
+        ("pad-rows", [1i64 << 30, 0, 0, 0], (1i64 << 30) + 1, 4),
+        (
+            "pad-both",
+            [1 << 33, 1 << 33, 0, 0],
+            (1 << 33) + 1,
+            (1 << 33) + 4,
+        ),
+    ] {
+        let mut b = GraphBuilder::new("pad");
+        let x = b.input("x", &[Dim::Fixed(1), Dim::Fixed(4)]);
+        let pads = b.ints("pads", &pads);
+        let y = b.node("Pad", "pad", &[&x, &pads], vec![]);
+        b.output(&y, &[Dim::Fixed(rows), Dim::Fixed(cols)]);
+        let path = tern_tests::scratch_dir(case).join("pad.onnx");
+        tern_export::onnx::write_model(&b.into_model("test", &[]), &path).expect("write");
+        let g = tern_export::convert::load_graph(&path, 1).expect("imports");
+        let Err(err) = tern_export::convert::convert(
+            &g,
+            Precision::F32,
+            &[],
+            tern_export::convert::Method::Minmax,
+            Vec::new(),
+            |_| {},
+        ) else {
+            panic!("{case}: a model with over 4 GiB of arena converted");
+        };
+        assert!(matches!(err, ConvertError::TooLarge(_)), "{case}: {err}");
+        assert!(err.to_string().contains("more than 4 GiB"), "{case}: {err}");
+        println!("{case}: {err}");
+    }
 }

@@ -45,7 +45,7 @@ pub fn calibrate(
     mut progress: impl FnMut(usize),
 ) -> Result<Ranges, ConvertError> {
     let mut file = super::lower::lower(g, Precision::F32, &Ranges::new())?;
-    file.plan_arena();
+    file.plan_arena()?;
     let bytes = AlignedBytes::new(&file.to_bytes("tern-export calibration"));
     let model = Model::from_bytes(&bytes)?;
     let mut interp = Interpreter::with_allocated_arena(&model)?;

@@ -2,6 +2,7 @@
 //! arena planner and its byte writer. The layout is `runtime/FORMAT.md`'s;
 //! the constants come from `tern_runtime::format` so reader and writer agree.
 
+use super::ConvertError;
 use tern_runtime::format::{
     self, ARENA_TENSOR_ALIGN, DATA_ALIGN, DType, HEADER_LEN, MAGIC, META_HEADER_LEN, NONE_INDEX,
     Opcode, TENSOR_RECORD_LEN,
@@ -53,9 +54,12 @@ pub struct TensorDesc {
 }
 
 impl TensorDesc {
-    /// Bytes of data.
+    /// Bytes of data (`usize::MAX` when that overflows).
     pub fn byte_len(&self) -> usize {
-        self.shape.iter().product::<usize>() * self.dtype.size()
+        self.shape
+            .iter()
+            .try_fold(self.dtype.size(), |bytes, &d| bytes.checked_mul(d))
+            .unwrap_or(usize::MAX)
     }
 }
 
@@ -136,7 +140,11 @@ impl FileModel {
     /// ExecuTorch do): the largest buffer is placed first, each at the lowest
     /// offset that does not collide with an already placed buffer whose
     /// lifetime intersects its own. Sets offsets and `arena_size`.
-    pub fn plan_arena(&mut self) -> Vec<Placement> {
+    ///
+    /// A model over the format's 32-bit limits is [`ConvertError::TooLarge`]
+    /// naming the limit (see [`FileModel::check_limits`]).
+    pub fn plan_arena(&mut self) -> Result<Vec<Placement>, ConvertError> {
+        self.check_limits().map_err(ConvertError::TooLarge)?;
         let n_ops = self.ops.len() as i64;
         let mut life: Vec<Option<(i64, i64)>> = vec![None; self.tensors.len()];
         let mut touch = |t: u32, at: i64| {
@@ -195,29 +203,30 @@ impl FileModel {
             });
         }
         self.arena_size = placed.iter().map(|p| p.offset + p.size).max().unwrap_or(0);
-        placed.sort_by_key(|p| (p.offset, p.first));
-        placed
-    }
-
-    /// Checks the 32-bit fields of the format (call [`FileModel::plan_arena`] first):
-    /// the planned arena, every dimension, and the tensor and op counts. A model
-    /// over them cannot be written (its fields would wrap), so the converter says
-    /// which limit it passes instead.
-    pub fn check_limits(&self) -> Result<(), String> {
-        let limit = u32::MAX as usize;
-        if self.arena_size > limit {
-            return Err(format!(
+        if self.arena_size > u32::MAX as usize {
+            return Err(ConvertError::TooLarge(format!(
                 "the planned arena needs {} bytes, more than 4 GiB (2^32 - 1)",
                 self.arena_size
-            ));
+            )));
         }
+        placed.sort_by_key(|p| (p.offset, p.first));
+        Ok(placed)
+    }
+
+    /// Checks the 32-bit fields of the format before planning: every dimension,
+    /// every tensor's bytes (each must fit the 32-bit arena, which also keeps the
+    /// planner's sums from overflowing), and the tensor and op counts. A model over
+    /// them cannot be written (its fields would wrap), so the converter says which
+    /// limit it passes instead.
+    pub fn check_limits(&self) -> Result<(), String> {
+        let limit = u32::MAX as usize;
         if let Some(t) = self
             .tensors
             .iter()
-            .find(|t| t.shape.iter().any(|&d| d > limit))
+            .find(|t| t.shape.iter().any(|&d| d > limit) || t.byte_len() > limit)
         {
             return Err(format!(
-                "tensor '{}' has shape {:?}: a dimension above 2^32 - 1",
+                "tensor '{}' of shape {:?} needs more than 4 GiB (2^32 - 1 bytes, or a dimension above 2^32 - 1)",
                 t.name, t.shape
             ));
         }

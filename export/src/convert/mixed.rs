@@ -98,7 +98,7 @@ fn outputs(
     let mut plan = plan.clone();
     resolve(g, &mut plan);
     let mut file = lower::lower_plan(g, &plan, ranges)?;
-    file.plan_arena();
+    file.plan_arena()?;
     let bytes = AlignedBytes::new(&file.to_bytes("tern-export auto precision"));
     let model = Model::from_bytes(&bytes)?;
     let mut interp = Interpreter::with_allocated_arena(&model)?;

@@ -253,8 +253,7 @@ pub fn convert_with(
             format!("{m}, {} samples", calibration.len()),
         ));
     }
-    let plan = file.plan_arena();
-    file.check_limits().map_err(ConvertError::TooLarge)?;
+    let plan = file.plan_arena()?;
     let bytes = file.to_bytes(&format!("tern-export {}", env!("CARGO_PKG_VERSION")));
     // The runtime must accept what we wrote.
     let aligned = tern_runtime::AlignedBytes::new(&bytes);
