@@ -354,6 +354,33 @@ fn unimplemented_attention_attribute_is_named() {
     println!("attention attribute: {err}");
 }
 
+/// Found by the `onnx` fuzz target: Attention with K and V of different lengths
+/// passed the importer, and the converter's own load check refused the file. The
+/// importer now names the mismatch.
+#[test]
+fn attention_with_disagreeing_key_and_value_lengths_is_invalid() {
+    let q_dims = [Dim::Fixed(1), Dim::Fixed(2), Dim::Fixed(4), Dim::Fixed(8)];
+    let k_dims = [Dim::Fixed(1), Dim::Fixed(2), Dim::Fixed(5), Dim::Fixed(8)];
+    let mut b = GraphBuilder::new("attention_lengths");
+    let q = b.input("q", &q_dims);
+    let k = b.input("k", &k_dims);
+    let v = b.input("v", &q_dims);
+    let y = b.node("Attention", "attn", &[&q, &k, &v], vec![]);
+    b.output(&y, &q_dims);
+    let path = tern_tests::scratch_dir("attention-lengths").join("attention.onnx");
+    tern_export::onnx::write_model(&b.into_model("test", &[]), &path).expect("write");
+    let options = tern_export::convert::import::ImportOptions {
+        batch: 1,
+        ..Default::default()
+    };
+    let err = tern_export::convert::load_graph_with(&path, &options).unwrap_err();
+    assert!(
+        matches!(err, ConvertError::Invalid(_)) && err.to_string().contains("disagree"),
+        "{err}"
+    );
+    println!("attention lengths: {err}");
+}
+
 /// A token id outside the embedding table at run time is a typed error naming
 /// the op, the id, its position and the table size; the arena is not read out of
 /// range and the next valid invoke works.

@@ -169,15 +169,19 @@ fn fuzz_one(target: &str, limit: Limit, sanitizer: &str) -> Result<Row, String> 
         .arg("--")
         .args(LIBFUZZER_OPTIONS)
         .arg(limit.libfuzzer_option());
-    eprintln!("xtask: running {cmd:?}");
-    let output = cmd
-        .current_dir(root())
-        .output()
-        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
-    let log = String::from_utf8_lossy(&output.stderr);
+    // libFuzzer's log goes straight to the file, so a long run can be watched.
     let log_path = root().join(format!("fuzz/{target}.log"));
-    let _ = std::fs::write(&log_path, log.as_bytes());
-    if !output.status.success() {
+    let log_file =
+        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    eprintln!("xtask: running {cmd:?} (log: {})", log_path.display());
+    let status = cmd
+        .current_dir(root())
+        .stdout(std::process::Stdio::null())
+        .stderr(log_file)
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap_or_default()).into_owned();
+    if !status.success() {
         // The crash report: the last lines of libFuzzer's log.
         let tail: Vec<&str> = log.lines().rev().take(60).collect();
         for line in tail.iter().rev() {

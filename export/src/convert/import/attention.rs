@@ -80,6 +80,11 @@ impl NodeCtx<'_> {
                 qs[1], ks[1], vs[1]
             )));
         }
+        if ks[0] != qs[0] || vs[0] != qs[0] || ks[2] != vs[2] || ks[3] != qs[3] {
+            return Err(self.invalid(format!(
+                "Q, K, V of shapes {qs:?}, {ks:?}, {vs:?}: batch, key/value length or head size disagree"
+            )));
+        }
         let scale = match attr_float(self, "scale") {
             Some(s) => s,
             None => 1.0 / (qs[3] as f32).sqrt(),
