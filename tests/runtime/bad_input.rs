@@ -551,3 +551,57 @@ fn model_over_the_format_s_32_bit_arena_is_a_typed_convert_error() {
         println!("{case}: {err}");
     }
 }
+
+/// Found by the `onnx` fuzz target: an initializer whose dims multiply past
+/// `usize` overflowed the importer's element count.
+#[test]
+fn initializer_with_overflowing_dims_is_invalid() {
+    let mut b = GraphBuilder::new("huge_initializer");
+    let x = b.input("x", &[Dim::Fixed(1), Dim::Fixed(4)]);
+    let w = b.ints("w", &[1, 2, 3, 4]);
+    let y = b.node("Add", "add", &[&x, &w], vec![]);
+    b.output(&y, &[Dim::Fixed(1), Dim::Fixed(4)]);
+    let mut proto = b.into_model("test", &[]);
+    let graph = proto.graph.as_mut().expect("graph");
+    graph.initializer[0].dims = vec![1 << 31; 3];
+    let options = tern_export::convert::import::ImportOptions {
+        batch: 1,
+        ..Default::default()
+    };
+    let err = tern_export::convert::graph_from_proto(&proto, &options).unwrap_err();
+    assert!(
+        matches!(err, ConvertError::Invalid(_)) && err.to_string().contains("overflows"),
+        "{err}"
+    );
+    println!("initializer dims: {err}");
+}
+
+/// Found by the `onnx` fuzz target: a graph that declares no output gave a model
+/// with nothing to return, which the converter wrote and its own load check
+/// refused. The planner now says so.
+#[test]
+fn graph_without_an_output_is_invalid() {
+    let mut b = GraphBuilder::new("no_output");
+    let x = b.input("x", &[Dim::Fixed(4)]);
+    let _y = b.node("Relu", "relu", &[&x], vec![]);
+    let path = tern_tests::scratch_dir("no-output").join("no_output.onnx");
+    tern_export::onnx::write_model(&b.into_model("test", &[]), &path).expect("write");
+    let result = tern_export::convert::load_graph(&path, 1).and_then(|g| {
+        tern_export::convert::convert(
+            &g,
+            Precision::F32,
+            &[],
+            tern_export::convert::Method::Minmax,
+            Vec::new(),
+            |_| {},
+        )
+    });
+    let Err(err) = result else {
+        panic!("a graph without outputs converted");
+    };
+    assert!(
+        matches!(err, ConvertError::Invalid(_)) && err.to_string().contains("0 outputs"),
+        "{err}"
+    );
+    println!("no output: {err}");
+}

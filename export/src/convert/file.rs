@@ -142,8 +142,17 @@ impl FileModel {
     /// lifetime intersects its own. Sets offsets and `arena_size`.
     ///
     /// A model over the format's 32-bit limits is [`ConvertError::TooLarge`]
-    /// naming the limit (see [`FileModel::check_limits`]).
+    /// naming the limit (see [`FileModel::check_limits`]); one without an input
+    /// or an output is [`ConvertError::Invalid`].
     pub fn plan_arena(&mut self) -> Result<Vec<Placement>, ConvertError> {
+        if self.inputs.is_empty() || self.outputs.is_empty() {
+            return Err(ConvertError::Invalid(format!(
+                "the model has {} inputs and {} outputs after constant folding; a .tern model \
+                 needs at least one of each (a graph whose outputs are all constants has nothing to run)",
+                self.inputs.len(),
+                self.outputs.len()
+            )));
+        }
         self.check_limits().map_err(ConvertError::TooLarge)?;
         let n_ops = self.ops.len() as i64;
         let mut life: Vec<Option<(i64, i64)>> = vec![None; self.tensors.len()];

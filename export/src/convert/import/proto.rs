@@ -10,8 +10,11 @@ use crate::convert::graph::ConstData;
 /// Shape and data of an initializer or constant attribute.
 pub fn tensor_data(t: &TensorProto) -> Result<(Vec<usize>, ConstData)> {
     let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
-    let n: usize = shape.iter().product();
     let bad = |why: &str| ConvertError::Invalid(format!("tensor '{}': {why}", t.name));
+    let n: usize = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| bad(&format!("dims {:?}: the element count overflows", t.dims)))?;
     if t.data_location == Some(1) {
         return Err(bad(
             "external data is not supported; save the model with weights inside",
