@@ -297,11 +297,19 @@ fn report_coverage(chosen: &[String]) -> Result<(), String> {
             .arg(&seeds);
         run(&mut cmd)?;
         let profile = root().join(format!("fuzz/coverage/{target}/coverage.profdata"));
-        let binary = root().join(format!(
-            "fuzz/target/{}/coverage/{}/release/{target}",
-            host_triple()?,
-            host_triple()?
-        ));
+        // `cargo fuzz coverage` builds under `target/<host>/coverage` of the
+        // directory it runs in (the repository root here).
+        let triple = host_triple()?;
+        let binary = [
+            format!("target/{triple}/coverage/{triple}/release/{target}"),
+            format!("fuzz/target/{triple}/coverage/{triple}/release/{target}"),
+        ]
+        .into_iter()
+        .map(|p| root().join(p))
+        .find(|p| p.exists())
+        .ok_or_else(|| {
+            format!("the coverage build of {target} is not under target/{triple}/coverage")
+        })?;
         let lcov = capture_lcov(&llvm, &binary, &profile)?;
         let lcov_path = root().join(format!("fuzz/coverage/{target}/lcov.info"));
         let _ = std::fs::write(&lcov_path, &lcov);
