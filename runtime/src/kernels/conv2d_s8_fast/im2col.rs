@@ -247,6 +247,14 @@ impl TileWalk {
         let taps = cin_g * kh * kw;
         let count = cols.len() / kp;
         let ow = out_shape.w;
+        if in_plane == 0 {
+            // An empty input plane (padding makes the output): every tap is padding.
+            for row in cols.chunks_exact_mut(kp) {
+                row[..taps].fill(T::padding(zp));
+                row[taps..].fill(T::default());
+            }
+            return;
+        }
 
         let pointwise = kh == 1
             && kw == 1

@@ -269,3 +269,69 @@ fn wide_depthwise_kernel_takes_im2col_and_is_bit_exact() {
     assert_eq!(run_both(&args, &mut scratch), want);
     assert!(want.iter().filter(|&&v| v != 127 && v != -128).count() > want.len() / 2);
 }
+
+/// Found by the `model` fuzz target: an input plane with no rows or columns whose
+/// padding still makes an output sent im2col into `chunks_exact(0)`. Dense and
+/// wide depthwise (im2col) geometries over empty planes equal the reference.
+#[test]
+fn empty_input_planes_with_padded_outputs_are_bit_exact() {
+    let mut rng = XorShift(21);
+    let cases = [
+        // Dense 2 -> 3, no rows, 1 row of padding on each side: 2 output rows.
+        (
+            Shape4::new(1, 2, 0, 3),
+            Shape4::new(1, 3, 2, 3),
+            Window2d {
+                kernel: [1, 1],
+                stride: [1, 1],
+                dilation: [1, 1],
+                pad_begin: [1, 0],
+            },
+            1,
+        ),
+        // Wide depthwise over no columns: span 321 inside 340 columns of padding.
+        (
+            Shape4::new(1, 2, 2, 0),
+            Shape4::new(1, 2, 2, 20),
+            Window2d {
+                kernel: [1, 9],
+                stride: [1, 1],
+                dilation: [1, 40],
+                pad_begin: [0, 170],
+            },
+            2,
+        ),
+    ];
+    for (in_shape, out_shape, window, groups) in cases {
+        let geometry = ConvGeometry {
+            in_shape,
+            out_shape,
+            window,
+            groups,
+        };
+        let taps = in_shape.c / groups * window.kernel[0] * window.kernel[1];
+        let weights = rng.i8s(out_shape.c * taps, -128, 127);
+        let bias: Vec<i32> = (0..out_shape.c).map(|_| rng.range(-500, 500)).collect();
+        let requant: Vec<Requant> = (0..out_shape.c)
+            .map(|_| Requant::from_real(rng.float(0.01, 0.1)))
+            .collect();
+        let quant = ConvS8Quant {
+            input_zero_point: 3,
+            output_zero_point: -1,
+            requant: &requant,
+            act_min: -128,
+            act_max: 127,
+        };
+        let args = ConvS8Args {
+            input: &[],
+            weights: &weights,
+            bias: &bias,
+            geometry,
+            quant,
+        };
+        let mut want = vec![0i8; out_shape.len()];
+        conv2d_s8(&args, &mut want);
+        let mut scratch = vec![0i8; conv2d_s8_fast_scratch_len(&geometry)];
+        assert_eq!(run_both(&args, &mut scratch), want, "{in_shape:?}");
+    }
+}
