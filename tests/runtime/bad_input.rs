@@ -605,3 +605,36 @@ fn graph_without_an_output_is_invalid() {
     );
     println!("no output: {err}");
 }
+
+/// Found by the `onnx` fuzz target (its input is
+/// `tests/fixtures/fuzz/onnx-rank-above-6.bin`): a constant of rank above 6 passed
+/// the importer, and the converter's own load check refused the file (the format
+/// holds 6 dimensions). The planner now names the tensor and its rank.
+#[test]
+fn tensor_above_the_format_s_rank_is_a_typed_convert_error() {
+    use prost::Message;
+    let path = tern_tests::workspace_root().join("tests/fixtures/fuzz/onnx-rank-above-6.bin");
+    let bytes = std::fs::read(&path).expect("fixture");
+    let proto = tract_onnx::pb::ModelProto::decode(bytes.as_slice()).expect("decodes");
+    let options = tern_export::convert::import::ImportOptions {
+        batch: 1,
+        ..Default::default()
+    };
+    let g = tern_export::convert::graph_from_proto(&proto, &options).expect("imports");
+    let Err(err) = tern_export::convert::convert(
+        &g,
+        Precision::F32,
+        &[],
+        tern_export::convert::Method::Minmax,
+        Vec::new(),
+        |_| {},
+    ) else {
+        panic!("a model with a rank-7 tensor converted");
+    };
+    assert!(
+        matches!(err, ConvertError::TooLarge(_))
+            && err.to_string().contains("at most 6 dimensions"),
+        "{err}"
+    );
+    println!("rank above 6: {err}");
+}

@@ -222,13 +222,27 @@ impl FileModel {
         Ok(placed)
     }
 
-    /// Checks the 32-bit fields of the format before planning: every dimension,
+    /// Checks the fields of the format before planning: every rank (at most
+    /// [`format::MAX_RANK`]) and dimension,
     /// every tensor's bytes (each must fit the 32-bit arena, which also keeps the
     /// planner's sums from overflowing), and the tensor and op counts. A model over
     /// them cannot be written (its fields would wrap), so the converter says which
     /// limit it passes instead.
     pub fn check_limits(&self) -> Result<(), String> {
         let limit = u32::MAX as usize;
+        if let Some(t) = self
+            .tensors
+            .iter()
+            .find(|t| t.shape.len() > format::MAX_RANK)
+        {
+            return Err(format!(
+                "tensor '{}' of shape {:?} has rank {}; the format holds at most {} dimensions",
+                t.name,
+                t.shape,
+                t.shape.len(),
+                format::MAX_RANK
+            ));
+        }
         if let Some(t) = self
             .tensors
             .iter()
