@@ -638,3 +638,40 @@ fn tensor_above_the_format_s_rank_is_a_typed_convert_error() {
     );
     println!("rank above 6: {err}");
 }
+
+/// Found by the `onnx` fuzz target: a slice step of 2^48 was written as a 32-bit
+/// zero. A step past the axis length selects one element, as the length does, so
+/// the importer clamps it; the model converts and picks that element.
+#[test]
+fn slice_step_past_the_axis_length_selects_one_element() {
+    let mut b = GraphBuilder::new("slice_huge_step");
+    let x = b.input("x", &[Dim::Fixed(2), Dim::Fixed(10)]);
+    let starts = b.ints("starts", &[1]);
+    let ends = b.ints("ends", &[10]);
+    let axes = b.ints("axes", &[1]);
+    let steps = b.ints("steps", &[1 << 48]);
+    let y = b.node(
+        "Slice",
+        "slice",
+        &[&x, &starts, &ends, &axes, &steps],
+        vec![],
+    );
+    b.output(&y, &[Dim::Fixed(2), Dim::Fixed(1)]);
+    let path = tern_tests::scratch_dir("slice-huge-step").join("slice.onnx");
+    tern_export::onnx::write_model(&b.into_model("test", &[]), &path).expect("write");
+    let g = tern_export::convert::load_graph(&path, 1).expect("imports");
+    let converted = convert_f32(&g);
+    let bytes = AlignedBytes::new(&converted.bytes);
+    let model = Model::from_bytes(&bytes).expect("loads");
+    let mut interp = Interpreter::with_allocated_arena(&model).expect("arena");
+    let input: Vec<f32> = (0..20).map(|v| v as f32).collect();
+    interp.set_input_f32(0, &input).expect("input");
+    interp.invoke().expect("runs");
+    let mut out = vec![0f32; 2];
+    interp
+        .output(0)
+        .expect("output")
+        .read_f32(&mut out)
+        .expect("f32");
+    assert_eq!(out, [1.0, 11.0]);
+}

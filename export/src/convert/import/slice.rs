@@ -60,10 +60,14 @@ impl NodeCtx<'_> {
         for k in 0..starts.len() {
             let d = self.axis(axes[k], rank)?;
             let n = s[d] as i64;
-            let st = steps[k];
-            if st == 0 {
+            if steps[k] == 0 {
                 return Err(self.invalid("slice step 0"));
             }
+            // A step past the axis length selects at most one element, as the
+            // length itself does: clamped so that the format's 32-bit step holds it
+            // and the length below cannot overflow.
+            let reach = n.clamp(1, i32::MAX as i64);
+            let st = steps[k].clamp(-reach, reach);
             let norm = |v: i64| if v < 0 { v + n } else { v };
             let (start, end) = if st > 0 {
                 (norm(starts[k]).clamp(0, n), norm(ends[k]).clamp(0, n))
