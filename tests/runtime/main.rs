@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod cnn_accuracy;
+mod fuzz_regressions;
 mod model_zoo;
 mod no_alloc;
 mod offload;
