@@ -279,3 +279,30 @@ fn slice_step_past_the_axis_length_selects_one_element() {
         .expect("f32");
     assert_eq!(out, [1.0, 11.0]);
 }
+
+/// Found by the `onnx` fuzz target: an Attention mask that does not broadcast to
+/// the scores passed the importer, and the converter's own load check refused
+/// the file. The importer names the shapes.
+#[test]
+fn attention_mask_that_does_not_broadcast_is_invalid() {
+    let dims = [Dim::Fixed(1), Dim::Fixed(2), Dim::Fixed(4), Dim::Fixed(8)];
+    let mut b = GraphBuilder::new("attention_mask");
+    let q = b.input("q", &dims);
+    let k = b.input("k", &dims);
+    let v = b.input("v", &dims);
+    let mask = b.input("mask", &[Dim::Fixed(3), Dim::Fixed(4)]);
+    let y = b.node("Attention", "attn", &[&q, &k, &v, &mask], vec![]);
+    b.output(&y, &dims);
+    let path = tern_tests::scratch_dir("attention-mask").join("attention.onnx");
+    tern_export::onnx::write_model(&b.into_model("test", &[]), &path).expect("write");
+    let options = tern_export::convert::import::ImportOptions {
+        batch: 1,
+        ..Default::default()
+    };
+    let err = tern_export::convert::load_graph_with(&path, &options).unwrap_err();
+    assert!(
+        matches!(err, ConvertError::Invalid(_)) && err.to_string().contains("does not broadcast"),
+        "{err}"
+    );
+    println!("attention mask: {err}");
+}

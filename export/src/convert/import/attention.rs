@@ -91,6 +91,21 @@ impl NodeCtx<'_> {
         };
         let mut inputs = vec![Some(q), Some(k), Some(v)];
         if let Some(m) = self.input(3)? {
+            // The mask broadcasts (numpy-style, from the right) to the scores
+            // [batch, q_heads, q_len, kv_len].
+            let ms = self.shape(m);
+            let scores = [qs[0], qs[1], qs[2], ks[2]];
+            if ms.len() > 4
+                || ms
+                    .iter()
+                    .rev()
+                    .zip(scores.iter().rev())
+                    .any(|(&m, &s)| m != 1 && m != s)
+            {
+                return Err(self.invalid(format!(
+                    "attn_mask of shape {ms:?} does not broadcast to the scores {scores:?}"
+                )));
+            }
             let mask = if self.elem(m) == Elem::I32 {
                 // Boolean mask: true keeps, false masks (-inf).
                 let ms = self.shape(m);
