@@ -306,3 +306,33 @@ fn attention_mask_that_does_not_broadcast_is_invalid() {
     );
     println!("attention mask: {err}");
 }
+
+/// Found by the `onnx` fuzz target (its input is
+/// `tests/fixtures/fuzz/onnx-pad-overflow.bin`): Pad amounts that overflow the
+/// padded shape panicked in the importer. They are a typed error now.
+#[test]
+fn pad_amounts_that_overflow_the_shape_are_a_typed_error() {
+    use prost::Message;
+    let path = tern_tests::workspace_root().join("tests/fixtures/fuzz/onnx-pad-overflow.bin");
+    let bytes = std::fs::read(&path).expect("fixture");
+    let proto = tract_onnx::pb::ModelProto::decode(bytes.as_slice()).expect("decodes");
+    let options = tern_export::convert::import::ImportOptions {
+        batch: 1,
+        ..Default::default()
+    };
+    let result = tern_export::convert::graph_from_proto(&proto, &options).and_then(|g| {
+        tern_export::convert::convert(
+            &g,
+            Precision::F32,
+            &[],
+            tern_export::convert::Method::Minmax,
+            Vec::new(),
+            |_| {},
+        )
+    });
+    let Err(err) = result else {
+        panic!("the overflowing pads converted");
+    };
+    assert!(!matches!(err, ConvertError::Runtime(_)), "{err}");
+    println!("pad overflow: {err}");
+}

@@ -313,7 +313,10 @@ impl NodeCtx<'_> {
         };
         let begins: Vec<usize> = pads[..rank].iter().map(|&p| p as usize).collect();
         let ends: Vec<usize> = pads[rank..].iter().map(|&p| p as usize).collect();
-        let shape = (0..rank).map(|d| s[d] + begins[d] + ends[d]).collect();
+        let shape = (0..rank)
+            .map(|d| s[d].checked_add(begins[d])?.checked_add(ends[d]))
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| self.invalid(format!("pads {pads:?} overflow the padded shape")))?;
         self.emit(
             Op::Pad {
                 mode,
