@@ -8,6 +8,20 @@ use tern_runtime::{AlignedBytes, Interpreter, Model};
 
 use crate::bad_input::{convert_f32, load, reseal};
 
+/// `tern convert` at f32 of an imported graph, error kept.
+fn convert_f32_result(
+    g: &tern_export::convert::graph::Graph,
+) -> Result<tern_export::convert::Converted, ConvertError> {
+    tern_export::convert::convert(
+        g,
+        Precision::F32,
+        &[],
+        tern_export::convert::Method::Minmax,
+        Vec::new(),
+        |_| {},
+    )
+}
+
 /// Found by the `onnx` fuzz target: Attention with K and V of different lengths
 /// passed the importer, and the converter's own load check refused the file. The
 /// importer now names the mismatch.
@@ -140,14 +154,7 @@ fn model_over_the_format_s_32_bit_arena_is_a_typed_convert_error() {
         let path = tern_tests::scratch_dir(case).join("pad.onnx");
         tern_export::onnx::write_model(&b.into_model("test", &[]), &path).expect("write");
         let g = tern_export::convert::load_graph(&path, 1).expect("imports");
-        let Err(err) = tern_export::convert::convert(
-            &g,
-            Precision::F32,
-            &[],
-            tern_export::convert::Method::Minmax,
-            Vec::new(),
-            |_| {},
-        ) else {
+        let Err(err) = convert_f32_result(&g) else {
             panic!("{case}: a model with over 4 GiB of arena converted");
         };
         assert!(matches!(err, ConvertError::TooLarge(_)), "{case}: {err}");
@@ -190,16 +197,7 @@ fn graph_without_an_output_is_invalid() {
     let _y = b.node("Relu", "relu", &[&x], vec![]);
     let path = tern_tests::scratch_dir("no-output").join("no_output.onnx");
     tern_export::onnx::write_model(&b.into_model("test", &[]), &path).expect("write");
-    let result = tern_export::convert::load_graph(&path, 1).and_then(|g| {
-        tern_export::convert::convert(
-            &g,
-            Precision::F32,
-            &[],
-            tern_export::convert::Method::Minmax,
-            Vec::new(),
-            |_| {},
-        )
-    });
+    let result = tern_export::convert::load_graph(&path, 1).and_then(|g| convert_f32_result(&g));
     let Err(err) = result else {
         panic!("a graph without outputs converted");
     };
@@ -225,14 +223,7 @@ fn tensor_above_the_format_s_rank_is_a_typed_convert_error() {
         ..Default::default()
     };
     let g = tern_export::convert::graph_from_proto(&proto, &options).expect("imports");
-    let Err(err) = tern_export::convert::convert(
-        &g,
-        Precision::F32,
-        &[],
-        tern_export::convert::Method::Minmax,
-        Vec::new(),
-        |_| {},
-    ) else {
+    let Err(err) = convert_f32_result(&g) else {
         panic!("a model with a rank-7 tensor converted");
     };
     assert!(
@@ -320,16 +311,8 @@ fn pad_amounts_that_overflow_the_shape_are_a_typed_error() {
         batch: 1,
         ..Default::default()
     };
-    let result = tern_export::convert::graph_from_proto(&proto, &options).and_then(|g| {
-        tern_export::convert::convert(
-            &g,
-            Precision::F32,
-            &[],
-            tern_export::convert::Method::Minmax,
-            Vec::new(),
-            |_| {},
-        )
-    });
+    let result = tern_export::convert::graph_from_proto(&proto, &options)
+        .and_then(|g| convert_f32_result(&g));
     let Err(err) = result else {
         panic!("the overflowing pads converted");
     };
