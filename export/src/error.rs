@@ -61,7 +61,7 @@ pub enum Error {
         loss: f32,
     },
     /// Conversion to `.tern` failed.
-    #[cfg(feature = "host")]
+    #[cfg(feature = "convert")]
     #[error(transparent)]
     Convert(Box<crate::convert::ConvertError>),
     /// The Tern runtime refused a model or an input.
@@ -92,7 +92,7 @@ pub enum Error {
     },
 }
 
-#[cfg(feature = "host")]
+#[cfg(feature = "convert")]
 impl From<crate::convert::ConvertError> for Error {
     fn from(e: crate::convert::ConvertError) -> Self {
         Error::Convert(Box::new(e))

@@ -5,14 +5,16 @@
 //!
 //! This crate may use `std` and threads; nothing in it is linked into firmware. The
 //! on-device runtime is the `tern-runtime` crate. A build without `host` depends on
-//! no training or ONNX crate, so that `tern` cross-compiles for aarch64 Linux.
+//! no training or ONNX crate, so that `tern` cross-compiles for aarch64 Linux. The
+//! `convert` feature alone (which `host` includes) keeps the converter and the ONNX
+//! builder without training or the CLI's host commands.
 
 pub mod bench;
 pub mod classify;
 pub mod cli;
 #[cfg(feature = "host")]
 pub mod compare;
-#[cfg(feature = "host")]
+#[cfg(feature = "convert")]
 pub mod convert;
 pub mod data;
 #[cfg(feature = "host")]
@@ -21,7 +23,7 @@ pub mod error;
 pub mod metrics;
 #[cfg(feature = "host")]
 pub mod models;
-#[cfg(feature = "host")]
+#[cfg(feature = "convert")]
 pub mod onnx;
 #[cfg(feature = "host")]
 pub mod pipeline;

@@ -2,6 +2,7 @@
 //! burn layers, file I/O and tract as the independent f32 reference.
 
 pub mod builder;
+#[cfg(feature = "host")]
 pub mod layers;
 pub mod reference;
 

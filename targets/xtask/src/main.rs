@@ -325,6 +325,19 @@ fn clippy() -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
+    // The converter alone, as the fuzz targets build it.
+    run(cargo().args([
+        "clippy",
+        "-p",
+        "tern-export",
+        "--no-default-features",
+        "--features",
+        "convert",
+        "--lib",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     run(cargo().args([
         "clippy",
         "-p",
