@@ -63,12 +63,36 @@ pub struct BenchReport {
 /// Benchmarks the `.tern` file at `path`. The input is `input` (.npy) when given, else
 /// the first Fashion-MNIST test image when the model takes 784 values, else zeros.
 pub fn bench(path: &Path, input: Option<&Path>, options: &BenchOptions) -> Result<BenchReport> {
-    let model = open_model(path)?;
-    let rt = |source: tern_runtime::Error| Error::Runtime {
+    let (model, values, described) = model_and_input(path, input)?;
+    let mut report = bench_model(&model, &values, options).map_err(|e| runtime_error(path, e))?;
+    report.input = described;
+    Ok(report)
+}
+
+/// [`crate::profile::profile`] of the `.tern` file at `path`, fed as [`bench`] feeds it.
+pub fn profile(
+    path: &Path,
+    input: Option<&Path>,
+    options: &BenchOptions,
+) -> Result<crate::profile::Profile> {
+    let (model, values, _) = model_and_input(path, input)?;
+    crate::profile::profile(&model, &values, options).map_err(|e| runtime_error(path, e))
+}
+
+fn runtime_error(path: &Path, source: tern_runtime::Error) -> Error {
+    Error::Runtime {
         path: path.to_owned(),
         source: Box::new(source),
-    };
-    let input_len = model.input(0).map_err(rt)?.len();
+    }
+}
+
+/// The model at `path` and input 0's values (see [`bench`]) with their description.
+fn model_and_input(
+    path: &Path,
+    input: Option<&Path>,
+) -> Result<(Model<'static>, Vec<f32>, String)> {
+    let model = open_model(path)?;
+    let input_len = model.input(0).map_err(|e| runtime_error(path, e))?.len();
     let (values, described) = match input {
         Some(npy) => (read_npy(npy)?.1, npy.display().to_string()),
         None if input_len == PIXELS => {
@@ -78,9 +102,7 @@ pub fn bench(path: &Path, input: Option<&Path>, options: &BenchOptions) -> Resul
         }
         None => (vec![0.0; input_len], "zeros".into()),
     };
-    let mut report = bench_model(&model, &values, options).map_err(rt)?;
-    report.input = described;
-    Ok(report)
+    Ok((model, values, described))
 }
 
 /// Benchmarks an already loaded `model` on `input` (input 0's values, as for
@@ -231,6 +253,29 @@ mod tests {
             assert_eq!(zero.output_crc32, crc32fast::hash(&le_bytes(&B)));
             // A wrong input length is the runtime's typed error, not a panic.
             assert!(bench_model(&model, &[0.0; 5], &options).is_err());
+        }
+
+        #[test]
+        fn profile_lists_every_op_once_and_groups_them_by_type() {
+            let bytes = tern_runtime::AlignedBytes::new(&gemm_model());
+            let model = Model::from_bytes(&bytes).expect("valid .tern");
+            let options = BenchOptions {
+                kernels: Int8Kernels::Fast,
+                iterations: NonZeroUsize::new(5).expect("non-zero"),
+                warmup: 1,
+            };
+            let p =
+                crate::profile::profile(&model, &[1.0, -2.0, 0.5, 3.0], &options).expect("runs");
+            let indices: Vec<usize> = p.ops.iter().map(|o| o.index).collect();
+            assert_eq!(indices, (0..model.op_count()).collect::<Vec<_>>());
+            assert!(p.ops.iter().all(|o| o.micros >= 0.0) && p.total_micros > 0.0);
+            let grouped: usize = p.by_type().iter().map(|g| g.1).sum();
+            assert_eq!(grouped, model.op_count());
+            let table = p.render(3);
+            assert!(table.contains("FullyConnected f32"), "{table}");
+            assert!(table.contains("[1, 3]"), "{table}");
+            // A wrong input length is the runtime's typed error, not a panic.
+            assert!(crate::profile::profile(&model, &[0.0; 5], &options).is_err());
         }
 
         #[test]

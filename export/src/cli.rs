@@ -231,6 +231,10 @@ fn bench(args: BenchArgs) -> crate::Result<()> {
         r.max_us,
         r.output_crc32
     );
+    if args.profile {
+        let profile = crate::bench::profile(&args.model, args.input.as_deref(), &options)?;
+        print!("{}", profile.render(args.top));
+    }
     Ok(())
 }
 

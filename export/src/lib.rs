@@ -29,6 +29,7 @@ pub mod onnx;
 pub mod pipeline;
 #[cfg(feature = "host")]
 pub mod plot;
+pub mod profile;
 pub mod tools;
 #[cfg(feature = "host")]
 pub mod train;

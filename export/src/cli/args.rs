@@ -173,6 +173,13 @@ pub(super) struct BenchArgs {
     /// neon, neon-sdot, neon-i8mm (AArch64; portable code elsewhere).
     #[arg(long, default_value = "fast", value_parser = parse_kernels)]
     pub(super) kernels: tern_runtime::Int8Kernels,
+    /// Also print the time per op type and the slowest ops (medians over the
+    /// iterations; per-op times add up to the invoke).
+    #[arg(long)]
+    pub(super) profile: bool,
+    /// With --profile: how many of the slowest ops to list.
+    #[arg(long, default_value_t = 20, requires = "profile")]
+    pub(super) top: usize,
 }
 
 /// `--kernels NAME`.

@@ -266,7 +266,32 @@ pub fn convert_with(
     })
 }
 
+/// Multiply-accumulates of one op: convolutions and fully connected layers (the
+/// rest count 0).
+fn op_macs(f: &FileModel, op: &file::OpDesc) -> u64 {
+    let out = &f.tensors[op.output as usize];
+    let weight = op
+        .inputs
+        .get(1)
+        .filter(|&&t| t != tern_runtime::format::NONE_INDEX)
+        .map(|&t| &f.tensors[t as usize]);
+    match (op.opcode, weight) {
+        (tern_runtime::Opcode::Conv2d | tern_runtime::Opcode::ConvTranspose2d, Some(w)) => {
+            (out.shape.iter().product::<usize>() * w.shape[1..].iter().product::<usize>()) as u64
+        }
+        (tern_runtime::Opcode::FullyConnected, Some(w)) => {
+            (out.shape.iter().product::<usize>() * w.shape[1]) as u64
+        }
+        _ => 0,
+    }
+}
+
 impl Converted {
+    /// Multiply-accumulates of one inference, as the summary counts them.
+    pub fn total_macs(&self) -> u64 {
+        self.file.ops.iter().map(|op| op_macs(&self.file, op)).sum()
+    }
+
     /// The per-op summary table and totals printed by `tern convert`.
     pub fn summary(&self) -> String {
         use std::fmt::Write;
@@ -294,16 +319,7 @@ impl Converted {
                 .get(1)
                 .filter(|&&t| t != tern_runtime::format::NONE_INDEX)
                 .map(|&t| &f.tensors[t as usize]);
-            let macs = match (op.opcode, weight) {
-                (tern_runtime::Opcode::Conv2d | tern_runtime::Opcode::ConvTranspose2d, Some(w)) => {
-                    (out.shape.iter().product::<usize>() * w.shape[1..].iter().product::<usize>())
-                        as u64
-                }
-                (tern_runtime::Opcode::FullyConnected, Some(w)) => {
-                    (out.shape.iter().product::<usize>() * w.shape[1]) as u64
-                }
-                _ => 0,
-            };
+            let macs = op_macs(f, op);
             total_macs += macs;
             total_params += params;
             let input_dtype = op

@@ -16,12 +16,18 @@
 //!   size budgets (`targets/size-budget.txt`), on their own.
 //! - `fuzz`     the fuzz targets of `fuzz/` (loader + interpreter, ONNX converter,
 //!   C API) for N seconds each, or their coverage (see [`fuzz`]).
+//! - `models`   fetches the third-party ONNX models of `benches/real_models.tsv`
+//!   into a cache (see [`models`]).
+//! - `bench`    Tern f32/int8 against tract and ONNX Runtime on the fixtures and the
+//!   real models, side by side (see [`bench`]).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
+mod bench;
 mod fuzz;
+mod models;
 mod targets;
 
 /// Debian packages the project needs, with the file that proves each is installed.
@@ -45,8 +51,10 @@ fn main() -> ExitCode {
         Some("targets") => setup().and_then(|()| targets::targets(&args[1..])),
         Some("size") => setup().and_then(|()| targets::size()),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("models") => models::models(&args[1..]),
+        Some("bench") => bench::bench(&args[1..]),
         _ => Err(
-            "usage: cargo xtask <setup | demo | test | lint | fixtures [MODEL...] | targets [--icount] | size | fuzz [--seconds N | --runs N] [--coverage] [TARGET...]>"
+            "usage: cargo xtask <setup | demo | test | lint | fixtures [MODEL...] | targets [--icount] | size | fuzz [--seconds N | --runs N] [--coverage] [TARGET...] | models [NAME...] | bench [--seconds S] [NAME...]>"
                 .to_string(),
         ),
     };
@@ -111,7 +119,14 @@ fn have(program: &str) -> bool {
 
 /// Installs the Debian packages and the Python venv the project needs.
 fn setup() -> Result<(), String> {
-    let missing: Vec<&str> = DEBIAN_PACKAGES
+    ensure_debian_packages(DEBIAN_PACKAGES)?;
+    setup_python_venv()
+}
+
+/// Installs those of `packages` (name, a file that proves it installed) that are
+/// missing, through apt-get as root or `sudo -n`.
+fn ensure_debian_packages(packages: &[(&str, &str)]) -> Result<(), String> {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(_, file)| !Path::new(file).exists())
         .map(|(pkg, _)| *pkg)
@@ -146,7 +161,12 @@ fn setup() -> Result<(), String> {
             )
         })?;
     }
-    setup_python_venv()
+    Ok(())
+}
+
+/// [`ensure_debian_packages`] for one package.
+fn ensure_debian_package(package: &str, proof: &str) -> Result<(), String> {
+    ensure_debian_packages(&[(package, proof)])
 }
 
 /// `.venv` with the `onnx` wheel, for the `onnx.checker` test; skipped (with a
@@ -178,6 +198,15 @@ fn setup_python_venv() -> Result<(), String> {
         "--disable-pip-version-check",
         ONNX_WHEEL,
     ]))
+}
+
+/// The project venv's `python`, the venv made first when missing.
+fn venv_python() -> Result<PathBuf, String> {
+    if !have("python3") {
+        return Err("python3 is needed here (Debian: apt-get install python3-venv)".into());
+    }
+    setup_python_venv()?;
+    Ok(root().join(".venv/bin/python"))
 }
 
 fn cargo() -> Command {
