@@ -46,6 +46,21 @@ pub fn binary_f32(
     }
 }
 
+impl BinaryOp {
+    /// The op on two floats, as the f32 kernel computes it (Max/Min propagate NaN).
+    pub fn apply_f32(self, x: f32, y: f32) -> f32 {
+        match self {
+            BinaryOp::Add => x + y,
+            BinaryOp::Sub => x - y,
+            BinaryOp::Mul => x * y,
+            BinaryOp::Div => x / y,
+            BinaryOp::Pow => pow(x, y),
+            BinaryOp::Max => max(x, y),
+            BinaryOp::Min => min(x, y),
+        }
+    }
+}
+
 /// `x ^ y`, with the common exponents exact and cheap.
 #[inline(always)]
 fn pow(x: f32, y: f32) -> f32 {
@@ -214,15 +229,7 @@ mod tests {
     use super::super::test_rng::XorShift;
 
     fn scalar(op: BinaryOp, x: f32, y: f32) -> f32 {
-        match op {
-            BinaryOp::Add => x + y,
-            BinaryOp::Sub => x - y,
-            BinaryOp::Mul => x * y,
-            BinaryOp::Div => x / y,
-            BinaryOp::Pow => pow(x, y),
-            BinaryOp::Max => max(x, y),
-            BinaryOp::Min => min(x, y),
-        }
+        op.apply_f32(x, y)
     }
 
     /// Per-element reference: decompose each output index and index both operands.

@@ -3,10 +3,11 @@
 //! around float-only ops need.
 //!
 //! Submodules: `quant` (int8 parameters), `policy` (which precision a node runs
-//! in), `node` (one node's op), `weights` (conv / fully connected weights),
-//! `recurrent` (LSTM / GRU / RNN). This module holds the driver and the operand
+//! in), `node` (one node's op), `lut_island` (int8 elementwise chains as one
+//! table), `weights` (conv / fully connected weights), `recurrent` (LSTM / GRU / RNN). This module holds the driver and the operand
 //! bookkeeping they share.
 
+mod lut_island;
 mod node;
 mod policy;
 mod quant;
@@ -77,9 +78,14 @@ pub fn lower_plan(
         l.tensor_of.insert(v, t);
         l.file.inputs.push(t);
     }
+    let islands = lut_island::find(g, plan);
     for (i, node) in g.nodes.iter().enumerate() {
         l.precision = plan.of(i);
-        l.node(node)?;
+        if let Some(island) = islands.roots.get(&i) {
+            l.lut_island(node, island)?;
+        } else if !islands.interior.contains(&i) {
+            l.node(node)?;
+        }
     }
     for &v in &g.outputs {
         let t = *l.tensor_of.get(&v).ok_or_else(|| {
