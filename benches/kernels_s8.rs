@@ -5,7 +5,8 @@
 //! checked bit for bit before it is timed. The convolutions and the fully
 //! connected layer are also timed through the 8-bit GEMM path with every
 //! dot-product variant this CPU runs (`gemm-portable`; on AArch64 also
-//! `gemm-neon`, `gemm-neon-sdot`, `gemm-neon-i8mm`).
+//! `gemm-neon`, `gemm-neon-sdot`, `gemm-neon-i8mm`). The int8 binaries are timed on
+//! an SE block's per-channel Mul and a residual Add.
 //!
 //! `cargo bench -p tern-benches --bench kernels_s8`
 
@@ -13,6 +14,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group};
 use tern_runtime::GemmS8;
+use tern_runtime::kernels::binary_s8::{BinaryS8Params, binary_s8};
+use tern_runtime::kernels::binary_s8_fast::binary_s8_fast;
 use tern_runtime::kernels::conv2d_s8::{ConvS8Quant, conv2d_s8};
 use tern_runtime::kernels::conv2d_s8_fast::{
     conv2d_s8_fast, conv2d_s8_fast_scratch_len, conv2d_s8_gemm,
@@ -24,8 +27,8 @@ use tern_runtime::kernels::fully_connected_s8_fast::{
 use tern_runtime::kernels::max_pool2d_s8::max_pool2d_s8;
 use tern_runtime::kernels::max_pool2d_s8_fast::max_pool2d_s8_fast;
 use tern_runtime::kernels::{
-    ConvGeometry, ConvS8Args, FullyConnectedDims, FullyConnectedS8Args, PoolGeometry, Shape4,
-    Window2d,
+    BinaryOp, ConvGeometry, ConvS8Args, FullyConnectedDims, FullyConnectedS8Args, Operand,
+    PoolGeometry, Shape4, Window2d,
 };
 use tern_runtime::quant::Requant;
 
@@ -322,7 +325,37 @@ fn max_pool(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, conv, fully_connected, max_pool);
+/// Int8 binaries on the shapes mobile CNNs spend them on: an SE block's per-channel
+/// Mul (`[1, 96, 24, 24] * [1, 96, 1, 1]`) and a residual Add of two such tensors.
+fn binary(c: &mut Criterion) {
+    let mut group = c.benchmark_group("binary_s8");
+    let out_shape = [1usize, 96, 24, 24];
+    let len: usize = out_shape.iter().product();
+    let a = values(len, 11);
+    let cases: [(&str, BinaryOp, Vec<usize>); 2] = [
+        ("se_mul_96x24x24_by_96", BinaryOp::Mul, vec![1, 96, 1, 1]),
+        ("residual_add_96x24x24", BinaryOp::Add, out_shape.to_vec()),
+    ];
+    for (name, op, b_shape) in cases {
+        let b = values(b_shape.iter().product(), 12);
+        let p = BinaryS8Params::new(op, (0.05, 3), (0.02, -7), (0.04, 1), -128, 127);
+        let (x, y) = (Operand::new(&a, &out_shape), Operand::new(&b, &b_shape));
+        let (mut reference, mut fast) = (vec![0i8; len], vec![0i8; len]);
+        binary_s8(&p, x, y, &mut reference, &out_shape);
+        binary_s8_fast(&p, x, y, &mut fast, &out_shape);
+        assert_eq!(reference, fast, "{name}: fast differs from reference");
+        group.throughput(Throughput::Elements(len as u64));
+        group.bench_function(format!("{name}/reference"), |bench| {
+            bench.iter(|| binary_s8(&p, x, y, black_box(&mut reference), &out_shape))
+        });
+        group.bench_function(format!("{name}/fast"), |bench| {
+            bench.iter(|| binary_s8_fast(&p, x, y, black_box(&mut fast), &out_shape))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, conv, fully_connected, max_pool, binary);
 
 fn main() {
     benches();

@@ -43,6 +43,7 @@ pub mod softmax_f32;
 // ---- int8 activations (TFLite int8 spec, integer-only) ----
 pub mod avg_pool2d_s8;
 pub mod binary_s8;
+pub mod binary_s8_fast;
 pub mod concat_s8;
 pub mod conv2d_s8;
 pub mod conv2d_s8_fast;

@@ -183,7 +183,13 @@ fn run_any(op: &OpRun<'_>) -> Result<()> {
 fn run_int8(op: &OpRun<'_>) -> Result<()> {
     let params = op.decode(decode_binary_s8)?;
     let (a, b, y) = (op.input(0)?, op.input(1)?, op.y());
-    kernels::binary_s8::binary_s8(&params, op.tensor(a), op.tensor(b), op.output(), y.shape());
+    kernels::binary_s8_fast::binary_s8_fast(
+        &params,
+        op.tensor(a),
+        op.tensor(b),
+        op.output(),
+        y.shape(),
+    );
     Ok(())
 }
 

@@ -27,26 +27,32 @@ struct Subject {
     real: bool,
 }
 
-/// What one model measured (milliseconds unless named otherwise; cosines are to
-/// the f32 reference of the same runtime's family: tract for Tern, ORT fp32 for ORT).
+/// What one model measured (milliseconds unless named otherwise; `None` where that
+/// part failed, its reason in `errors`). Cosines: Tern f32 to tract, Tern int8 to
+/// Tern f32, ORT int8 to ORT fp32.
 struct Row {
     name: String,
-    macs: f64,
-    ort_fp32: f64,
-    ort_int8: f64,
-    ort_overhead: f64,
-    ort_int8_cosine: f64,
-    tract: f64,
-    tern_f32: f64,
-    tern_int8: f64,
-    tern_f32_cosine: f64,
-    tern_int8_cosine: f64,
+    macs: Option<f64>,
+    ort_fp32: Option<f64>,
+    ort_int8: Option<f64>,
+    ort_overhead: Option<f64>,
+    ort_int8_cosine: Option<f64>,
+    tract: Option<f64>,
+    tern_f32: Option<f64>,
+    tern_int8: Option<f64>,
+    tern_f32_cosine: Option<f64>,
+    tern_int8_cosine: Option<f64>,
+    errors: Vec<String>,
     real: bool,
 }
 
 impl Row {
-    fn int8_vs_best_ort(&self) -> f64 {
-        self.tern_int8 / self.ort_fp32.min(self.ort_int8)
+    fn int8_vs_best_ort(&self) -> Option<f64> {
+        let best = match (self.ort_fp32, self.ort_int8) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(self.tern_int8? / best)
     }
 }
 
@@ -180,6 +186,7 @@ fn measure(
         .args([subject.data.as_str(), shape])
         .arg(cache)
         .arg(&samples))?;
+    let mut errors = Vec::new();
     let tern = capture_quiet(
         cargo()
             .current_dir(root())
@@ -197,6 +204,11 @@ fn measure(
             .arg(&samples)
             .arg(seconds),
     )?;
+    errors.extend(
+        tern.lines()
+            .filter_map(|l| l.strip_prefix("error: "))
+            .map(str::to_owned),
+    );
     let ort = capture_quiet(
         Command::new(python)
             .arg(root().join("tools/bench/ort_bench.py"))
@@ -205,22 +217,27 @@ fn measure(
             .arg(&samples)
             .arg(dir)
             .args(["--seconds", seconds]),
-    )?;
-    let get = |json: &str, key: &str| {
-        number(json, key).ok_or_else(|| format!("{}: no {key} in {json}", subject.name))
-    };
+    )
+    .unwrap_or_else(|e| {
+        errors.push(format!(
+            "onnxruntime: {}",
+            e.lines().last().unwrap_or("failed")
+        ));
+        String::new()
+    });
     Ok(Row {
         name: subject.name.clone(),
-        macs: get(&tern, "macs")?,
-        ort_fp32: get(&ort, "fp32_ms")?,
-        ort_int8: get(&ort, "int8_ms")?,
-        ort_overhead: get(&ort, "overhead_ms")?,
-        ort_int8_cosine: get(&ort, "int8_cosine")?,
-        tract: get(&tern, "tract_ms")?,
-        tern_f32: get(&tern, "tern_f32_ms")?,
-        tern_int8: get(&tern, "tern_int8_ms")?,
-        tern_f32_cosine: get(&tern, "tern_f32_cosine")?,
-        tern_int8_cosine: get(&tern, "tern_int8_cosine")?,
+        macs: number(&tern, "macs"),
+        ort_fp32: number(&ort, "fp32_ms"),
+        ort_int8: number(&ort, "int8_ms"),
+        ort_overhead: number(&ort, "overhead_ms"),
+        ort_int8_cosine: number(&ort, "int8_cosine"),
+        tract: number(&tern, "tract_ms"),
+        tern_f32: number(&tern, "tern_f32_ms"),
+        tern_int8: number(&tern, "tern_int8_ms"),
+        tern_f32_cosine: number(&tern, "tern_f32_cosine"),
+        tern_int8_cosine: number(&tern, "tern_int8_cosine"),
+        errors,
         real: subject.real,
     })
 }
@@ -233,13 +250,22 @@ fn number(json: &str, key: &str) -> Option<f64> {
     rest[..end].trim().parse().ok()
 }
 
+/// `value` with `decimals`, or a dash for a failed part.
+fn cell(value: Option<f64>, decimals: usize, suffix: &str) -> String {
+    value.map_or("—".into(), |v| format!("{v:.decimals$}{suffix}"))
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(a? / b?)
+}
+
 fn render(rows: &[Row]) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(s, "Machine: {}", cpu_description());
     let _ = writeln!(
         s,
-        "One thread, batch 1, median ms per inference (Tern: f32 array in to every output read back as f32; ONNX Runtime: `session.run` from Python, its per-call cost on a one-op model in the `ORT call` column).\n"
+        "One thread, batch 1, median ms per inference (Tern: f32 array in to every output read back as f32; ONNX Runtime: `session.run` from Python, its per-call cost on a one-op model in the `ORT call` column). Cosines: Tern f32 to tract, Tern int8 to Tern f32, ORT int8 to ORT fp32.\n"
     );
     let _ = writeln!(
         s,
@@ -252,36 +278,41 @@ fn render(rows: &[Row]) -> String {
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {:.1} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2}x | {:.2}x | {:.2}x | {:.2} | {:.5} | {:.4} | {:.4} | {:.3} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.name,
-            r.macs / 1e6,
-            r.ort_fp32,
-            r.ort_int8,
-            r.tract,
-            r.tern_f32,
-            r.tern_int8,
-            r.int8_vs_best_ort(),
-            r.tern_f32 / r.tract,
-            r.tern_f32 / r.ort_fp32,
-            r.macs / (r.tern_int8 * 1e6),
-            r.tern_f32_cosine,
-            r.tern_int8_cosine,
-            r.ort_int8_cosine,
-            r.ort_overhead,
+            cell(r.macs.map(|m| m / 1e6), 1, ""),
+            cell(r.ort_fp32, 3, ""),
+            cell(r.ort_int8, 3, ""),
+            cell(r.tract, 3, ""),
+            cell(r.tern_f32, 3, ""),
+            cell(r.tern_int8, 3, ""),
+            cell(r.int8_vs_best_ort(), 2, "x"),
+            cell(ratio(r.tern_f32, r.tract), 2, "x"),
+            cell(ratio(r.tern_f32, r.ort_fp32), 2, "x"),
+            cell(ratio(r.macs, r.tern_int8.map(|t| t * 1e6)), 2, ""),
+            cell(r.tern_f32_cosine, 5, ""),
+            cell(r.tern_int8_cosine, 4, ""),
+            cell(r.ort_int8_cosine, 4, ""),
+            cell(r.ort_overhead, 3, ""),
         );
     }
     let real: Vec<f64> = rows
         .iter()
         .filter(|r| r.real)
-        .map(Row::int8_vs_best_ort)
+        .filter_map(Row::int8_vs_best_ort)
         .collect();
     if !real.is_empty() {
         let geomean = (real.iter().map(|x| x.ln()).sum::<f64>() / real.len() as f64).exp();
         let _ = writeln!(
             s,
-            "\nTern int8 / best ONNX Runtime, geometric mean over the {} real models: {geomean:.2}x",
+            "\nTern int8 / best ONNX Runtime, geometric mean over the {} real models that ran: {geomean:.2}x",
             real.len()
         );
+    }
+    for r in rows {
+        for e in &r.errors {
+            let _ = writeln!(s, "\n{}: {e}", r.name);
+        }
     }
     s
 }
@@ -335,5 +366,6 @@ mod tests {
         assert_eq!(number(json, "tract_ms"), Some(0.25));
         assert_eq!(number(json, "x"), Some(-1e-3));
         assert_eq!(number(json, "missing"), None);
+        assert_eq!(number(r#"{"tract_ms": null}"#, "tract_ms"), None);
     }
 }
