@@ -25,10 +25,10 @@ pub(crate) fn reseal(bytes: &mut [u8]) {
     }
 }
 
-/// Converts an imported graph at f32, as `tern convert` does.
-pub(crate) fn convert_f32(
+/// `tern convert` at f32 of an imported graph, error kept.
+pub(crate) fn convert_f32_result(
     g: &tern_export::convert::graph::Graph,
-) -> tern_export::convert::Converted {
+) -> Result<tern_export::convert::Converted, tern_export::convert::ConvertError> {
     tern_export::convert::convert(
         g,
         Precision::F32,
@@ -37,7 +37,13 @@ pub(crate) fn convert_f32(
         Vec::new(),
         |_| {},
     )
-    .expect("converts")
+}
+
+/// Converts an imported graph at f32, as `tern convert` does.
+pub(crate) fn convert_f32(
+    g: &tern_export::convert::graph::Graph,
+) -> tern_export::convert::Converted {
+    convert_f32_result(g).expect("converts")
 }
 
 #[test]

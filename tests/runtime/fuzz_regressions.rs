@@ -2,25 +2,11 @@
 //! crashed a target, or made the converter write a file the runtime refused, is
 //! now a typed error (or, where the input was valid, a correct result).
 
-use tern_export::convert::{ConvertError, Precision};
+use tern_export::convert::ConvertError;
 use tern_export::onnx::builder::{Dim, GraphBuilder};
 use tern_runtime::{AlignedBytes, Interpreter, Model};
 
-use crate::bad_input::{convert_f32, load, reseal};
-
-/// `tern convert` at f32 of an imported graph, error kept.
-fn convert_f32_result(
-    g: &tern_export::convert::graph::Graph,
-) -> Result<tern_export::convert::Converted, ConvertError> {
-    tern_export::convert::convert(
-        g,
-        Precision::F32,
-        &[],
-        tern_export::convert::Method::Minmax,
-        Vec::new(),
-        |_| {},
-    )
-}
+use crate::bad_input::{convert_f32, convert_f32_result, load, reseal};
 
 /// Found by the `onnx` fuzz target: Attention with K and V of different lengths
 /// passed the importer, and the converter's own load check refused the file. The

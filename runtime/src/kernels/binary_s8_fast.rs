@@ -9,15 +9,19 @@
 //!   `requant.apply((x - zero_point) << left_shift)` depends on one int8 value, so
 //!   it is read from a 256-entry `i32` table built per call (2 KiB of stack); only
 //!   the output requantization stays per element.
-//! - **Coalesced axes**: neighbouring axes over which both operands are laid out
-//!   alike (both contiguous, or one broadcast) merge, so a per-channel operand
+//! - **Row tables**: a run of at least [`TABLE_ROW`] elements with one operand
+//!   fixed (a per-channel or scalar operand) is a function of one int8 value, so it
+//!   is evaluated 256 times into a table and then looked up.
+//! - **Coalesced axes** ([`for_each_run`]): neighbouring axes over which both
+//!   operands are laid out alike (both contiguous, or one broadcast) merge, so a per-channel operand
 //!   (`[1, C, H, W] * [1, C, 1, 1]`, SE blocks) runs `C` rows of `H * W` elements
 //!   with a fixed second operand, and a residual Add runs one contiguous row.
 //!
 //! The body is compiled twice on x86-64 (see [`super::cpu`]).
 
 use super::binary_s8::BinaryS8Params;
-use super::{BinaryOp, MAX_RANK, Operand, broadcast_strides};
+use super::broadcast::for_each_run;
+use super::{BinaryOp, Operand};
 
 super::cpu::multiversion! {
     /// `output = a op b` with numpy broadcasting; same contract as
@@ -94,8 +98,9 @@ fn rescale_table(
     table
 }
 
-/// Runs `f` over every output element with numpy broadcasting, on coalesced axes,
-/// with the innermost row specialized for contiguous and fixed operands.
+/// Runs `f` over every output element with numpy broadcasting, on the runs of
+/// [`for_each_run`] (coalesced axes), each specialized for contiguous and fixed
+/// operands.
 #[inline(always)]
 fn drive(
     a: Operand<i8>,
@@ -105,86 +110,56 @@ fn drive(
     f: impl Fn(i8, i8) -> i8,
 ) {
     let (a, a_shape, b, b_shape) = (a.data, a.shape, b.data, b.shape);
-    debug_assert!(out_shape.len() <= MAX_RANK);
     let len: usize = out_shape.iter().product();
     debug_assert!(output.len() >= len);
     let output = &mut output[..len];
-    if len == 0 {
-        return;
-    }
     if a.len() == len && b.len() == len {
         for ((o, &x), &y) in output.iter_mut().zip(a).zip(b) {
             *o = f(x, y);
         }
         return;
     }
-    // Strides, then neighbouring axes merged where both operands continue alike.
-    let rank = out_shape.len();
-    let (a_full, b_full) = (
-        broadcast_strides(a_shape, out_shape),
-        broadcast_strides(b_shape, out_shape),
+    for_each_run(
+        [a_shape, b_shape],
+        out_shape,
+        |start, n, [oa, ob], contiguous| {
+            let row = &mut output[start..start + n];
+            match contiguous {
+                [true, true] => {
+                    for ((o, &x), &y) in row.iter_mut().zip(&a[oa..oa + n]).zip(&b[ob..ob + n]) {
+                        *o = f(x, y);
+                    }
+                }
+                [true, false] => {
+                    let y = b[ob];
+                    map_row(row, &a[oa..oa + n], |x| f(x, y));
+                }
+                [false, true] => {
+                    let x = a[oa];
+                    map_row(row, &b[ob..ob + n], |y| f(x, y));
+                }
+                [false, false] => row.fill(f(a[oa], b[ob])),
+            }
+        },
     );
-    let (mut dims, mut sa, mut sb) = ([1usize; MAX_RANK], [0usize; MAX_RANK], [0usize; MAX_RANK]);
-    let mut n = 0;
-    for axis in 0..rank {
-        let (d, x, y) = (out_shape[axis], a_full[axis], b_full[axis]);
-        if d == 1 {
-            continue;
+}
+
+/// Rows at least this long with one operand fixed go through a 256-entry table.
+const TABLE_ROW: usize = 512;
+
+/// `row[i] = g(xs[i])`. With one operand fixed the result is a function of one int8
+/// value: a long row evaluates `g` once per possible value into a table and then
+/// only looks up (SE blocks' per-channel scales, scalars).
+#[inline(always)]
+fn map_row(row: &mut [i8], xs: &[i8], g: impl Fn(i8) -> i8) {
+    if row.len() >= TABLE_ROW {
+        let table: [i8; 256] = core::array::from_fn(|i| g(i as u8 as i8));
+        for (o, &x) in row.iter_mut().zip(xs) {
+            *o = table[x as u8 as usize];
         }
-        if n > 0 && sa[n - 1] == x * d && sb[n - 1] == y * d {
-            dims[n - 1] *= d;
-            sa[n - 1] = x;
-            sb[n - 1] = y;
-        } else {
-            (dims[n], sa[n], sb[n]) = (d, x, y);
-            n += 1;
-        }
-    }
-    if n == 0 {
-        output[0] = f(a[0], b[0]);
-        return;
-    }
-    let inner = dims[n - 1];
-    let (a_step, b_step) = (sa[n - 1], sb[n - 1]);
-    let mut index = [0usize; MAX_RANK];
-    let (mut a_base, mut b_base) = (0usize, 0usize);
-    for row in output.chunks_exact_mut(inner) {
-        match (a_step, b_step) {
-            (1, 1) => {
-                let (xs, ys) = (&a[a_base..a_base + inner], &b[b_base..b_base + inner]);
-                for ((o, &x), &y) in row.iter_mut().zip(xs).zip(ys) {
-                    *o = f(x, y);
-                }
-            }
-            (1, 0) => {
-                let y = b[b_base];
-                for (o, &x) in row.iter_mut().zip(&a[a_base..a_base + inner]) {
-                    *o = f(x, y);
-                }
-            }
-            (0, 1) => {
-                let x = a[a_base];
-                for (o, &y) in row.iter_mut().zip(&b[b_base..b_base + inner]) {
-                    *o = f(x, y);
-                }
-            }
-            _ => {
-                for (i, o) in row.iter_mut().enumerate() {
-                    *o = f(a[a_base + i * a_step], b[b_base + i * b_step]);
-                }
-            }
-        }
-        // Advance the outer index (merged axes n-2 down to 0).
-        for axis in (0..n - 1).rev() {
-            index[axis] += 1;
-            a_base += sa[axis];
-            b_base += sb[axis];
-            if index[axis] < dims[axis] {
-                break;
-            }
-            a_base -= sa[axis] * dims[axis];
-            b_base -= sb[axis] * dims[axis];
-            index[axis] = 0;
+    } else {
+        for (o, &x) in row.iter_mut().zip(xs) {
+            *o = g(x);
         }
     }
 }
@@ -262,30 +237,36 @@ mod tests {
     }
 
     /// The per-channel (SE block) and residual shapes the coalescing targets,
-    /// with every int8 value present.
+    /// with every int8 value present: planes of 240 (direct rows) and 576 (row
+    /// tables) elements.
     #[test]
     fn bit_exact_on_per_channel_and_residual_shapes() {
         let mut rng = XorShift(0x5E);
-        let out_shape = [1usize, 16, 12, 20];
-        let len: usize = out_shape.iter().product();
-        for op in OPS {
-            let p = random_params(&mut rng, op);
-            let a: Vec<i8> = (0..len).map(|i| (i % 256) as u8 as i8).collect();
-            for b_shape in [
-                vec![1usize, 16, 1, 1],
-                vec![16, 1, 1],
-                out_shape.to_vec(),
-                vec![1],
-            ] {
-                let b = rng.i8s(b_shape.iter().product(), -128, 127);
-                let (mut want, mut got) = (vec![0i8; len], vec![0i8; len]);
-                for (x, y) in [
-                    (Operand::new(&a, &out_shape), Operand::new(&b, &b_shape)),
-                    (Operand::new(&b, &b_shape), Operand::new(&a, &out_shape)),
+        for (h, w) in [(12usize, 20usize), (24, 24)] {
+            let out_shape = [1usize, 16, h, w];
+            let len: usize = out_shape.iter().product();
+            for op in OPS {
+                let p = random_params(&mut rng, op);
+                let a: Vec<i8> = (0..len).map(|i| (i % 256) as u8 as i8).collect();
+                for b_shape in [
+                    vec![1usize, 16, 1, 1],
+                    vec![16, 1, 1],
+                    out_shape.to_vec(),
+                    vec![1],
                 ] {
-                    binary_s8(&p, x, y, &mut want, &out_shape);
-                    binary_s8_fast(&p, x, y, &mut got, &out_shape);
-                    assert_eq!(got, want, "{op:?} with {b_shape:?}");
+                    let b = rng.i8s(b_shape.iter().product(), -128, 127);
+                    let (mut want, mut got) = (vec![0i8; len], vec![0i8; len]);
+                    for (x, y) in [
+                        (Operand::new(&a, &out_shape), Operand::new(&b, &b_shape)),
+                        (Operand::new(&b, &b_shape), Operand::new(&a, &out_shape)),
+                    ] {
+                        binary_s8(&p, x, y, &mut want, &out_shape);
+                        binary_s8_fast(&p, x, y, &mut got, &out_shape);
+                        assert_eq!(got, want, "{op:?} with {b_shape:?} on {out_shape:?}");
+                        got.fill(0);
+                        binary_s8_fast_body(&p, x, y, &mut got, &out_shape);
+                        assert_eq!(got, want, "portable, {op:?} with {b_shape:?}");
+                    }
                 }
             }
         }

@@ -158,6 +158,17 @@ fn evaluate(g: &Graph, island: &Island, x: f32) -> f32 {
 }
 
 impl Lowering<'_> {
+    /// The constant `<name>.lut` holding a 256-entry int8 table.
+    pub(super) fn lut_constant(&mut self, name: &str, table: &[i8; 256]) -> u32 {
+        self.constant(
+            format!("{name}.lut"),
+            DType::I8,
+            vec![256],
+            table.iter().map(|&v| v as u8).collect(),
+            TensorQuant::None,
+        )
+    }
+
     /// Lowers an island's root `node` to one `Lut` op over the island's input.
     pub(super) fn lut_island(&mut self, node: &Node, island: &Island) -> Result<(), ConvertError> {
         let xt = self.operand(island.x, DType::I8)?;
@@ -169,13 +180,7 @@ impl Lowering<'_> {
         let table = build_lut_s8(qx.scale, qx.zero_point, qy.scale, qy.zero_point, |v| {
             evaluate(g, island, v)
         });
-        let t = self.constant(
-            format!("{}.lut", node.name),
-            DType::I8,
-            vec![256],
-            table.iter().map(|&v| v as u8).collect(),
-            TensorQuant::None,
-        );
+        let t = self.lut_constant(&node.name, &table);
         self.file.ops.push(OpDesc {
             opcode: Opcode::Lut,
             name: node.name.clone(),

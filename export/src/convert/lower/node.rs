@@ -169,13 +169,7 @@ impl Lowering<'_> {
                         build_lut_s8(qx.scale, qx.zero_point, qy.scale, qy.zero_point, move |v| {
                             act.apply(v)
                         });
-                    let t = self.constant(
-                        format!("{}.lut", node.name),
-                        DType::I8,
-                        vec![256],
-                        table.iter().map(|&v| v as u8).collect(),
-                        TensorQuant::None,
-                    );
+                    let t = self.lut_constant(&node.name, &table);
                     op.inputs = vec![xt, t];
                 } else {
                     op.opcode = Opcode::Activation;
