@@ -18,7 +18,7 @@ use tern_runtime::kernels::binary_s8::{BinaryS8Params, binary_s8};
 use tern_runtime::kernels::binary_s8_fast::binary_s8_fast;
 use tern_runtime::kernels::conv2d_s8::{ConvS8Quant, conv2d_s8};
 use tern_runtime::kernels::conv2d_s8_fast::{
-    conv2d_s8_fast, conv2d_s8_fast_scratch_len, conv2d_s8_gemm,
+    conv2d_s8_fast, conv2d_s8_fast_scratch_len_fast, conv2d_s8_gemm,
 };
 use tern_runtime::kernels::fully_connected_s8::fully_connected_s8;
 use tern_runtime::kernels::fully_connected_s8_fast::{
@@ -133,6 +133,22 @@ const CONV_CASES: &[ConvCase] = &[
         pad: 0,
         groups: 1,
     },
+    // The dense convolution with the most MACs in the PP-OCRv4 text detector
+    // (ocr-det in real_models.tsv): 132 MMAC, K = 864.
+    ConvCase {
+        name: "detector_3x3_96x40x160_to_24",
+        input: Shape4 {
+            n: 1,
+            c: 96,
+            h: 40,
+            w: 160,
+        },
+        out_c: 24,
+        kernel: 3,
+        stride: 1,
+        pad: 1,
+        groups: 1,
+    },
 ];
 
 fn conv(c: &mut Criterion) {
@@ -168,7 +184,7 @@ fn conv(c: &mut Criterion) {
             },
             quant,
         };
-        let mut scratch = vec![0i8; conv2d_s8_fast_scratch_len(&args.geometry)];
+        let mut scratch = vec![0i8; conv2d_s8_fast_scratch_len_fast(&args.geometry)];
         let mut reference = vec![0i8; out_shape.len()];
         let mut fast = vec![0i8; out_shape.len()];
         let run_reference = |out: &mut [i8]| conv2d_s8(&args, out);

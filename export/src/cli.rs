@@ -153,17 +153,20 @@ fn convert(args: ConvertArgs) -> crate::Result<()> {
                 .to_string(),
         ),
     ];
-    let auto = convert::mixed::AutoOptions {
-        max_agreement_drop: args.max_accuracy_drop,
-        min_sqnr_db: args.min_sqnr,
-        ..Default::default()
+    let options = convert::mixed::ConvertOptions {
+        auto: convert::mixed::AutoOptions {
+            max_agreement_drop: args.max_accuracy_drop,
+            min_sqnr_db: args.min_sqnr,
+            ..Default::default()
+        },
+        small_arena: args.small_arena,
     };
     let converted = convert::convert_with(
         &graph,
         args.precision,
         &samples,
         args.calibration,
-        &auto,
+        &options,
         metadata,
         |k| bar.set_position(k as u64),
     )?;

@@ -2,7 +2,7 @@
 //! `--precision auto`, against tract's f32 run of the ONNX files on the
 //! Fashion-MNIST test set (the acceptance figures of the sequence-model issue).
 
-use tern_export::convert::{self, Precision, mixed::AutoOptions};
+use tern_export::convert::{self, Precision, mixed::ConvertOptions};
 use tern_export::data::fashion_mnist::CLASSES;
 use tern_export::models::ModelKind;
 use tern_export::onnx::reference::{OnnxReference, argmax_rows, correct_predictions};
@@ -53,7 +53,7 @@ fn convert(kind: ModelKind, precision: Precision) -> convert::Converted {
         precision,
         &samples,
         convert::Method::Minmax,
-        &AutoOptions::default(),
+        &ConvertOptions::default(),
         Vec::new(),
         |_| {},
     )

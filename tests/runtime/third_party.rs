@@ -39,8 +39,11 @@ fn run(bytes: &[u8], rows: &[Vec<f32>]) -> Vec<f32> {
 fn convert(precision: Precision, calibration: &[Vec<f32>]) -> convert::Converted {
     let g = convert::load_graph(&dir().join("model.onnx"), 1).expect("imports");
     // An embedding model: `auto` holds the output SQNR, not a top-1 agreement.
-    let auto = convert::mixed::AutoOptions {
-        min_sqnr_db: Some(30.0),
+    let options = convert::mixed::ConvertOptions {
+        auto: convert::mixed::AutoOptions {
+            min_sqnr_db: Some(30.0),
+            ..Default::default()
+        },
         ..Default::default()
     };
     convert::convert_with(
@@ -48,7 +51,7 @@ fn convert(precision: Precision, calibration: &[Vec<f32>]) -> convert::Converted
         precision,
         calibration,
         convert::Method::Minmax,
-        &auto,
+        &options,
         Vec::new(),
         |_| {},
     )

@@ -118,6 +118,10 @@ pub(super) struct ConvertArgs {
     /// SQNR against fp32 at least this many dB.
     #[arg(long)]
     pub(super) min_sqnr: Option<f64>,
+    /// Plan every kernel scratch at its smallest accepted size, for
+    /// microcontrollers: a smaller arena, smaller convolution tiles (the same bits).
+    #[arg(long)]
+    pub(super) small_arena: bool,
     /// Hide the progress bar and the summary table.
     #[arg(long)]
     pub(super) quiet: bool,

@@ -97,6 +97,9 @@ pub struct FileModel {
     pub name: String,
     /// Planned arena bytes.
     pub arena_size: usize,
+    /// Scratch tensors planned for the fastest tiling, with the smallest byte
+    /// length their kernel accepts (see [`FileModel::shrink_scratch`]).
+    pub scratch_min: Vec<(u32, usize)>,
 }
 
 /// One arena buffer's placement, for the plan report.
@@ -125,13 +128,27 @@ impl FileModel {
         (self.tensors.len() - 1) as u32
     }
 
+    /// Gives every scratch tensor in [`FileModel::scratch_min`] its smallest
+    /// accepted size: a smaller arena (microcontrollers) for smaller kernel
+    /// tiles. Call before [`FileModel::plan_arena`].
+    pub fn shrink_scratch(&mut self) {
+        for &(t, bytes) in &self.scratch_min {
+            let t = &mut self.tensors[t as usize];
+            t.shape = vec![bytes.div_ceil(t.dtype.size())];
+        }
+    }
+
     /// The lowest minor version that expresses the model: the highest minor
-    /// among its ops' opcodes ([`Opcode::minor`]), so older runtimes keep
-    /// reading the models they can run.
+    /// among its ops' opcodes ([`Opcode::minor`]) and the features they use,
+    /// so older runtimes keep reading the models they can run.
     pub fn minor_version(&self) -> u16 {
         self.ops
             .iter()
-            .map(|op| op.opcode.minor())
+            .map(|op| match op.opcode {
+                // A scratch tensor on ConvTranspose2d (the fast int8 kernel) is 1.3.
+                Opcode::ConvTranspose2d if op.scratch.is_some() => 3,
+                code => code.minor(),
+            })
             .max()
             .unwrap_or(0)
     }

@@ -29,6 +29,16 @@ pub struct AutoOptions {
     pub samples: usize,
 }
 
+/// What [`super::convert_with`] needs beyond the precision and calibration.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ConvertOptions {
+    /// The quality target of `--precision auto`.
+    pub auto: AutoOptions,
+    /// Plan every kernel scratch at its smallest accepted size
+    /// (`--small-arena`, for microcontrollers): smaller tiles, a smaller arena.
+    pub small_arena: bool,
+}
+
 impl Default for AutoOptions {
     fn default() -> Self {
         AutoOptions {

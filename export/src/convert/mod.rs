@@ -193,19 +193,19 @@ pub fn convert(
         precision,
         calibration,
         method,
-        &mixed::AutoOptions::default(),
+        &mixed::ConvertOptions::default(),
         metadata,
         progress,
     )
 }
 
-/// [`convert`] with the quality target of `--precision auto`.
+/// [`convert`] with the quality target of `--precision auto` and the arena choice.
 pub fn convert_with(
     g: &Graph,
     precision: Precision,
     calibration: &[Vec<f32>],
     method: Method,
-    auto: &mixed::AutoOptions,
+    options: &mixed::ConvertOptions,
     metadata: Vec<(String, String)>,
     progress: impl FnMut(usize),
 ) -> Result<Converted, ConvertError> {
@@ -219,6 +219,7 @@ pub fn convert_with(
     } else {
         lower::Ranges::new()
     };
+    let auto = &options.auto;
     let auto_plan = if precision == Precision::Auto {
         Some(mixed::choose(g, &ranges, calibration, auto)?)
     } else {
@@ -252,6 +253,9 @@ pub fn convert_with(
             "tern.calibration".into(),
             format!("{m}, {} samples", calibration.len()),
         ));
+    }
+    if options.small_arena {
+        file.shrink_scratch();
     }
     let plan = file.plan_arena()?;
     let bytes = file.to_bytes(&format!("tern-export {}", env!("CARGO_PKG_VERSION")));

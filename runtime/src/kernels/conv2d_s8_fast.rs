@@ -23,11 +23,13 @@
 //! im2col paths in `im2col.rs`.
 
 use super::dot::DOT_LANES;
+use super::gemm_i16::{MR, NR};
 use super::gemm_s8::GemmS8;
 use super::{ConvGeometry, ConvS8Args, Window2d};
 
 mod direct;
 mod im2col;
+mod panel;
 #[cfg(test)]
 mod tests;
 
@@ -40,10 +42,15 @@ const TILE_VALUES: usize = 2048;
 
 /// Output pixels per im2col tile for padded row length `kp`: about
 /// [`TILE_VALUES`] values, so that short rows (a first layer's `K = 9`) still
-/// amortize the per-tile, per-channel work over many pixels.
+/// amortize the per-tile, per-channel work over many pixels; a multiple of the
+/// panel micro-kernel's [`NR`].
 pub fn pixel_tile(kp: usize) -> usize {
-    (TILE_VALUES / kp.max(1)).clamp(MIN_PIXEL_TILE, MAX_PIXEL_TILE)
+    (TILE_VALUES / kp.max(1) / NR * NR).clamp(MIN_PIXEL_TILE, MAX_PIXEL_TILE)
 }
+/// `i16` values of one im2col tile in [`conv2d_s8_fast_scratch_len_fast`]
+/// (256 KiB, inside a Cortex-A or x86-64 L2 cache).
+const FAST_TILE_VALUES: usize = 128 * 1024;
+
 /// Output columns per accumulator row of the direct (depthwise) path.
 const DIRECT_CHUNK: usize = 64;
 /// The direct path processes whole groups of this many columns.
@@ -53,11 +60,12 @@ const DIRECT_ROW: usize = 256;
 
 /// Scratch bytes [`conv2d_s8_fast`] needs for this geometry (0 for the direct path).
 ///
-/// `2 * (tile + 1) * round_up(K, 16) + 1` where `K = c_in / groups * kh * kw` and
-/// `tile = min(oh * ow, pixel_tile(round_up(K, 16)))`: `i16` im2col rows for
-/// one tile of pixels plus one widened weight row, and one byte of slack so
-/// that the `i16` view can start on an even address whatever the scratch
-/// alignment. 0 for the direct path (see `uses_direct_path`) or an empty output.
+/// `2 * (round_up(tile, NR) + MR) * round_up(K, 16) + 1` where
+/// `K = c_in / groups * kh * kw` and `tile = min(oh * ow, pixel_tile(round_up(K, 16)))`:
+/// `i16` im2col panels for one tile of pixels (whole blocks of [`NR`]) plus
+/// [`MR`] widened weight rows, and one byte of slack so that the `i16` view can
+/// start on an even address whatever the scratch alignment. 0 for the direct
+/// path (see `uses_direct_path`) or an empty output.
 pub fn conv2d_s8_fast_scratch_len(geometry: &ConvGeometry) -> usize {
     if geometry.groups == 0 {
         return 0;
@@ -67,7 +75,24 @@ pub fn conv2d_s8_fast_scratch_len(geometry: &ConvGeometry) -> usize {
         return 0;
     }
     let kp = padded_taps(geometry.in_per_group(), &geometry.window);
-    2 * (pixels.min(pixel_tile(kp)) + 1) * kp + 1
+    2 * (pixels.min(pixel_tile(kp)).next_multiple_of(NR) + MR) * kp + 1
+}
+
+/// Scratch bytes for the fastest tiling: like [`conv2d_s8_fast_scratch_len`]
+/// with tiles of up to [`MAX_PIXEL_TILE`] pixels within 256 KiB, so the
+/// per-tile work (packing the receptive fields, widening the weights) is
+/// amortized over more pixels. The kernel takes any scratch of at least the
+/// minimum and tiles to fit what it gets; the converter plans this one unless
+/// told to keep the arena small.
+pub fn conv2d_s8_fast_scratch_len_fast(geometry: &ConvGeometry) -> usize {
+    let min = conv2d_s8_fast_scratch_len(geometry);
+    if min == 0 {
+        return 0;
+    }
+    let pixels = geometry.out_shape.h * geometry.out_shape.w;
+    let kp = padded_taps(geometry.in_per_group(), &geometry.window);
+    let tile = (FAST_TILE_VALUES / kp / NR * NR).clamp(MIN_PIXEL_TILE, MAX_PIXEL_TILE);
+    min.max(2 * (pixels.min(tile).next_multiple_of(NR) + MR) * kp + 1)
 }
 
 /// True when the direct path runs: one input channel per group in a grouped
@@ -125,8 +150,11 @@ fn conv2d_s8_fast_body(args: &ConvS8Args, output: &mut [i8], scratch: &mut [i8])
     } else if cfg!(target_arch = "aarch64") {
         // 8-bit operands: SDOT/SMMLA/SMULL multiply 16 pairs per instruction.
         im2col::conv_im2col_s8(GemmS8::best(), args, output, scratch);
-    } else {
+    } else if cfg!(target_arch = "arm") {
+        // SMLAD dot products, two rows at a time.
         im2col::conv_im2col(args, output, scratch);
+    } else {
+        panel::conv_panel(args, output, scratch);
     }
 }
 

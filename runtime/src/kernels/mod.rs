@@ -16,6 +16,7 @@ mod args;
 pub(crate) mod broadcast;
 pub(crate) mod cpu;
 pub(crate) mod dot;
+pub(crate) mod gemm_i16;
 pub mod gemm_s8;
 #[cfg(test)]
 mod test_rng;
@@ -48,6 +49,7 @@ pub mod concat_s8;
 pub mod conv2d_s8;
 pub mod conv2d_s8_fast;
 pub mod conv_transpose2d_s8;
+pub mod conv_transpose2d_s8_fast;
 pub mod fully_connected_s8;
 pub mod fully_connected_s8_fast;
 pub mod gru_s8;

@@ -117,6 +117,11 @@ impl<'m, 'a> OpCheck<'m, 'a> {
         Ok(())
     }
 
+    /// True when the op record names a scratch tensor.
+    pub(crate) fn has_scratch(&self) -> bool {
+        self.op.scratch.is_some()
+    }
+
     /// After the op's own check: a scratch tensor its check did not ask for.
     pub(crate) fn check_unused_scratch(&self) -> Check<()> {
         if self.op.scratch.is_some() && !self.scratch_checked.get() {

@@ -7,7 +7,7 @@ use super::registration::{Registration, any_dtype, float_input, int8_input};
 use super::run::OpRun;
 use crate::error::Result;
 use crate::format::{DType, Opcode};
-use crate::kernels::{self, FloatWeight};
+use crate::kernels::{self, ConvGeometry, FloatWeight, Int8Kernels};
 
 /// Every kernel: int8 and float.
 pub const ANY: Registration = Registration {
@@ -36,8 +36,21 @@ pub const FLOAT: Registration = Registration {
     run: run_float,
 };
 
+/// The shapes, and the scratch of the fast int8 kernel when the file carries
+/// one (format 1.3; older files have none and run the reference kernel).
 fn check(op: &OpCheck<'_, '_>) -> Check<()> {
-    check_conv(op).map(|_| ())
+    let (params, in_shape, out_shape) = check_conv(op)?;
+    if !op.has_scratch() || op.input(0)?.dtype != DType::I8 {
+        return Ok(());
+    }
+    let geometry = ConvGeometry {
+        in_shape,
+        out_shape,
+        window: params.window,
+        groups: params.groups,
+    };
+    let need = kernels::conv_transpose2d_s8_fast::conv_transpose2d_s8_fast_scratch_len(&geometry);
+    op.check_scratch(need, DType::I8)
 }
 
 fn run_any(op: &OpRun<'_>) -> Result<()> {
@@ -50,7 +63,14 @@ fn run_any(op: &OpRun<'_>) -> Result<()> {
 
 fn run_int8(op: &OpRun<'_>) -> Result<()> {
     let args = int8_args(op)?;
-    kernels::conv_transpose2d_s8::conv_transpose2d_s8(&args, op.output());
+    let scratch = op.scratch();
+    let need =
+        kernels::conv_transpose2d_s8_fast::conv_transpose2d_s8_fast_scratch_len(&args.geometry);
+    if op.int8_kernels() == Int8Kernels::Reference || need == 0 || scratch.len() < need {
+        kernels::conv_transpose2d_s8::conv_transpose2d_s8(&args, op.output());
+    } else {
+        kernels::conv_transpose2d_s8_fast::conv_transpose2d_s8_fast(&args, op.output(), scratch);
+    }
     Ok(())
 }
 

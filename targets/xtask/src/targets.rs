@@ -285,6 +285,7 @@ fn convert_cnn(tern: &Path, model: &Path) -> Result<(), String> {
             "tests/fixtures/cnn.onnx",
             "--precision",
             "int8",
+            "--small-arena",
             "--quiet",
             "-o",
         ])

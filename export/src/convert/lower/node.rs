@@ -6,7 +6,7 @@ use tern_runtime::format::{DType, NONE_INDEX, Opcode};
 use tern_runtime::kernels::binary_s8::BinaryS8Params;
 use tern_runtime::kernels::lut_s8::build_lut_s8;
 use tern_runtime::kernels::softmax_s8::softmax_s8_exp_table;
-use tern_runtime::kernels::{ConvGeometry, conv2d_f32, conv2d_s8_fast};
+use tern_runtime::kernels::{ConvGeometry, conv_transpose2d_s8_fast, conv2d_f32, conv2d_s8_fast};
 use tern_runtime::ops::{self, ClampWords, ConvParams, FullyConnectedParams, PoolParams};
 use tern_runtime::quant::Requant;
 
@@ -101,29 +101,34 @@ impl Lowering<'_> {
                 }
                 .encode(&mut op.params);
                 op.inputs = self.weighted_inputs(node, x, int8)?;
-                if !transpose {
-                    let geometry = ConvGeometry {
-                        in_shape: shape4(&self.g.values[x].shape),
-                        out_shape: shape4(&self.g.values[node.output].shape),
-                        window: *window,
-                        groups: *groups,
-                    };
-                    let bytes = if int8 {
-                        conv2d_s8_fast::conv2d_s8_fast_scratch_len(&geometry)
-                    } else {
-                        4 * conv2d_f32::conv2d_f32_scratch_len(&geometry)
-                    };
-                    if bytes > 0 {
-                        let dtype = act_dtype;
-                        let s = self.file.add(TensorDesc {
-                            name: format!("{}.scratch", node.name),
-                            dtype,
-                            shape: vec![bytes / dtype.size()],
-                            storage: Storage::Arena,
-                            quant: TensorQuant::None,
-                            offset: 0,
-                        });
-                        op.scratch = Some(s);
+                let geometry = ConvGeometry {
+                    in_shape: shape4(&self.g.values[x].shape),
+                    out_shape: shape4(&self.g.values[node.output].shape),
+                    window: *window,
+                    groups: *groups,
+                };
+                let bytes = match (transpose, int8) {
+                    (false, true) => conv2d_s8_fast::conv2d_s8_fast_scratch_len_fast(&geometry),
+                    (false, false) => 4 * conv2d_f32::conv2d_f32_scratch_len(&geometry),
+                    (true, true) => {
+                        conv_transpose2d_s8_fast::conv_transpose2d_s8_fast_scratch_len(&geometry)
+                    }
+                    (true, false) => 0,
+                };
+                if bytes > 0 {
+                    let dtype = act_dtype;
+                    let s = self.file.add(TensorDesc {
+                        name: format!("{}.scratch", node.name),
+                        dtype,
+                        shape: vec![bytes / dtype.size()],
+                        storage: Storage::Arena,
+                        quant: TensorQuant::None,
+                        offset: 0,
+                    });
+                    op.scratch = Some(s);
+                    if int8 && !transpose {
+                        let min = conv2d_s8_fast::conv2d_s8_fast_scratch_len(&geometry);
+                        self.file.scratch_min.push((s, min));
                     }
                 }
             }

@@ -1,0 +1,258 @@
+//! The panel path of [`super::conv2d_s8_fast`] (two or more input channels per
+//! group, x86-64 and other targets without an 8-bit dot product): register-blocked
+//! [`gemm_i16_tile`] micro-kernels over K-pair panels.
+//!
+//! For each tile of output pixels (a multiple of [`NR`], see [`super::pixel_tile`])
+//! the receptive fields are packed once into `[block][k2][NR][2]` `i16` panels
+//! holding `x - input_zero_point` (padding taps 0, so no zero-point correction);
+//! then, for each block of [`MR`] output channels, the weight rows are widened
+//! into a `[k2][MR][2]` panel and every pixel block of the tile runs one
+//! micro-kernel call. The `MR x tile` sums, already in NCHW row order, get the
+//! bias and the requantization of [`ConvS8Quant::finish_row`](super::super::conv2d_s8::ConvS8Quant).
+//! A 1x1 stride-1 convolution reads its input rows in place: no im2col gather.
+
+use super::super::conv2d_s8::bias_of;
+use super::super::gemm_i16::{MR, NR, TileArgs, gemm_i16_tile};
+use super::super::{ConvGeometry, ConvS8Args};
+use super::{MAX_PIXEL_TILE, MIN_PIXEL_TILE, conv2d_s8_fast_scratch_len, padded_taps};
+
+/// Panel path for two or more input channels per group.
+#[inline(always)]
+pub(super) fn conv_panel(args: &ConvS8Args, output: &mut [i8], scratch: &mut [i8]) {
+    let ConvS8Args {
+        input,
+        weights,
+        bias,
+        ref geometry,
+        ref quant,
+    } = *args;
+    debug_assert!(
+        scratch.len() >= conv2d_s8_fast_scratch_len(geometry),
+        "conv2d_s8_fast: scratch too small"
+    );
+    let packer = Packer::new(geometry, quant.input_zero_point);
+    let (taps, k2) = (packer.taps, packer.k2);
+    debug_assert!(weights.len() >= geometry.out_shape.c * taps);
+    let (cout_g, groups) = (geometry.out_per_group(), geometry.groups);
+    let pixels = geometry.out_shape.h * geometry.out_shape.w;
+    let kp = padded_taps(packer.cin_g, &geometry.window);
+    let tile = panel_tile(scratch.len(), kp, pixels);
+    let (_, scratch16, _) = bytemuck::pod_align_to_mut::<i8, i16>(scratch);
+    let (b_panel, rest) = scratch16.split_at_mut(tile.next_multiple_of(NR) * kp);
+    let a_panel = &mut rest[..k2 * MR * 2];
+    let mut sums = [0i32; MR * MAX_PIXEL_TILE];
+    for n in 0..geometry.out_shape.n {
+        for g in 0..groups {
+            let mut p0 = 0;
+            while p0 < pixels {
+                let count = (pixels - p0).min(tile);
+                let ldo = count.next_multiple_of(NR);
+                let ldb = 2 * ldo;
+                let b_panel = &mut b_panel[..k2 * ldb];
+                packer.pack(input, n, g * packer.cin_g, p0, count, b_panel);
+                let end = (g + 1) * cout_g;
+                let mut oc0 = g * cout_g;
+                while oc0 < end {
+                    let mb = (end - oc0).min(MR);
+                    widen_weights(&weights[oc0 * taps..][..mb * taps], taps, a_panel);
+                    for j in (0..ldo).step_by(NR) {
+                        let t = TileArgs {
+                            k2,
+                            a: a_panel,
+                            b: &b_panel[2 * j..],
+                            ldb,
+                        };
+                        gemm_i16_tile(t, &mut sums[j..], ldo);
+                    }
+                    for m in 0..mb {
+                        let oc = oc0 + m;
+                        let row = &mut sums[m * ldo..][..count];
+                        let b = bias_of(bias, oc);
+                        for sum in row.iter_mut() {
+                            *sum = sum.wrapping_add(b);
+                        }
+                        let start = (n * geometry.out_shape.c + oc) * pixels + p0;
+                        quant.finish_row(quant.requant_of(oc), row, &mut output[start..][..count]);
+                    }
+                    oc0 += mb;
+                }
+                p0 += count;
+            }
+        }
+    }
+}
+
+/// Output pixels per tile (a multiple of [`NR`] up to [`MAX_PIXEL_TILE`], or
+/// all `pixels`) that `scratch_len` bytes hold: `2 * (round_up(tile, NR) + MR) * kp + 1`.
+#[inline(always)]
+pub(super) fn panel_tile(scratch_len: usize, kp: usize, pixels: usize) -> usize {
+    let fits = (scratch_len.saturating_sub(1) / 2 / kp.max(1)).saturating_sub(MR);
+    let tile = (fits / NR * NR).clamp(MIN_PIXEL_TILE, MAX_PIXEL_TILE);
+    if pixels.next_multiple_of(NR) <= tile {
+        pixels
+    } else {
+        tile
+    }
+}
+
+/// Widens up to [`MR`] weight rows of `taps` values (`rows.len() / taps` of
+/// them) into the `[k2][MR][2]` panel; missing rows and the odd tap are 0.
+#[inline(always)]
+fn widen_weights(rows: &[i8], taps: usize, panel: &mut [i16]) {
+    let k2 = taps.div_ceil(2);
+    let panel = &mut panel[..k2 * MR * 2];
+    let count = rows.len() / taps.max(1);
+    if count < MR || taps % 2 == 1 {
+        panel.fill(0);
+    }
+    for m in 0..count.min(MR) {
+        let row = &rows[m * taps..][..taps];
+        let (pairs, odd) = row.as_chunks::<2>();
+        for (dst, pair) in panel.chunks_exact_mut(MR * 2).zip(pairs) {
+            dst[2 * m] = pair[0] as i16;
+            dst[2 * m + 1] = pair[1] as i16;
+        }
+        if let [last] = odd {
+            panel[(k2 - 1) * MR * 2 + 2 * m] = *last as i16;
+        }
+    }
+}
+
+/// Packs tiles of receptive fields into `[block][k2][NR][2]` panels.
+struct Packer {
+    geometry: ConvGeometry,
+    zp: i32,
+    cin_g: usize,
+    /// `K = cin_g * kh * kw`.
+    taps: usize,
+    /// `ceil(K / 2)`, pairs per receptive field.
+    k2: usize,
+    /// 1x1, stride 1, no padding, output plane = input plane: rows read in place.
+    pointwise: bool,
+}
+
+impl Packer {
+    #[inline(always)]
+    fn new(geometry: &ConvGeometry, zp: i32) -> Packer {
+        let cin_g = geometry.in_per_group();
+        let w = &geometry.window;
+        let taps = cin_g * w.kernel[0] * w.kernel[1];
+        let (ins, outs) = (geometry.in_shape, geometry.out_shape);
+        Packer {
+            geometry: *geometry,
+            zp,
+            cin_g,
+            taps,
+            k2: taps.div_ceil(2),
+            pointwise: w.kernel == [1, 1]
+                && w.stride == [1, 1]
+                && w.pad_begin == [0, 0]
+                && outs.w == ins.w
+                && outs.h <= ins.h,
+        }
+    }
+
+    /// Fills `panel` (`[k2][ldb / 2][2]`, `ldb = 2 * round_up(count, NR)`) with
+    /// output pixels `p0..p0 + count` of batch item `n`, input channels
+    /// `ic0..ic0 + cin_g`; pixels past `count` and the odd tap past `K` are 0.
+    #[inline(always)]
+    fn pack(&self, input: &[i8], n: usize, ic0: usize, p0: usize, count: usize, panel: &mut [i16]) {
+        let ins = self.geometry.in_shape;
+        let in_plane = ins.h * ins.w;
+        let planes = &input[(n * ins.c + ic0) * in_plane..][..self.cin_g * in_plane];
+        let width = count.next_multiple_of(NR);
+        let mut rows = [[0i16; MAX_PIXEL_TILE]; 2];
+        for (s, dst) in panel.chunks_exact_mut(2 * width).take(self.k2).enumerate() {
+            for (h, row) in rows.iter_mut().enumerate() {
+                let row = &mut row[..width];
+                let k = 2 * s + h;
+                if k >= self.taps || in_plane == 0 {
+                    row.fill(0);
+                } else {
+                    self.fill_row(planes, in_plane, k, p0, count, row);
+                }
+            }
+            let (r0, r1) = (&rows[0][..width], &rows[1][..width]);
+            for ((d, &x0), &x1) in dst.chunks_exact_mut(2).zip(r0).zip(r1) {
+                d[0] = x0;
+                d[1] = x1;
+            }
+        }
+    }
+
+    /// Tap `k` of output pixels `p0..p0 + count` into `row[..count]` as `x - zp`
+    /// (padding 0), and 0 into the rest of `row`.
+    #[inline(always)]
+    fn fill_row(
+        &self,
+        planes: &[i8],
+        in_plane: usize,
+        k: usize,
+        p0: usize,
+        count: usize,
+        row: &mut [i16],
+    ) {
+        let ConvGeometry {
+            in_shape,
+            out_shape,
+            ref window,
+            ..
+        } = self.geometry;
+        let zp = self.zp;
+        let (valid, tail) = row.split_at_mut(count);
+        tail.fill(0);
+        let [kh, kw] = window.kernel;
+        let (ic, tap) = (k / (kh * kw), k % (kh * kw));
+        let plane = &planes[ic * in_plane..][..in_plane];
+        if self.pointwise {
+            for (d, &x) in valid.iter_mut().zip(&plane[p0..p0 + count]) {
+                *d = (x as i32 - zp) as i16;
+            }
+            return;
+        }
+        let (ky, kx) = (tap / kw, tap % kw);
+        let [sh, sw] = window.stride;
+        let (ih, iw, ow) = (in_shape.h, in_shape.w, out_shape.w);
+        let (mut oy, mut ox) = (p0 / ow, p0 % ow);
+        let mut t = 0;
+        while t < count {
+            let seg = (ow - ox).min(count - t);
+            let dst = &mut valid[t..t + seg];
+            let iy = (oy * sh + ky * window.dilation[0]).wrapping_sub(window.pad_begin[0]);
+            if iy >= ih {
+                dst.fill(0);
+            } else {
+                let src = &plane[iy * iw..][..iw];
+                let base = kx * window.dilation[1];
+                // Input column of segment element i; in range on one contiguous run.
+                let ix = |i: usize| ((ox + i) * sw + base).wrapping_sub(window.pad_begin[1]);
+                let mut lo = 0;
+                while lo < seg && ix(lo) >= iw {
+                    lo += 1;
+                }
+                let mut hi = seg;
+                while hi > lo && ix(hi - 1) >= iw {
+                    hi -= 1;
+                }
+                dst[..lo].fill(0);
+                dst[hi..].fill(0);
+                if hi > lo {
+                    let start = ix(lo);
+                    let dst = &mut dst[lo..hi];
+                    if sw == 1 {
+                        for (d, &x) in dst.iter_mut().zip(&src[start..]) {
+                            *d = (x as i32 - zp) as i16;
+                        }
+                    } else {
+                        for (d, &x) in dst.iter_mut().zip(src[start..].iter().step_by(sw)) {
+                            *d = (x as i32 - zp) as i16;
+                        }
+                    }
+                }
+            }
+            t += seg;
+            ox = 0;
+            oy += 1;
+        }
+    }
+}
