@@ -133,6 +133,13 @@ impl FileModel {
     /// tiles. Call before [`FileModel::plan_arena`].
     pub fn shrink_scratch(&mut self) {
         for &(t, bytes) in &self.scratch_min {
+            if bytes == 0 {
+                // The kernel's smallest form needs none: the op loses its
+                // scratch and the tensor, used by nothing, takes no space.
+                for op in self.ops.iter_mut().filter(|op| op.scratch == Some(t)) {
+                    op.scratch = None;
+                }
+            }
             let t = &mut self.tensors[t as usize];
             t.shape = vec![bytes.div_ceil(t.dtype.size())];
         }

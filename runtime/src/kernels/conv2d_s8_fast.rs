@@ -27,6 +27,7 @@ use super::gemm_i16::{MR, NR};
 use super::gemm_s8::GemmS8;
 use super::{ConvGeometry, ConvS8Args, Window2d};
 
+mod depthwise;
 mod direct;
 mod im2col;
 mod panel;
@@ -85,6 +86,9 @@ pub fn conv2d_s8_fast_scratch_len(geometry: &ConvGeometry) -> usize {
 /// minimum and tiles to fit what it gets; the converter plans this one unless
 /// told to keep the arena small.
 pub fn conv2d_s8_fast_scratch_len_fast(geometry: &ConvGeometry) -> usize {
+    if is_depthwise(geometry) {
+        return depthwise::band_scratch_len(geometry);
+    }
     let min = conv2d_s8_fast_scratch_len(geometry);
     if min == 0 {
         return 0;
@@ -93,6 +97,16 @@ pub fn conv2d_s8_fast_scratch_len_fast(geometry: &ConvGeometry) -> usize {
     let kp = padded_taps(geometry.in_per_group(), &geometry.window);
     let tile = (FAST_TILE_VALUES / kp / NR * NR).clamp(MIN_PIXEL_TILE, MAX_PIXEL_TILE);
     min.max(2 * (pixels.min(tile).next_multiple_of(NR) + MR) * kp + 1)
+}
+
+/// One input channel per group in a grouped convolution whose kernel fits the
+/// direct path: the banded depthwise path runs when the scratch allows.
+fn is_depthwise(geometry: &ConvGeometry) -> bool {
+    let w = &geometry.window;
+    geometry.in_per_group() == 1
+        && geometry.groups > 1
+        && w.kernel[0] * w.kernel[1] > 0
+        && direct::direct_chunk(w) > 0
 }
 
 /// True when the direct path runs: one input channel per group in a grouped
@@ -145,13 +159,18 @@ fn conv2d_s8_fast_body(args: &ConvS8Args, output: &mut [i8], scratch: &mut [i8])
     if out_shape.is_empty() {
         return;
     }
-    if uses_direct_path(&args.geometry) {
+    let pixels = out_shape.h * out_shape.w;
+    let band = depthwise::band_scratch_len(&args.geometry);
+    if is_depthwise(&args.geometry) && band > 0 && scratch.len() >= band {
+        depthwise::conv_depthwise_banded(args, output, scratch);
+    } else if uses_direct_path(&args.geometry) {
         direct::conv_direct(args, output);
     } else if cfg!(target_arch = "aarch64") {
         // 8-bit operands: SDOT/SMMLA/SMULL multiply 16 pairs per instruction.
         im2col::conv_im2col_s8(GemmS8::best(), args, output, scratch);
-    } else if cfg!(target_arch = "arm") {
-        // SMLAD dot products, two rows at a time.
+    } else if cfg!(target_arch = "arm") || pixels < NR / 2 {
+        // SMLAD dot products, two rows at a time; or too few pixels to fill
+        // the panel micro-kernel's lanes (a 1x1 map: one dot product per channel).
         im2col::conv_im2col(args, output, scratch);
     } else {
         panel::conv_panel(args, output, scratch);

@@ -42,7 +42,7 @@ fn check_case(rng: &mut XorShift, geometry: ConvGeometry, case: usize) {
     let [kh, kw] = geometry.window.kernel;
     let input = rng.i8s(s.len(), -128, 127);
     let weights = rng.i8s(o.c * geometry.in_per_group() * kh * kw, -128, 127);
-    let bias: Vec<i32> = if case % 3 == 0 {
+    let bias: Vec<i32> = if case.is_multiple_of(3) {
         Vec::new()
     } else {
         (0..o.c).map(|_| rng.range(-5000, 5000)).collect()
