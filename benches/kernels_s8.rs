@@ -6,7 +6,8 @@
 //! connected layer are also timed through the 8-bit GEMM path with every
 //! dot-product variant this CPU runs (`gemm-portable`; on AArch64 also
 //! `gemm-neon`, `gemm-neon-sdot`, `gemm-neon-i8mm`). The int8 binaries are timed on
-//! an SE block's per-channel Mul and a residual Add.
+//! an SE block's per-channel Mul and a residual Add. `peak` times the AVX2
+//! dot-product instruction alone, the ceiling for the convolutions' GMAC/s.
 //!
 //! `cargo bench -p tern-benches --bench kernels_s8`
 
@@ -371,7 +372,49 @@ fn binary(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, conv, fully_connected, max_pool, binary);
+/// The peak the int8 convolution is measured against: a loop of the x86-64
+/// AVX2 dot-product instruction alone (`vpmaddwd`, 16 multiply-adds of `i16`
+/// pairs per instruction, what the panel micro-kernel issues), eight
+/// independent accumulators, no loads. GMAC/s = the `Gelem/s` it prints;
+/// a convolution's efficiency is its own `Gelem/s` over this one.
+fn peak(c: &mut Criterion) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        const STEPS: u64 = 100_000;
+        let mut group = c.benchmark_group("peak");
+        group.throughput(Throughput::Elements(STEPS * 8 * 16));
+        group.bench_function("avx2_vpmaddwd_loop", |b| {
+            // SAFETY: AVX2 was detected just above.
+            b.iter(|| unsafe { vpmaddwd_loop(black_box(STEPS)) })
+        });
+        group.finish();
+    }
+    let _ = c;
+}
+
+/// `steps` rounds of eight independent `vpmaddwd` + `vpaddd` pairs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn vpmaddwd_loop(steps: u64) -> i32 {
+    use std::arch::x86_64::{
+        _mm256_add_epi32, _mm256_extract_epi32, _mm256_madd_epi16, _mm256_set1_epi16,
+        _mm256_setzero_si256,
+    };
+    let (mut x, y) = (_mm256_set1_epi16(3), _mm256_set1_epi16(-5));
+    let mut acc = [_mm256_setzero_si256(); 8];
+    for _ in 0..steps {
+        // SAFETY: an empty asm block; it only makes `x` opaque to the
+        // optimizer (no instruction, no memory), so the products are not hoisted.
+        unsafe { std::arch::asm!("/* {0} */", inout(ymm_reg) x, options(pure, nomem, nostack)) };
+        for a in acc.iter_mut() {
+            *a = _mm256_add_epi32(*a, _mm256_madd_epi16(x, y));
+        }
+    }
+    acc.iter()
+        .fold(0, |s, &a| s.wrapping_add(_mm256_extract_epi32::<0>(a)))
+}
+
+criterion_group!(benches, conv, fully_connected, max_pool, binary, peak);
 
 fn main() {
     benches();

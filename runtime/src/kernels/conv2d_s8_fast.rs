@@ -43,10 +43,9 @@ const TILE_VALUES: usize = 2048;
 
 /// Output pixels per im2col tile for padded row length `kp`: about
 /// [`TILE_VALUES`] values, so that short rows (a first layer's `K = 9`) still
-/// amortize the per-tile, per-channel work over many pixels; a multiple of the
-/// panel micro-kernel's [`NR`].
+/// amortize the per-tile, per-channel work over many pixels.
 pub fn pixel_tile(kp: usize) -> usize {
-    (TILE_VALUES / kp.max(1) / NR * NR).clamp(MIN_PIXEL_TILE, MAX_PIXEL_TILE)
+    (TILE_VALUES / kp.max(1)).clamp(MIN_PIXEL_TILE, MAX_PIXEL_TILE)
 }
 /// `i16` values of one im2col tile in [`conv2d_s8_fast_scratch_len_fast`]
 /// (256 KiB, inside a Cortex-A or x86-64 L2 cache).
@@ -59,14 +58,16 @@ const DIRECT_LANES: usize = 16;
 /// Bytes of the direct path's zero-point-padded input row buffer.
 const DIRECT_ROW: usize = 256;
 
-/// Scratch bytes [`conv2d_s8_fast`] needs for this geometry (0 for the direct path).
+/// Scratch bytes [`conv2d_s8_fast`] needs at least for this geometry (0 for
+/// the direct path): what the op's check requires, unchanged since format 1.0.
 ///
-/// `2 * (round_up(tile, NR) + MR) * round_up(K, 16) + 1` where
-/// `K = c_in / groups * kh * kw` and `tile = min(oh * ow, pixel_tile(round_up(K, 16)))`:
-/// `i16` im2col panels for one tile of pixels (whole blocks of [`NR`]) plus
-/// [`MR`] widened weight rows, and one byte of slack so that the `i16` view can
-/// start on an even address whatever the scratch alignment. 0 for the direct
-/// path (see `uses_direct_path`) or an empty output.
+/// `2 * (tile + 1) * round_up(K, 16) + 1` where `K = c_in / groups * kh * kw` and
+/// `tile = min(oh * ow, pixel_tile(round_up(K, 16)))`: `i16` im2col rows for
+/// one tile of pixels plus one widened weight row, and one byte of slack so
+/// that the `i16` view can start on an even address whatever the scratch
+/// alignment. 0 for the direct path (see `uses_direct_path`) or an empty output.
+/// With this much the dot-product path runs; the panel and banded depthwise
+/// paths need [`conv2d_s8_fast_scratch_len_fast`].
 pub fn conv2d_s8_fast_scratch_len(geometry: &ConvGeometry) -> usize {
     if geometry.groups == 0 {
         return 0;
@@ -76,14 +77,15 @@ pub fn conv2d_s8_fast_scratch_len(geometry: &ConvGeometry) -> usize {
         return 0;
     }
     let kp = padded_taps(geometry.in_per_group(), &geometry.window);
-    2 * (pixels.min(pixel_tile(kp)).next_multiple_of(NR) + MR) * kp + 1
+    2 * (pixels.min(pixel_tile(kp)) + 1) * kp + 1
 }
 
-/// Scratch bytes for the fastest tiling: like [`conv2d_s8_fast_scratch_len`]
-/// with tiles of up to [`MAX_PIXEL_TILE`] pixels within 256 KiB, so the
-/// per-tile work (packing the receptive fields, widening the weights) is
-/// amortized over more pixels. The kernel takes any scratch of at least the
-/// minimum and tiles to fit what it gets; the converter plans this one unless
+/// Scratch bytes for the fastest paths: the banded depthwise path, or the
+/// panel path with tiles of up to [`MAX_PIXEL_TILE`] pixels within 256 KiB
+/// (`2 * (round_up(tile, NR) + MR) * round_up(K, 16) + 1`), so the per-tile
+/// work (packing the receptive fields, widening the weights) is amortized over
+/// more pixels. The kernel takes any scratch of at least the minimum and uses
+/// the fastest path and tiling that fit; the converter plans this one unless
 /// told to keep the arena small.
 pub fn conv2d_s8_fast_scratch_len_fast(geometry: &ConvGeometry) -> usize {
     if is_depthwise(geometry) {
@@ -168,12 +170,17 @@ fn conv2d_s8_fast_body(args: &ConvS8Args, output: &mut [i8], scratch: &mut [i8])
     } else if cfg!(target_arch = "aarch64") {
         // 8-bit operands: SDOT/SMMLA/SMULL multiply 16 pairs per instruction.
         im2col::conv_im2col_s8(GemmS8::best(), args, output, scratch);
-    } else if cfg!(target_arch = "arm") || pixels < NR / 2 {
-        // SMLAD dot products, two rows at a time; or too few pixels to fill
-        // the panel micro-kernel's lanes (a 1x1 map: one dot product per channel).
-        im2col::conv_im2col(args, output, scratch);
+    } else if let Some(tile) = panel::panel_tile(&args.geometry, scratch.len())
+        && !cfg!(target_arch = "arm")
+        && pixels >= NR / 2
+    {
+        panel::conv_panel(args, output, scratch, tile);
     } else {
-        panel::conv_panel(args, output, scratch);
+        // SMLAD dot products two rows at a time on Cortex-M; elsewhere the path
+        // for a scratch planned small (--small-arena, files before the panel
+        // path) or too few pixels to fill the panel micro-kernel's lanes (a 1x1
+        // map: one dot product per channel).
+        im2col::conv_im2col(args, output, scratch);
     }
 }
 

@@ -2,7 +2,7 @@
 //! group, x86-64 and other targets without an 8-bit dot product): register-blocked
 //! [`gemm_i16_tile`] micro-kernels over K-pair panels.
 //!
-//! For each tile of output pixels (a multiple of [`NR`], see [`super::pixel_tile`])
+//! For each tile of output pixels (a multiple of [`NR`], as many as the scratch holds)
 //! the receptive fields are packed once into `[block][k2][NR][2]` `i16` panels
 //! holding `x - input_zero_point` (padding taps 0, so no zero-point correction);
 //! then, for each block of [`MR`] output channels, the weight rows are widened
@@ -14,11 +14,11 @@
 use super::super::conv2d_s8::bias_of;
 use super::super::gemm_i16::{MR, NR, TileArgs, gemm_i16_tile};
 use super::super::{ConvGeometry, ConvS8Args};
-use super::{MAX_PIXEL_TILE, MIN_PIXEL_TILE, conv2d_s8_fast_scratch_len, padded_taps};
+use super::{MAX_PIXEL_TILE, padded_taps};
 
 /// Panel path for two or more input channels per group.
 #[inline(always)]
-pub(super) fn conv_panel(args: &ConvS8Args, output: &mut [i8], scratch: &mut [i8]) {
+pub(super) fn conv_panel(args: &ConvS8Args, output: &mut [i8], scratch: &mut [i8], tile: usize) {
     let ConvS8Args {
         input,
         weights,
@@ -26,17 +26,13 @@ pub(super) fn conv_panel(args: &ConvS8Args, output: &mut [i8], scratch: &mut [i8
         ref geometry,
         ref quant,
     } = *args;
-    debug_assert!(
-        scratch.len() >= conv2d_s8_fast_scratch_len(geometry),
-        "conv2d_s8_fast: scratch too small"
-    );
+    debug_assert_eq!(panel_tile(geometry, scratch.len()), Some(tile));
     let packer = Packer::new(geometry, quant.input_zero_point);
     let (taps, k2) = (packer.taps, packer.k2);
     debug_assert!(weights.len() >= geometry.out_shape.c * taps);
     let (cout_g, groups) = (geometry.out_per_group(), geometry.groups);
     let pixels = geometry.out_shape.h * geometry.out_shape.w;
     let kp = padded_taps(packer.cin_g, &geometry.window);
-    let tile = panel_tile(scratch.len(), kp, pixels);
     let (_, scratch16, _) = bytemuck::pod_align_to_mut::<i8, i16>(scratch);
     let (b_panel, rest) = scratch16.split_at_mut(tile.next_multiple_of(NR) * kp);
     let a_panel = &mut rest[..k2 * MR * 2];
@@ -82,16 +78,19 @@ pub(super) fn conv_panel(args: &ConvS8Args, output: &mut [i8], scratch: &mut [i8
     }
 }
 
-/// Output pixels per tile (a multiple of [`NR`] up to [`MAX_PIXEL_TILE`], or
-/// all `pixels`) that `scratch_len` bytes hold: `2 * (round_up(tile, NR) + MR) * kp + 1`.
-#[inline(always)]
-pub(super) fn panel_tile(scratch_len: usize, kp: usize, pixels: usize) -> usize {
-    let fits = (scratch_len.saturating_sub(1) / 2 / kp.max(1)).saturating_sub(MR);
-    let tile = (fits / NR * NR).clamp(MIN_PIXEL_TILE, MAX_PIXEL_TILE);
+/// Output pixels per tile that `scratch_len` bytes hold for this geometry,
+/// `2 * (round_up(tile, NR) + MR) * kp + 1` bytes: a multiple of [`NR`] up to
+/// [`MAX_PIXEL_TILE`], or all the pixels; `None` when not even one block of
+/// [`NR`] pixels fits (the dot-product path runs instead).
+pub(super) fn panel_tile(geometry: &ConvGeometry, scratch_len: usize) -> Option<usize> {
+    let kp = padded_taps(geometry.in_per_group(), &geometry.window);
+    let pixels = geometry.out_shape.h * geometry.out_shape.w;
+    let fits = (scratch_len.saturating_sub(1) / 2 / kp.max(1)).checked_sub(MR)?;
+    let tile = (fits / NR * NR).min(MAX_PIXEL_TILE);
     if pixels.next_multiple_of(NR) <= tile {
-        pixels
+        Some(pixels)
     } else {
-        tile
+        (tile >= NR).then_some(tile)
     }
 }
 

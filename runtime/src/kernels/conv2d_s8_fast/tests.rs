@@ -218,17 +218,18 @@ fn scratch_len_is_zero_for_depthwise() {
         groups,
     };
     assert_eq!(conv2d_s8_fast_scratch_len(&geometry(s, 8)), 0);
-    // Dense 8 -> 8: K = 72 -> 80 padded, tile = 2048 / 80 = 25 -> 16 (a multiple of NR):
-    // 2 * (16 + MR) * 80 + 1.
-    assert_eq!(
-        conv2d_s8_fast_scratch_len(&geometry(s, 1)),
-        2 * (16 + 4) * 80 + 1
-    );
-    // Dense 1 -> 8 (a first layer) takes the im2col path: K = 9 -> 16, tile 100 (all
-    // pixels), panels of 112 pixels.
+    // Dense 8 -> 8: K = 72 -> 80 padded, tile = 2048 / 80 = 25 -> 2 * (25 + 1) * 80 + 1.
+    assert_eq!(conv2d_s8_fast_scratch_len(&geometry(s, 1)), 4161);
+    // Dense 1 -> 8 (a first layer) takes the im2col path: K = 9 -> 16, tile 100 (all pixels).
     let one = Shape4::new(1, 1, 10, 10);
     assert_eq!(
         conv2d_s8_fast_scratch_len(&geometry(one, 1)),
+        2 * 101 * 16 + 1
+    );
+    // The fast tiling: the depthwise band, and panels of 112 pixels (+ 4 weight rows).
+    assert!(conv2d_s8_fast_scratch_len_fast(&geometry(s, 8)) > 0);
+    assert_eq!(
+        conv2d_s8_fast_scratch_len_fast(&geometry(one, 1)),
         2 * (112 + 4) * 16 + 1
     );
 }
