@@ -44,6 +44,16 @@ pub fn convert_fixture(
     kind: ModelKind,
     precision: tern_export::convert::Precision,
 ) -> tern_export::convert::Converted {
+    convert_fixture_with(kind, precision, false)
+}
+
+/// [`convert_fixture`], with every kernel scratch at its smallest accepted
+/// size when `small_arena` (`tern convert --small-arena`, the firmware's plan).
+pub fn convert_fixture_with(
+    kind: ModelKind,
+    precision: tern_export::convert::Precision,
+    small_arena: bool,
+) -> tern_export::convert::Converted {
     use tern_export::convert;
     let graph = convert::load_graph(&fixture(kind), 1).expect("fixture imports");
     let samples = if precision == convert::Precision::Int8 {
@@ -52,11 +62,16 @@ pub fn convert_fixture(
     } else {
         Vec::new()
     };
-    convert::convert(
+    let options = convert::mixed::ConvertOptions {
+        small_arena,
+        ..Default::default()
+    };
+    convert::convert_with(
         &graph,
         precision,
         &samples,
         convert::Method::Minmax,
+        &options,
         Vec::new(),
         |_| {},
     )
