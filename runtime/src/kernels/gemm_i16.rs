@@ -79,7 +79,7 @@ pub(crate) fn gemm_i16_tile_portable(t: TileArgs<'_>, out: &mut [i32], ldo: usiz
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{MR, NR, TileArgs, b_steps};
+    use super::{MR, NR, TileArgs};
     use core::arch::x86_64::{
         __m256i, _mm256_add_epi32, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_set1_epi32,
         _mm256_setzero_si256, _mm256_storeu_si256,
@@ -90,23 +90,28 @@ mod x86 {
     /// broadcasts and eight `vpmaddwd`.
     #[target_feature(enable = "avx2")]
     pub(super) fn gemm_i16_tile_avx2(t: TileArgs<'_>, out: &mut [i32], ldo: usize) {
-        let a = &t.a[..t.k2 * MR * 2];
         let out = &mut out[..(MR - 1) * ldo + NR];
         let mut acc = [_mm256_setzero_si256(); 2 * MR];
-        for (pa, pb) in a.chunks_exact(MR * 2).zip(b_steps(&t)) {
-            let pb: &[i16; NR * 2] = pb.try_into().expect("one panel step");
-            // SAFETY: `pb` is 64 readable bytes; `loadu` has no alignment requirement.
-            let (b0, b1) = unsafe {
-                (
-                    _mm256_loadu_si256(pb.as_ptr().cast()),
-                    _mm256_loadu_si256(pb.as_ptr().add(NR).cast()),
-                )
-            };
-            for (m, w) in pa.chunks_exact(2).enumerate() {
-                let pair = (w[0] as u16 as u32 | (w[1] as u16 as u32) << 16) as i32;
-                let w = _mm256_set1_epi32(pair);
-                acc[2 * m] = _mm256_add_epi32(acc[2 * m], _mm256_madd_epi16(w, b0));
-                acc[2 * m + 1] = _mm256_add_epi32(acc[2 * m + 1], _mm256_madd_epi16(w, b1));
+        if t.k2 > 0 {
+            // Bounds checked once here, so the loop has none.
+            let a = &t.a[..t.k2 * MR * 2];
+            let b = &t.b[..(t.k2 - 1) * t.ldb + 2 * NR];
+            let (mut pa, mut pb) = (a.as_ptr(), b.as_ptr());
+            for _ in 0..t.k2 {
+                // SAFETY: step s < k2 reads `pa[..2 * MR]` = `a[s * 2 * MR..][..2 * MR]` and
+                // `pb[..2 * NR]` = `b[s * ldb..][..2 * NR]`, inside the slices checked
+                // above; `loadu` and `read_unaligned` need no alignment.
+                unsafe {
+                    let b0 = _mm256_loadu_si256(pb.cast());
+                    let b1 = _mm256_loadu_si256(pb.add(NR).cast());
+                    for m in 0..MR {
+                        let w = _mm256_set1_epi32(pa.add(2 * m).cast::<i32>().read_unaligned());
+                        acc[2 * m] = _mm256_add_epi32(acc[2 * m], _mm256_madd_epi16(w, b0));
+                        acc[2 * m + 1] = _mm256_add_epi32(acc[2 * m + 1], _mm256_madd_epi16(w, b1));
+                    }
+                }
+                pa = pa.wrapping_add(2 * MR);
+                pb = pb.wrapping_add(t.ldb);
             }
         }
         for (m, halves) in acc.chunks_exact(2).enumerate() {
