@@ -162,17 +162,23 @@ fn conv2d_s8_fast_body(args: &ConvS8Args, output: &mut [i8], scratch: &mut [i8])
         return;
     }
     let pixels = out_shape.h * out_shape.w;
+    // The banded and panel paths serve CPUs with caches and wide vectors; on
+    // Cortex-M (`arm`) they are compiled out, which keeps the firmware small.
     let band = depthwise::band_scratch_len(&args.geometry);
-    if is_depthwise(&args.geometry) && band > 0 && scratch.len() >= band {
+    if !cfg!(target_arch = "arm")
+        && is_depthwise(&args.geometry)
+        && band > 0
+        && scratch.len() >= band
+    {
         depthwise::conv_depthwise_banded(args, output, scratch);
     } else if uses_direct_path(&args.geometry) {
         direct::conv_direct(args, output);
     } else if cfg!(target_arch = "aarch64") {
         // 8-bit operands: SDOT/SMMLA/SMULL multiply 16 pairs per instruction.
         im2col::conv_im2col_s8(GemmS8::best(), args, output, scratch);
-    } else if let Some(tile) = panel::panel_tile(&args.geometry, scratch.len())
-        && !cfg!(target_arch = "arm")
+    } else if !cfg!(target_arch = "arm")
         && pixels >= NR / 2
+        && let Some(tile) = panel::panel_tile(&args.geometry, scratch.len())
     {
         panel::conv_panel(args, output, scratch, tile);
     } else {
