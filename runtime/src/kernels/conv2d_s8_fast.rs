@@ -203,3 +203,41 @@ pub fn conv2d_s8_gemm(kind: GemmS8, args: &ConvS8Args, output: &mut [i8], scratc
         im2col::conv_im2col_s8(kind, args, output, scratch);
     }
 }
+
+/// `dst[j] = src[q + j * sw - pad] - zp` as `i16`, 0 where that column is
+/// outside `src`: one row of receptive-field taps (panel path) or of a column
+/// phase (banded depthwise path).
+#[inline(always)]
+pub(super) fn widen_strided_row(
+    src: &[i8],
+    q: usize,
+    sw: usize,
+    pad: usize,
+    zp: i32,
+    dst: &mut [i16],
+) {
+    // Input column of element j; in range on one contiguous run of j.
+    let col = |j: usize| (q + j * sw).wrapping_sub(pad);
+    let mut lo = 0;
+    while lo < dst.len() && col(lo) >= src.len() {
+        lo += 1;
+    }
+    let mut hi = dst.len();
+    while hi > lo && col(hi - 1) >= src.len() {
+        hi -= 1;
+    }
+    dst[..lo].fill(0);
+    dst[hi..].fill(0);
+    if hi > lo {
+        let (dst, start) = (&mut dst[lo..hi], col(lo));
+        if sw == 1 {
+            for (d, &x) in dst.iter_mut().zip(&src[start..]) {
+                *d = (x as i32 - zp) as i16;
+            }
+        } else {
+            for (d, &x) in dst.iter_mut().zip(src[start..].iter().step_by(sw)) {
+                *d = (x as i32 - zp) as i16;
+            }
+        }
+    }
+}

@@ -15,6 +15,7 @@
 
 use super::super::conv2d_s8::bias_of;
 use super::super::{ConvGeometry, ConvS8Args};
+use super::widen_strided_row;
 
 /// Target accumulators per band (16 KiB of `i32`).
 const BAND_VALUES: usize = 4096;
@@ -122,7 +123,7 @@ pub(super) fn conv_depthwise_banded(args: &ConvS8Args, output: &mut [i8], scratc
                             continue;
                         }
                         let src = &plane[iy as usize * ins.w..][..ins.w];
-                        fill_phase_row(src, q, sw, w.pad_begin[1], zp, dst);
+                        widen_strided_row(src, q, sw, w.pad_begin[1], zp, dst);
                     }
                 }
                 let acc = &mut acc_all[..rows * pitch];
@@ -149,35 +150,6 @@ pub(super) fn conv_depthwise_banded(args: &ConvS8Args, output: &mut [i8], scratc
                     quant.finish_row(requant, &acc_row[..outs.w], dst);
                 }
                 oy0 += rows;
-            }
-        }
-    }
-}
-
-/// Phase row `dst[j] = src[q + j * sw - pad] - zp`, 0 outside `src`.
-#[inline(always)]
-fn fill_phase_row(src: &[i8], q: usize, sw: usize, pad: usize, zp: i32, dst: &mut [i16]) {
-    // Input column of phase column j; in range on one contiguous run of j.
-    let col = |j: usize| (q + j * sw).wrapping_sub(pad);
-    let mut lo = 0;
-    while lo < dst.len() && col(lo) >= src.len() {
-        lo += 1;
-    }
-    let mut hi = dst.len();
-    while hi > lo && col(hi - 1) >= src.len() {
-        hi -= 1;
-    }
-    dst[..lo].fill(0);
-    dst[hi..].fill(0);
-    if hi > lo {
-        let (dst, start) = (&mut dst[lo..hi], col(lo));
-        if sw == 1 {
-            for (d, &x) in dst.iter_mut().zip(&src[start..]) {
-                *d = (x as i32 - zp) as i16;
-            }
-        } else {
-            for (d, &x) in dst.iter_mut().zip(src[start..].iter().step_by(sw)) {
-                *d = (x as i32 - zp) as i16;
             }
         }
     }

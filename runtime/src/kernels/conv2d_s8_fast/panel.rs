@@ -14,7 +14,7 @@
 use super::super::conv2d_s8::bias_of;
 use super::super::gemm_i16::{MR, NR, TileArgs, gemm_i16_tile};
 use super::super::{ConvGeometry, ConvS8Args};
-use super::{MAX_PIXEL_TILE, padded_taps};
+use super::{MAX_PIXEL_TILE, padded_taps, widen_strided_row};
 
 /// Panel path for two or more input channels per group.
 #[inline(always)]
@@ -222,32 +222,8 @@ impl Packer {
                 dst.fill(0);
             } else {
                 let src = &plane[iy * iw..][..iw];
-                let base = kx * window.dilation[1];
-                // Input column of segment element i; in range on one contiguous run.
-                let ix = |i: usize| ((ox + i) * sw + base).wrapping_sub(window.pad_begin[1]);
-                let mut lo = 0;
-                while lo < seg && ix(lo) >= iw {
-                    lo += 1;
-                }
-                let mut hi = seg;
-                while hi > lo && ix(hi - 1) >= iw {
-                    hi -= 1;
-                }
-                dst[..lo].fill(0);
-                dst[hi..].fill(0);
-                if hi > lo {
-                    let start = ix(lo);
-                    let dst = &mut dst[lo..hi];
-                    if sw == 1 {
-                        for (d, &x) in dst.iter_mut().zip(&src[start..]) {
-                            *d = (x as i32 - zp) as i16;
-                        }
-                    } else {
-                        for (d, &x) in dst.iter_mut().zip(src[start..].iter().step_by(sw)) {
-                            *d = (x as i32 - zp) as i16;
-                        }
-                    }
-                }
+                let q = ox * sw + kx * window.dilation[1];
+                widen_strided_row(src, q, sw, window.pad_begin[1], zp, dst);
             }
             t += seg;
             ox = 0;
