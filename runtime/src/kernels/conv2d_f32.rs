@@ -19,7 +19,7 @@ mod gemm;
 #[cfg(test)]
 mod tests;
 
-use gemm::{gemm, im2col};
+use gemm::{GemmF32, gemm, gemm_portable, im2col};
 
 /// Output channels per GEMM register tile.
 const TILE_OC: usize = 4;
@@ -87,6 +87,26 @@ pub fn conv2d_f32_scratch_len(geometry: &ConvGeometry) -> usize {
 /// `out_ch * in_ch/groups * kh * kw` values, `bias` (if any) `out_ch`, and
 /// `scratch.len() >= conv2d_f32_scratch_len(..)`.
 pub fn conv2d_f32<W: FloatWeight>(args: &ConvF32Args<W>, output: &mut [f32], scratch: &mut [f32]) {
+    conv(args, output, scratch, true);
+}
+
+/// [`conv2d_f32`] with the portable GEMM only, whatever the CPU (tests and
+/// benchmarks compare the two).
+pub fn conv2d_f32_portable<W: FloatWeight>(
+    args: &ConvF32Args<W>,
+    output: &mut [f32],
+    scratch: &mut [f32],
+) {
+    conv(args, output, scratch, false);
+}
+
+/// [`conv2d_f32`]; `fast`: the GEMM may use the CPU's micro-kernel.
+fn conv<W: FloatWeight>(
+    args: &ConvF32Args<W>,
+    output: &mut [f32],
+    scratch: &mut [f32],
+    fast: bool,
+) {
     let ConvF32Args {
         input,
         weights,
@@ -149,7 +169,19 @@ pub fn conv2d_f32<W: FloatWeight>(args: &ConvF32Args<W>, output: &mut [f32], scr
                 im2col(input_g, in_shape, window, out_shape, col);
                 col
             };
-            gemm(weights_g, k, col, out_plane, bias_g, clamp, output_g);
+            let g = GemmF32 {
+                w: weights_g,
+                k,
+                col,
+                np: out_plane,
+                bias: bias_g,
+                clamp,
+            };
+            if fast {
+                gemm(&g, output_g);
+            } else {
+                gemm_portable(&g, output_g);
+            }
         }
     }
 }
@@ -169,7 +201,24 @@ fn axpy_strided(dst: &mut [f32], w: f32, src: &[f32], stride: usize) {
 }
 
 /// Direct convolution for one input channel per group: per output row, one axpy per tap.
+/// Compiled a second time with AVX2 on x86-64 (eight lanes per axpy step) and that
+/// copy run where the CPU has it.
 fn conv_direct<W: FloatWeight>(args: &ConvF32Args<W>, output: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::cpu::has_avx2() {
+        #[target_feature(enable = "avx2")]
+        fn avx2<W: FloatWeight>(args: &ConvF32Args<W>, output: &mut [f32]) {
+            conv_direct_body(args, output)
+        }
+        // SAFETY: `has_avx2` confirmed that this CPU executes AVX2 instructions.
+        return unsafe { avx2(args, output) };
+    }
+    conv_direct_body(args, output)
+}
+
+/// The body of [`conv_direct`], compiled once per instruction set.
+#[inline(always)]
+fn conv_direct_body<W: FloatWeight>(args: &ConvF32Args<W>, output: &mut [f32]) {
     let ConvF32Args {
         input,
         weights,

@@ -16,6 +16,7 @@ mod args;
 pub(crate) mod broadcast;
 pub(crate) mod cpu;
 pub(crate) mod dot;
+pub(crate) mod gemm_f32;
 pub(crate) mod gemm_i16;
 pub mod gemm_s8;
 #[cfg(test)]

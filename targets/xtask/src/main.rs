@@ -42,6 +42,7 @@ const FIXTURE_MODELS: &[&str] = &["cnn", "lstm", "gru", "transformer"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    elapsed();
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup(),
         Some("demo") => setup().and_then(|()| demo(&args[1..])),
@@ -91,7 +92,7 @@ fn capture_quiet(cmd: &mut Command) -> Result<String, String> {
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
-    eprintln!("xtask: running {cmd:?}");
+    eprintln!("xtask [{}]: running {cmd:?}", elapsed());
     let status = cmd
         .current_dir(root())
         .status()
@@ -256,13 +257,28 @@ fn test(extra: &[String]) -> Result<(), String> {
         .collect();
     fmt_check()?;
     run_counting_tests(cargo().args(["test", "--workspace"]).args(extra))?;
+    eprintln!("xtask [{}]: workspace tests done", elapsed());
     if !no_fuzz {
         fuzz::fuzz(&["--seconds".into(), "60".into()])?;
+        eprintln!("xtask [{}]: fuzz smoke done", elapsed());
     }
     if no_targets {
         return Ok(());
     }
-    targets::targets(&[])
+    targets::targets(&[])?;
+    eprintln!("xtask [{}]: targets done", elapsed());
+    Ok(())
+}
+
+/// Time since this xtask started, `m:ss`, stamped on its log lines so that a CI
+/// log shows where the minutes go.
+pub(crate) fn elapsed() -> String {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let s = START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs();
+    format!("{}:{:02}", s / 60, s % 60)
 }
 
 /// Runs `cmd` (a `cargo test`), echoing its standard output, and ends with one
@@ -270,7 +286,7 @@ fn test(extra: &[String]) -> Result<(), String> {
 /// add up the per-binary `test result:` lines (the last of which is a doc-test run).
 /// Fails when the command fails or when no test ran.
 fn run_counting_tests(cmd: &mut Command) -> Result<(), String> {
-    eprintln!("xtask: running {cmd:?}");
+    eprintln!("xtask [{}]: running {cmd:?}", elapsed());
     let mut child = cmd
         .current_dir(root())
         .stdout(Stdio::piped())

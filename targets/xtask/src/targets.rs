@@ -328,7 +328,7 @@ fn device_tern(release: bool) -> Result<PathBuf, String> {
 }
 
 fn step(what: &str) {
-    eprintln!("xtask targets: == {what}");
+    eprintln!("xtask targets [{}]: == {what}", crate::elapsed());
 }
 
 fn dataset(images: usize) -> String {

@@ -1,6 +1,8 @@
 //! The im2col unfold and the register-tiled GEMM of [`super::conv2d_f32`]'s
 //! pointwise and im2col paths.
 
+pub(super) use super::super::gemm_f32::GemmF32;
+use super::super::gemm_f32::gemm_f32_fast;
 use super::super::{ClampF32, FloatWeight, Shape4, Window2d, valid_range};
 use super::{TILE_OC, TILE_P};
 
@@ -53,16 +55,25 @@ pub(super) fn im2col(
 
 /// `out[m][p] = clamp(bias[m] + sum_k w[m][k] * col[k][p])` for `m < out.len() / np`.
 ///
-/// `w` is `[M][k]`, `col` is `[k][np]`, `out` is `[M][np]`.
-pub(super) fn gemm<W: FloatWeight>(
-    w: &[W],
-    k: usize,
-    col: &[f32],
-    np: usize,
-    bias: Option<&[f32]>,
-    clamp: ClampF32,
-    out: &mut [f32],
-) {
+/// `w` is `[M][k]`, `col` is `[k][np]`, `out` is `[M][np]`. The AVX2 + FMA
+/// micro-kernel ([`gemm_f32_fast`]) where the CPU has it, else the portable tiles
+/// below.
+pub(super) fn gemm<W: FloatWeight>(g: &GemmF32<'_, W>, out: &mut [f32]) {
+    if !gemm_f32_fast(g, out) {
+        gemm_portable(g, out);
+    }
+}
+
+/// The portable [`gemm`]: register tiles of [`TILE_OC`] x [`TILE_P`] in axpy form.
+pub(super) fn gemm_portable<W: FloatWeight>(g: &GemmF32<'_, W>, out: &mut [f32]) {
+    let GemmF32 {
+        w,
+        k,
+        col,
+        np,
+        bias,
+        clamp,
+    } = *g;
     let m = out.len() / np;
     let m_main = m / TILE_OC * TILE_OC;
     let (out_main, out_tail) = out.split_at_mut(m_main * np);

@@ -444,3 +444,104 @@ fn valid_range_counts_positions() {
         }
     }
 }
+
+/// The GEMM alone, dispatched (AVX2 + FMA where the CPU has it) and portable, on
+/// shapes that cover partial channel and pixel tiles and (f16) several chunks of
+/// `k`, against an f64 sum.
+#[test]
+fn gemm_variants_match_naive_sum() {
+    use super::gemm::{GemmF32, gemm, gemm_portable};
+    let mut rng = XorShift(0x06E3_3F32);
+    for case in 0..80 {
+        let m = 1 + rng.below(20);
+        let k = [1, 2, 7, 64, 255, 256, 257, 600][case % 8];
+        let np = 1 + rng.below(40);
+        let w: Vec<f32> = (0..m * k).map(|_| rng.f32()).collect();
+        let col: Vec<f32> = (0..k * np).map(|_| rng.f32()).collect();
+        let bias: Vec<f32> = (0..m).map(|_| rng.f32()).collect();
+        let bias = (case % 3 != 0).then_some(bias.as_slice());
+        let clamp = if case % 2 == 0 {
+            ClampF32::NONE
+        } else {
+            ClampF32 {
+                min: -0.5,
+                max: 0.75,
+            }
+        };
+        let w16: Vec<f16> = w.iter().map(|&x| f16::from_f32(x)).collect();
+        for half in [false, true] {
+            let mut want = vec![0f64; m * np];
+            for (i, want) in want.iter_mut().enumerate() {
+                let (r, p) = (i / np, i % np);
+                let mut sum = bias.map_or(0.0, |b| b[r] as f64);
+                for kk in 0..k {
+                    let wv = if half {
+                        w16[r * k + kk].to_f32()
+                    } else {
+                        w[r * k + kk]
+                    };
+                    sum += wv as f64 * col[kk * np + p] as f64;
+                }
+                *want = clamp.apply(sum as f32) as f64;
+            }
+            for portable in [false, true] {
+                let mut out = vec![f32::NAN; m * np];
+                let g32 = GemmF32 {
+                    w: &w[..],
+                    k,
+                    col: &col,
+                    np,
+                    bias,
+                    clamp,
+                };
+                let g16 = GemmF32 {
+                    w: &w16[..],
+                    k,
+                    col: &col,
+                    np,
+                    bias,
+                    clamp,
+                };
+                match (half, portable) {
+                    (false, false) => gemm(&g32, &mut out),
+                    (false, true) => gemm_portable(&g32, &mut out),
+                    (true, false) => gemm(&g16, &mut out),
+                    (true, true) => gemm_portable(&g16, &mut out),
+                }
+                for (i, (&got, &want)) in out.iter().zip(&want).enumerate() {
+                    assert!(
+                        (got as f64 - want).abs() <= 1e-5 * k as f64 + 1e-6,
+                        "case {case} m {m} k {k} np {np} f16 {half} portable {portable} at {i}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A NaN sum stays NaN through the clamp, as in [`ClampF32::apply`].
+#[test]
+fn gemm_clamp_passes_nan() {
+    let (m, k, np) = (7, 3, 19);
+    let mut col = vec![1.0f32; k * np];
+    col[5] = f32::NAN;
+    let w = vec![1.0f32; m * k];
+    let mut out = vec![0f32; m * np];
+    let relu6 = ClampF32 { min: 0.0, max: 6.0 };
+    let g = super::gemm::GemmF32 {
+        w: &w[..],
+        k,
+        col: &col,
+        np,
+        bias: None,
+        clamp: relu6,
+    };
+    super::gemm::gemm(&g, &mut out);
+    for (i, v) in out.iter().enumerate() {
+        if i % np == 5 {
+            assert!(v.is_nan(), "{i}: {v}");
+        } else {
+            assert_eq!(*v, 3.0, "{i}");
+        }
+    }
+}
