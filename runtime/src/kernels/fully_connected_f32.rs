@@ -16,6 +16,22 @@ const LANES: usize = 8;
 /// `weights.len() == out_features * in_features`, `output.len() == rows * out_features`,
 /// `bias` (if any) holds `out_features` values.
 pub fn fully_connected_f32<W: FloatWeight>(args: &FullyConnectedF32Args<W>, output: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::cpu::has_avx2() {
+        #[target_feature(enable = "avx2")]
+        fn avx2<W: FloatWeight>(args: &FullyConnectedF32Args<W>, output: &mut [f32]) {
+            fully_connected_f32_body(args, output)
+        }
+        // SAFETY: `has_avx2` confirmed that this CPU executes AVX2 instructions.
+        return unsafe { avx2(args, output) };
+    }
+    fully_connected_f32_body(args, output)
+}
+
+/// The body of [`fully_connected_f32`], compiled once per instruction set (the
+/// AVX2 copy runs eight lanes per step; the sums are the same, lane by lane).
+#[inline(always)]
+fn fully_connected_f32_body<W: FloatWeight>(args: &FullyConnectedF32Args<W>, output: &mut [f32]) {
     let FullyConnectedF32Args {
         input,
         weights,
