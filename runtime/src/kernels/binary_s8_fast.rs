@@ -21,7 +21,9 @@
 
 use super::binary_s8::BinaryS8Params;
 use super::broadcast::for_each_run;
+use super::conv2d_s8::ConvS8Quant;
 use super::{BinaryOp, Operand};
+use crate::quant::Requant;
 
 super::cpu::multiversion! {
     /// `output = a op b` with numpy broadcasting; same contract as
@@ -45,41 +47,90 @@ fn binary_s8_fast_body(
     out_shape: &[usize],
 ) {
     let p = *params;
-    let finish = move |raw: i32| -> i8 {
-        let value = raw.saturating_add(p.output_zero_point);
-        value.max(p.act_min).min(p.act_max).clamp(-128, 127) as i8
+    // The output stage of every op but Div: `requant.apply(raw) + zero point`,
+    // clamped; the same arithmetic as a convolution's, so its vectorized row form
+    // serves too.
+    let fin = Finish {
+        quant: ConvS8Quant {
+            input_zero_point: 0,
+            output_zero_point: p.output_zero_point,
+            requant: &[],
+            act_min: p.act_min,
+            act_max: p.act_max,
+        },
+        requant: p.output_requant,
     };
     match p.op {
         BinaryOp::Add | BinaryOp::Sub | BinaryOp::Max | BinaryOp::Min => {
             let ta = rescale_table(&p, p.a_requant, p.a_zero_point);
             let tb = rescale_table(&p, p.b_requant, p.b_zero_point);
-            let out = p.output_requant;
             let (ta, tb) = (&ta, &tb);
             let get = |t: &[i32; 256], x: i8| t[x as u8 as usize];
             match p.op {
-                BinaryOp::Add => drive(a, b, output, out_shape, |x, y| {
-                    finish(out.apply(get(ta, x).saturating_add(get(tb, y))))
+                BinaryOp::Add => drive(a, b, output, out_shape, &fin, |x, y| {
+                    get(ta, x).saturating_add(get(tb, y))
                 }),
-                BinaryOp::Sub => drive(a, b, output, out_shape, |x, y| {
-                    finish(out.apply(get(ta, x).saturating_sub(get(tb, y))))
+                BinaryOp::Sub => drive(a, b, output, out_shape, &fin, |x, y| {
+                    get(ta, x).saturating_sub(get(tb, y))
                 }),
-                BinaryOp::Max => drive(a, b, output, out_shape, |x, y| {
-                    finish(out.apply(get(ta, x).max(get(tb, y))))
+                BinaryOp::Max => drive(a, b, output, out_shape, &fin, |x, y| {
+                    get(ta, x).max(get(tb, y))
                 }),
-                _ => drive(a, b, output, out_shape, |x, y| {
-                    finish(out.apply(get(ta, x).min(get(tb, y))))
+                _ => drive(a, b, output, out_shape, &fin, |x, y| {
+                    get(ta, x).min(get(tb, y))
                 }),
             }
         }
         BinaryOp::Mul | BinaryOp::Pow => {
-            let (za, zb, out) = (p.a_zero_point, p.b_zero_point, p.output_requant);
-            drive(a, b, output, out_shape, |x, y| {
-                finish(out.apply((x as i32 - za).wrapping_mul(y as i32 - zb)))
+            let (za, zb) = (p.a_zero_point, p.b_zero_point);
+            drive(a, b, output, out_shape, &fin, |x, y| {
+                (x as i32 - za).wrapping_mul(y as i32 - zb)
             })
         }
-        BinaryOp::Div => drive(a, b, output, out_shape, |x, y| p.apply(x, y)),
+        BinaryOp::Div => drive_per_element(a, b, output, out_shape, |x, y| p.apply(x, y)),
     }
 }
+
+/// The output stage shared by the ops: `quant.finish(requant, raw)`.
+struct Finish<'a> {
+    quant: ConvS8Quant<'a>,
+    requant: Requant,
+}
+
+impl Finish<'_> {
+    /// `out[i] = finish(raw(i))` in chunks: the raw values into a stack buffer,
+    /// then the vectorized [`ConvS8Quant::finish_row`] ([`finish_chunk`]).
+    #[inline(always)]
+    fn rows(&self, out: &mut [i8], mut fill: impl FnMut(usize, &mut [i32])) {
+        let mut buf = [0i32; CHUNK];
+        for (c, o) in out.chunks_mut(CHUNK).enumerate() {
+            let raw = &mut buf[..o.len()];
+            fill(c * CHUNK, raw);
+            finish_chunk(&self.quant, self.requant, raw, o);
+        }
+    }
+
+    /// One element.
+    #[inline(always)]
+    fn one(&self, raw: i32) -> i8 {
+        self.quant.finish(self.requant, raw)
+    }
+}
+
+super::cpu::multiversion! {
+    /// `out[i] = quant.finish(requant, raw[i])`: one out-of-line copy per
+    /// instruction set, shared by every op and broadcast case.
+    fn finish_chunk(quant: &ConvS8Quant<'_>, requant: Requant, raw: &[i32], out: &mut [i8]) => finish_chunk_body;
+}
+
+/// The body of [`finish_chunk`].
+#[inline(always)]
+fn finish_chunk_body(quant: &ConvS8Quant<'_>, requant: Requant, raw: &[i32], out: &mut [i8]) {
+    quant.finish_row(requant, raw, out);
+}
+
+/// Raw values per chunk of [`Finish::rows`].
+const CHUNK: usize = 128;
 
 /// `requant.apply(saturate((x - zero_point) << left_shift))` for every int8 `x`,
 /// indexed by `x as u8` (the Add/Sub/Max/Min input rescaling of `apply`).
@@ -98,11 +149,59 @@ fn rescale_table(
     table
 }
 
-/// Runs `f` over every output element with numpy broadcasting, on the runs of
-/// [`for_each_run`] (coalesced axes), each specialized for contiguous and fixed
-/// operands.
+/// `output = finish(raw(a, b))` over every output element with numpy
+/// broadcasting, on the runs of [`for_each_run`] (coalesced axes), each
+/// specialized for contiguous and fixed operands.
 #[inline(always)]
 fn drive(
+    a: Operand<i8>,
+    b: Operand<i8>,
+    output: &mut [i8],
+    out_shape: &[usize],
+    fin: &Finish<'_>,
+    raw: impl Fn(i8, i8) -> i32,
+) {
+    let (a, a_shape, b, b_shape) = (a.data, a.shape, b.data, b.shape);
+    let len: usize = out_shape.iter().product();
+    debug_assert!(output.len() >= len);
+    let output = &mut output[..len];
+    let both = |row: &mut [i8], xs: &[i8], ys: &[i8]| {
+        fin.rows(row, |at, buf| {
+            let n = buf.len();
+            for ((r, &x), &y) in buf.iter_mut().zip(&xs[at..at + n]).zip(&ys[at..at + n]) {
+                *r = raw(x, y);
+            }
+        })
+    };
+    if a.len() == len && b.len() == len {
+        both(output, a, b);
+        return;
+    }
+    for_each_run(
+        [a_shape, b_shape],
+        out_shape,
+        |start, n, [oa, ob], contiguous| {
+            let row = &mut output[start..start + n];
+            match contiguous {
+                [true, true] => both(row, &a[oa..oa + n], &b[ob..ob + n]),
+                [true, false] => {
+                    let y = b[ob];
+                    map_row(row, &a[oa..oa + n], fin, |x| raw(x, y));
+                }
+                [false, true] => {
+                    let x = a[oa];
+                    map_row(row, &b[ob..ob + n], fin, |y| raw(x, y));
+                }
+                [false, false] => row.fill(fin.one(raw(a[oa], b[ob]))),
+            }
+        },
+    );
+}
+
+/// `output = f(a, b)` element by element with numpy broadcasting (Div, whose
+/// output stage is its own).
+#[inline(always)]
+fn drive_per_element(
     a: Operand<i8>,
     b: Operand<i8>,
     output: &mut [i8],
@@ -112,33 +211,14 @@ fn drive(
     let (a, a_shape, b, b_shape) = (a.data, a.shape, b.data, b.shape);
     let len: usize = out_shape.iter().product();
     debug_assert!(output.len() >= len);
-    let output = &mut output[..len];
-    if a.len() == len && b.len() == len {
-        for ((o, &x), &y) in output.iter_mut().zip(a).zip(b) {
-            *o = f(x, y);
-        }
-        return;
-    }
     for_each_run(
         [a_shape, b_shape],
         out_shape,
         |start, n, [oa, ob], contiguous| {
-            let row = &mut output[start..start + n];
-            match contiguous {
-                [true, true] => {
-                    for ((o, &x), &y) in row.iter_mut().zip(&a[oa..oa + n]).zip(&b[ob..ob + n]) {
-                        *o = f(x, y);
-                    }
-                }
-                [true, false] => {
-                    let y = b[ob];
-                    map_row(row, &a[oa..oa + n], |x| f(x, y));
-                }
-                [false, true] => {
-                    let x = a[oa];
-                    map_row(row, &b[ob..ob + n], |y| f(x, y));
-                }
-                [false, false] => row.fill(f(a[oa], b[ob])),
+            for (i, o) in output[start..start + n].iter_mut().enumerate() {
+                let x = a[oa + if contiguous[0] { i } else { 0 }];
+                let y = b[ob + if contiguous[1] { i } else { 0 }];
+                *o = f(x, y);
             }
         },
     );
@@ -147,20 +227,24 @@ fn drive(
 /// Rows at least this long with one operand fixed go through a 256-entry table.
 const TABLE_ROW: usize = 512;
 
-/// `row[i] = g(xs[i])`. With one operand fixed the result is a function of one int8
-/// value: a long row evaluates `g` once per possible value into a table and then
-/// only looks up (SE blocks' per-channel scales, scalars).
+/// `row[i] = finish(g(xs[i]))`. With one operand fixed the result is a function
+/// of one int8 value: a long row evaluates it once per possible value into a
+/// table and then only looks up (SE blocks' per-channel scales, scalars); a
+/// shorter one runs the vectorized output stage.
 #[inline(always)]
-fn map_row(row: &mut [i8], xs: &[i8], g: impl Fn(i8) -> i8) {
+fn map_row(row: &mut [i8], xs: &[i8], fin: &Finish<'_>, g: impl Fn(i8) -> i32) {
     if row.len() >= TABLE_ROW {
-        let table: [i8; 256] = core::array::from_fn(|i| g(i as u8 as i8));
+        let table: [i8; 256] = core::array::from_fn(|i| fin.one(g(i as u8 as i8)));
         for (o, &x) in row.iter_mut().zip(xs) {
             *o = table[x as u8 as usize];
         }
     } else {
-        for (o, &x) in row.iter_mut().zip(xs) {
-            *o = g(x);
-        }
+        fin.rows(row, |at, buf| {
+            let n = buf.len();
+            for (r, &x) in buf.iter_mut().zip(&xs[at..at + n]) {
+                *r = g(x);
+            }
+        });
     }
 }
 

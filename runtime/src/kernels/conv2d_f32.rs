@@ -19,7 +19,7 @@ mod gemm;
 #[cfg(test)]
 mod tests;
 
-use gemm::{GemmF32, gemm, gemm_portable, im2col};
+use gemm::{GemmF32, gemm, im2col};
 
 /// Output channels per GEMM register tile.
 const TILE_OC: usize = 4;
@@ -177,11 +177,7 @@ fn conv<W: FloatWeight>(
                 bias: bias_g,
                 clamp,
             };
-            if fast {
-                gemm(&g, output_g);
-            } else {
-                gemm_portable(&g, output_g);
-            }
+            gemm(&g, output_g, fast);
         }
     }
 }

@@ -272,8 +272,9 @@ pub(crate) fn matvec_acc<W: FloatWeight>(w: &[W], x: &[f32], out: &mut [f32]) {
     matvec_acc_body(w, x, out)
 }
 
-/// The body of [`matvec_acc`], compiled once per instruction set.
-#[inline(always)]
+/// The body of [`matvec_acc`], compiled once per instruction set (inlined into
+/// each copy on x86-64 only: elsewhere there is one copy, left to LLVM).
+#[cfg_attr(target_arch = "x86_64", inline(always))]
 fn matvec_acc_body<W: FloatWeight>(w: &[W], x: &[f32], out: &mut [f32]) {
     let k = x.len();
     debug_assert_eq!(w.len(), out.len() * k);
@@ -293,6 +294,23 @@ fn matvec_acc_body<W: FloatWeight>(w: &[W], x: &[f32], out: &mut [f32]) {
     }
 }
 
+/// [`LANES`] weights to multiply: widened eight at a time with F16C on x86-64
+/// (where f16 widened one by one is a software routine); elsewhere the weights
+/// themselves, widened one by one in the loop (one `FCVT` each on AArch64),
+/// which keeps the device binary small.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn widen<W: FloatWeight>(ws: &[W]) -> [f32; LANES] {
+    W::widen8(ws.try_into().expect("8 weights"))
+}
+
+/// See the x86-64 version.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn widen<W: FloatWeight>(ws: &[W]) -> &[W] {
+    ws
+}
+
 /// Four dot products of `x` with the rows `w`, sharing the loads of `x`.
 #[inline(always)]
 fn dot4<W: FloatWeight>(x: &[f32], w: [&[W]; 4]) -> [f32; 4] {
@@ -302,9 +320,9 @@ fn dot4<W: FloatWeight>(x: &[f32], w: [&[W]; 4]) -> [f32; 4] {
     for c in (0..main).step_by(LANES) {
         let xs = &x[c..c + LANES];
         for (acc_r, w_r) in acc.iter_mut().zip(&w) {
-            let ws = W::widen8(w_r[c..c + LANES].try_into().expect("8 weights"));
+            let ws = widen(&w_r[c..c + LANES]);
             for ((a, &xv), wv) in acc_r.iter_mut().zip(xs).zip(ws) {
-                *a += xv * wv;
+                *a += xv * wv.to_f32();
             }
         }
     }
@@ -329,9 +347,9 @@ fn dot1<W: FloatWeight>(x: &[f32], w: &[W]) -> f32 {
         .chunks_exact(LANES)
         .zip(w[..main].chunks_exact(LANES))
     {
-        let ws = W::widen8(ws.try_into().expect("8 weights"));
+        let ws = widen(ws);
         for ((a, &xv), wv) in acc.iter_mut().zip(xs).zip(ws) {
-            *a += xv * wv;
+            *a += xv * wv.to_f32();
         }
     }
     let mut tail = 0.0f32;

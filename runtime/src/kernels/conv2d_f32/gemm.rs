@@ -58,8 +58,9 @@ pub(super) fn im2col(
 /// `w` is `[M][k]`, `col` is `[k][np]`, `out` is `[M][np]`. The AVX2 + FMA
 /// micro-kernel ([`gemm_f32_fast`]) where the CPU has it, else the portable tiles
 /// below.
-pub(super) fn gemm<W: FloatWeight>(g: &GemmF32<'_, W>, out: &mut [f32]) {
-    if !gemm_f32_fast(g, out) {
+/// `fast: false` runs the portable tiles whatever the CPU.
+pub(super) fn gemm<W: FloatWeight>(g: &GemmF32<'_, W>, out: &mut [f32], fast: bool) {
+    if !(fast && gemm_f32_fast(g, out)) {
         gemm_portable(g, out);
     }
 }

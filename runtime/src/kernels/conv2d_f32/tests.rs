@@ -503,9 +503,9 @@ fn gemm_variants_match_naive_sum() {
                     clamp,
                 };
                 match (half, portable) {
-                    (false, false) => gemm(&g32, &mut out),
+                    (false, false) => gemm(&g32, &mut out, true),
                     (false, true) => gemm_portable(&g32, &mut out),
-                    (true, false) => gemm(&g16, &mut out),
+                    (true, false) => gemm(&g16, &mut out, true),
                     (true, true) => gemm_portable(&g16, &mut out),
                 }
                 for (i, (&got, &want)) in out.iter().zip(&want).enumerate() {
@@ -536,7 +536,7 @@ fn gemm_clamp_passes_nan() {
         bias: None,
         clamp: relu6,
     };
-    super::gemm::gemm(&g, &mut out);
+    super::gemm::gemm(&g, &mut out, true);
     for (i, v) in out.iter().enumerate() {
         if i % np == 5 {
             assert!(v.is_nan(), "{i}: {v}");
