@@ -3,9 +3,8 @@
 //! second convolution, a pointwise layer and a real detector's largest dense
 //! 3x3 convolution. Each pair is checked within float tolerance before it is
 //! timed. `peak` times `vfmadd` alone (twelve independent accumulators, no
-//! loads), the ceiling for the convolutions' GFLOP/s: a convolution's
-//! `Gelem/s` are multiply-adds, so its efficiency is its own figure over the
-//! peak's.
+//! loads), a reference figure only: on a Zen 1 core the pointwise case has
+//! measured above it, so it is not a true ceiling.
 //!
 //! `cargo bench -p tern-benches --bench kernels_f32`
 

@@ -196,20 +196,10 @@ fn axpy_strided(dst: &mut [f32], w: f32, src: &[f32], stride: usize) {
     }
 }
 
-/// Direct convolution for one input channel per group: per output row, one axpy per tap.
-/// Compiled a second time with AVX2 on x86-64 (eight lanes per axpy step) and that
-/// copy run where the CPU has it.
-fn conv_direct<W: FloatWeight>(args: &ConvF32Args<W>, output: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if super::cpu::has_avx2() {
-        #[target_feature(enable = "avx2")]
-        fn avx2<W: FloatWeight>(args: &ConvF32Args<W>, output: &mut [f32]) {
-            conv_direct_body(args, output)
-        }
-        // SAFETY: `has_avx2` confirmed that this CPU executes AVX2 instructions.
-        return unsafe { avx2(args, output) };
-    }
-    conv_direct_body(args, output)
+super::cpu::multiversion! {
+    /// Direct convolution for one input channel per group: per output row, one
+    /// axpy per tap (eight lanes per step in the AVX2 copy).
+    fn conv_direct<W: FloatWeight>(args: &ConvF32Args<W>, output: &mut [f32]) => conv_direct_body;
 }
 
 /// The body of [`conv_direct`], compiled once per instruction set.

@@ -45,20 +45,21 @@ pub(crate) fn has_f16c() -> bool {
 ///
 /// `$body` should be `#[inline(always)]`, as should everything hot it calls, so
 /// that the AVX2 copy is AVX2 code throughout.
+/// A generic parameter list with bounds (`<W: FloatWeight>`) may follow `$name`.
 macro_rules! multiversion {
     (
         $(#[$meta:meta])*
-        $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident;
+        $vis:vis fn $name:ident $(<$($g:ident: $bound:path),+>)? ($($arg:ident: $ty:ty),* $(,)?) => $body:ident;
     ) => {
         $(#[$meta])*
         // A kernel entry point, called once per op: kept out of line so that
         // its code does not depend on the op function that calls it.
         #[inline(never)]
-        $vis fn $name($($arg: $ty),*) {
+        $vis fn $name $(<$($g: $bound),+>)? ($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             if $crate::kernels::cpu::has_avx2() {
                 #[target_feature(enable = "avx2")]
-                fn avx2($($arg: $ty),*) {
+                fn avx2 $(<$($g: $bound),+>)? ($($arg: $ty),*) {
                     $body($($arg),*)
                 }
                 // SAFETY: `has_avx2` confirmed that this CPU executes AVX2

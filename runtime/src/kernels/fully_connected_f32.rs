@@ -10,22 +10,13 @@ use super::{FloatWeight, FullyConnectedDims, FullyConnectedF32Args};
 /// Independent partial sums per dot product.
 const LANES: usize = 8;
 
-/// `output[r][o] = clamp(bias[o] + sum_k input[r][k] * weights[o][k])`.
-///
-/// Preconditions (debug-asserted): `input.len() == rows * in_features`,
-/// `weights.len() == out_features * in_features`, `output.len() == rows * out_features`,
-/// `bias` (if any) holds `out_features` values.
-pub fn fully_connected_f32<W: FloatWeight>(args: &FullyConnectedF32Args<W>, output: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if super::cpu::has_avx2() {
-        #[target_feature(enable = "avx2")]
-        fn avx2<W: FloatWeight>(args: &FullyConnectedF32Args<W>, output: &mut [f32]) {
-            fully_connected_f32_body(args, output)
-        }
-        // SAFETY: `has_avx2` confirmed that this CPU executes AVX2 instructions.
-        return unsafe { avx2(args, output) };
-    }
-    fully_connected_f32_body(args, output)
+super::cpu::multiversion! {
+    /// `output[r][o] = clamp(bias[o] + sum_k input[r][k] * weights[o][k])`.
+    ///
+    /// Preconditions (debug-asserted): `input.len() == rows * in_features`,
+    /// `weights.len() == out_features * in_features`, `output.len() == rows * out_features`,
+    /// `bias` (if any) holds `out_features` values.
+    pub fn fully_connected_f32<W: FloatWeight>(args: &FullyConnectedF32Args<W>, output: &mut [f32]) => fully_connected_f32_body;
 }
 
 /// The body of [`fully_connected_f32`], compiled once per instruction set (the

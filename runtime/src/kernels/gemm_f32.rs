@@ -2,15 +2,17 @@
 //! of the float convolution's pointwise and im2col paths.
 //!
 //! It computes `out[m][p] = clamp(bias[m] + sum_k w[m][k] * col[k][p])` with
-//! `w` as `[M][k]` (f32 read in place, f16 widened [`KC`] values at a time),
-//! `col` and `out` as `[k][np]` and `[M][np]`: an NCHW output row is a row of
-//! `out`, so the sums of a tile are stored as they come out of the registers.
+//! `w` as `[M][k]`, `col` and `out` as `[k][np]` and `[M][np]`: an NCHW output
+//! row is a row of `out`, so the sums of a tile are stored as they come out of
+//! the registers.
 //!
 //! A tile is [`MR`] output channels x [`NR`] pixels, twelve `ymm` accumulators:
 //! per `k` two loads of `col`, six broadcast weights and twelve `vfmadd`.
-//! Pixel blocks run outermost, so a block's `col` panel (`k x NR` values) stays
-//! in cache while every channel block reads it. A block narrower than [`NR`]
-//! (the end of a row) is loaded and stored through masks, never past the end.
+//! Per block of [`MR`] channels and chunk of [`KC`] values of `k`, the weights
+//! are copied (f16: widened with F16C) once per call into a small buffer that
+//! stays in L1 while every pixel block streams its `col` rows past. A block
+//! narrower than [`NR`] (the end of a row) is loaded and stored through masks,
+//! never past the end.
 //!
 //! Float sums are not bit-exact across variants (FMA rounds once where the
 //! portable loop rounds twice); the float contract is a tolerance, checked
@@ -24,7 +26,7 @@ const MR: usize = 6;
 /// Output pixels per tile.
 #[cfg(target_arch = "x86_64")]
 const NR: usize = 16;
-/// Values of `k` per chunk when weights are widened (f16) before use.
+/// Values of `k` per chunk of copied (widened) weights.
 #[cfg(target_arch = "x86_64")]
 const KC: usize = 256;
 
@@ -95,9 +97,8 @@ mod x86 {
     /// One tile's operands, as raw pointers checked by [`gemm_fma`].
     #[derive(Clone, Copy)]
     struct Tile {
-        /// Row `r` of the weights at `w + r * ldw`, `kc` values.
+        /// Row `r` of the weights at `w + r * KC`, `kc` values.
         w: *const f32,
-        ldw: usize,
         /// Row `kk` of the activations at `b + kk * ldb`, `n` values.
         b: *const f32,
         ldb: usize,
@@ -122,34 +123,32 @@ mod x86 {
         let (k, np) = (g.k, g.np);
         let m = out.len() / np;
         let out_ptr = out.as_mut_ptr();
+        let mut wbuf = [0f32; MR * KC];
         // The tile at channels `m0..m0 + rows`, pixels `p0..`, reading `kc`
-        // values of `k` from `kc0` with weight rows `ldw` apart at `w`.
-        let tile =
-            |m0: usize, rows: usize, p0: usize, kc0: usize, kc: usize, w: *const f32, ldw| {
-                Tile {
-                    w,
-                    ldw,
-                    b: g.col[kc0 * np + p0..].as_ptr(),
-                    ldb: np,
-                    kc,
-                    // In bounds: `m0 < m` and `p0 < np`.
-                    out: out_ptr.wrapping_add(m0 * np + p0),
-                    n: NR.min(np - p0),
-                    bias: core::array::from_fn(|r| match g.bias {
-                        Some(b) if r < rows => b[m0 + r],
-                        _ => 0.0,
-                    }),
-                    clamp: g.clamp,
-                    phase: Phase {
-                        first: kc0 == 0,
-                        last: kc0 + kc == k,
-                    },
-                }
-            };
+        // values of `k` from `kc0`, its weights in `w` (rows `KC` apart).
+        let tile = |m0: usize, rows: usize, p0: usize, kc0: usize, kc: usize, w: *const f32| {
+            Tile {
+                w,
+                b: g.col[kc0 * np + p0..].as_ptr(),
+                ldb: np,
+                kc,
+                // In bounds: `m0 < m` and `p0 < np`.
+                out: out_ptr.wrapping_add(m0 * np + p0),
+                n: NR.min(np - p0),
+                bias: core::array::from_fn(|r| match g.bias {
+                    Some(b) if r < rows => b[m0 + r],
+                    _ => 0.0,
+                }),
+                clamp: g.clamp,
+                phase: Phase {
+                    first: kc0 == 0,
+                    last: kc0 + kc == k,
+                },
+            }
+        };
         // Per channel block and chunk of `k`, every pixel block: the block's
         // weight chunk, copied (f16: widened) into `wbuf` once per call, stays
         // in L1 while the `col` chunk streams past.
-        let mut wbuf = [0f32; MR * KC];
         for m0 in (0..m).step_by(MR) {
             let rows = MR.min(m - m0);
             for kc0 in (0..k).step_by(KC) {
@@ -157,12 +156,12 @@ mod x86 {
                 for r in 0..rows {
                     widen(&g.w[(m0 + r) * k + kc0..][..kc], &mut wbuf[r * KC..][..kc]);
                 }
-                let (w, ldw) = (wbuf.as_ptr(), KC);
+                let w = wbuf.as_ptr();
                 for p0 in (0..np).step_by(NR) {
-                    // SAFETY: `wbuf` rows `..rows` hold `kc` weights, `col` rows `kc0..kc0 + kc` and `out` rows
-                    // `m0..m0 + rows` hold `n <= np - p0` values from `p0` (the
-                    // caller's contract).
-                    unsafe { run_tile(tile(m0, rows, p0, kc0, kc, w, ldw), rows) };
+                    // SAFETY: `wbuf` rows `..rows` hold `kc` weights; `col` rows
+                    // `kc0..kc0 + kc` and `out` rows `m0..m0 + rows` hold
+                    // `n <= np - p0` values from `p0` (the caller's contract).
+                    unsafe { run_tile(tile(m0, rows, p0, kc0, kc, w), rows) };
                 }
             }
         }
@@ -223,7 +222,7 @@ mod x86 {
     /// through masks).
     ///
     /// # Safety
-    /// AVX2 and FMA available; `t.w + r * t.ldw` readable for `t.kc` values and
+    /// AVX2 and FMA available; `t.w + r * KC` readable for `t.kc` values and
     /// `t.b + kk * t.ldb` for `t.n` values (`r < R`, `kk < t.kc`);
     /// `t.out + r * t.ldb` readable and writable for `t.n` values.
     #[target_feature(enable = "avx2,fma")]
@@ -255,7 +254,7 @@ mod x86 {
             for kk in 0..t.kc {
                 let [b0, b1] = load(b);
                 for (r, acc_r) in acc.iter_mut().enumerate() {
-                    let w = _mm256_broadcast_ss(&*t.w.add(r * t.ldw + kk));
+                    let w = _mm256_broadcast_ss(&*t.w.add(r * KC + kk));
                     acc_r[0] = _mm256_fmadd_ps(w, b0, acc_r[0]);
                     acc_r[1] = _mm256_fmadd_ps(w, b1, acc_r[1]);
                 }

@@ -254,27 +254,17 @@ pub(crate) fn clip_gate(x: f32, clip: Option<f32>) -> f32 {
     }
 }
 
-/// `out[o] += dot(w[o * k..][..k], x)` for every `o` in `0..out.len()`, with
-/// `k = x.len()` (a row-major `[out.len()][k]` matrix times `x`).
-///
-/// Four rows at a time share the loads of `x`, each with [`LANES`] independent
-/// accumulators, the pattern of the fully connected kernel.
-pub(crate) fn matvec_acc<W: FloatWeight>(w: &[W], x: &[f32], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if super::cpu::has_avx2() {
-        #[target_feature(enable = "avx2")]
-        fn avx2<W: FloatWeight>(w: &[W], x: &[f32], out: &mut [f32]) {
-            matvec_acc_body(w, x, out)
-        }
-        // SAFETY: `has_avx2` confirmed that this CPU executes AVX2 instructions.
-        return unsafe { avx2(w, x, out) };
-    }
-    matvec_acc_body(w, x, out)
+super::cpu::multiversion! {
+    /// `out[o] += dot(w[o * k..][..k], x)` for every `o` in `0..out.len()`, with
+    /// `k = x.len()` (a row-major `[out.len()][k]` matrix times `x`).
+    ///
+    /// Four rows at a time share the loads of `x`, each with [`LANES`] independent
+    /// accumulators, the pattern of the fully connected kernel.
+    pub(crate) fn matvec_acc<W: FloatWeight>(w: &[W], x: &[f32], out: &mut [f32]) => matvec_acc_body;
 }
 
-/// The body of [`matvec_acc`], compiled once per instruction set (inlined into
-/// each copy on x86-64 only: elsewhere there is one copy, left to LLVM).
-#[cfg_attr(target_arch = "x86_64", inline(always))]
+/// The body of [`matvec_acc`], compiled once per instruction set.
+#[inline(always)]
 fn matvec_acc_body<W: FloatWeight>(w: &[W], x: &[f32], out: &mut [f32]) {
     let k = x.len();
     debug_assert_eq!(w.len(), out.len() * k);
@@ -294,23 +284,6 @@ fn matvec_acc_body<W: FloatWeight>(w: &[W], x: &[f32], out: &mut [f32]) {
     }
 }
 
-/// [`LANES`] weights to multiply: widened eight at a time with F16C on x86-64
-/// (where f16 widened one by one is a software routine); elsewhere the weights
-/// themselves, widened one by one in the loop (one `FCVT` each on AArch64),
-/// which keeps the device binary small.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn widen<W: FloatWeight>(ws: &[W]) -> [f32; LANES] {
-    W::widen8(ws.try_into().expect("8 weights"))
-}
-
-/// See the x86-64 version.
-#[cfg(not(target_arch = "x86_64"))]
-#[inline(always)]
-fn widen<W: FloatWeight>(ws: &[W]) -> &[W] {
-    ws
-}
-
 /// Four dot products of `x` with the rows `w`, sharing the loads of `x`.
 #[inline(always)]
 fn dot4<W: FloatWeight>(x: &[f32], w: [&[W]; 4]) -> [f32; 4] {
@@ -320,9 +293,9 @@ fn dot4<W: FloatWeight>(x: &[f32], w: [&[W]; 4]) -> [f32; 4] {
     for c in (0..main).step_by(LANES) {
         let xs = &x[c..c + LANES];
         for (acc_r, w_r) in acc.iter_mut().zip(&w) {
-            let ws = widen(&w_r[c..c + LANES]);
+            let ws = W::widen8(w_r[c..c + LANES].try_into().expect("8 weights"));
             for ((a, &xv), wv) in acc_r.iter_mut().zip(xs).zip(ws) {
-                *a += xv * wv.to_f32();
+                *a += xv * wv;
             }
         }
     }
@@ -347,9 +320,9 @@ fn dot1<W: FloatWeight>(x: &[f32], w: &[W]) -> f32 {
         .chunks_exact(LANES)
         .zip(w[..main].chunks_exact(LANES))
     {
-        let ws = widen(ws);
+        let ws = W::widen8(ws.try_into().expect("8 weights"));
         for ((a, &xv), wv) in acc.iter_mut().zip(xs).zip(ws) {
-            *a += xv * wv.to_f32();
+            *a += xv * wv;
         }
     }
     let mut tail = 0.0f32;
