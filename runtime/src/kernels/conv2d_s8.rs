@@ -63,6 +63,10 @@ impl ConvS8Quant<'_> {
     #[inline(always)]
     pub(crate) fn finish_row(&self, requant: Requant, acc: &[i32], out: &mut [i8]) {
         debug_assert!(out.len() <= acc.len());
+        if cfg!(all(feature = "arm-dsp", target_arch = "arm")) {
+            self.finish_row_scalar(requant, acc, out);
+            return;
+        }
         const BOUND: i32 = 1 << 25;
         let zero_point = self.output_zero_point;
         if requant.multiplier == i32::MIN || !(-(1 << 24)..=1 << 24).contains(&zero_point) {
@@ -92,6 +96,53 @@ impl ConvS8Quant<'_> {
             let rounded = (high >> right) + ((high & mask) > half + ((high >> 31) & 1)) as i32;
             let value = rounded.clamp(-BOUND, BOUND) + zero_point;
             *o = value.max(act_min).min(act_max).clamp(-128, 127) as i8;
+        }
+    }
+}
+
+impl ConvS8Quant<'_> {
+    /// [`Self::finish_row`] for in-order scalar cores (Cortex-M with the DSP
+    /// extension): out of line, so that the caller's registers stay free, with
+    /// the factor's decisions hoisted and no vector-friendly detours: the zero
+    /// point is added with saturation (`QADD`) and the two clamps merge into
+    /// one (`max(lo).min(hi)` with both bounds clamped to int8, equal to
+    /// `max(act_min).min(act_max).clamp(-128, 127)` for any bounds).
+    #[cfg_attr(all(feature = "arm-dsp", target_arch = "arm"), inline(never))]
+    pub(crate) fn finish_row_scalar(&self, requant: Requant, acc: &[i32], out: &mut [i8]) {
+        if requant.multiplier == i32::MIN {
+            for (o, &a) in out.iter_mut().zip(acc) {
+                *o = self.finish(requant, a);
+            }
+            return;
+        }
+        let left = requant.shift.clamp(0, 31) as u32;
+        let right = requant.shift.saturating_neg().clamp(0, 31) as u32;
+        let multiplier = requant.multiplier as i64;
+        let mask = ((1i64 << right) - 1) as i32;
+        let half = mask >> 1;
+        let zero_point = self.output_zero_point;
+        let (lo, hi) = (self.act_min.clamp(-128, 127), self.act_max.clamp(-128, 127));
+        let finish = |shifted: i32| {
+            let high = ((shifted as i64 * multiplier + (1 << 30)) >> 31) as i32;
+            let rounded = (high >> right) + ((high & mask) > half + ((high >> 31) & 1)) as i32;
+            rounded.saturating_add(zero_point).max(lo).min(hi) as i8
+        };
+        if left == 0 {
+            for (o, &x) in out.iter_mut().zip(acc) {
+                *o = finish(x);
+            }
+        } else {
+            let (largest, smallest) = (i32::MAX >> left, i32::MIN >> left);
+            for (o, &x) in out.iter_mut().zip(acc) {
+                let shifted = if x > largest {
+                    i32::MAX
+                } else if x < smallest {
+                    i32::MIN
+                } else {
+                    x << left
+                };
+                *o = finish(shifted);
+            }
         }
     }
 }
@@ -356,8 +407,12 @@ mod tests {
                 };
                 let mut row = vec![0i8; acc.len()];
                 quant.finish_row(requant[0], &acc, &mut row);
-                for (&a, &got) in acc.iter().zip(&row) {
-                    assert_eq!(got, quant.finish(requant[0], a), "{multiplier} {shift} {a}");
+                let mut scalar = vec![0i8; acc.len()];
+                quant.finish_row_scalar(requant[0], &acc, &mut scalar);
+                for ((&a, &got), &got_scalar) in acc.iter().zip(&row).zip(&scalar) {
+                    let want = quant.finish(requant[0], a);
+                    assert_eq!(got, want, "{multiplier} {shift} {a}");
+                    assert_eq!(got_scalar, want, "scalar: {multiplier} {shift} {a}");
                 }
             }
         }

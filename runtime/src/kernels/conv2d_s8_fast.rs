@@ -31,6 +31,7 @@ mod depthwise;
 mod direct;
 mod im2col;
 mod panel;
+mod smlad;
 #[cfg(test)]
 mod tests;
 
@@ -181,8 +182,10 @@ fn conv2d_s8_fast_body(args: &ConvS8Args, output: &mut [i8], scratch: &mut [i8])
         && let Some(tile) = panel::panel_tile(&args.geometry, scratch.len())
     {
         panel::conv_panel(args, output, scratch, tile);
+    } else if cfg!(all(feature = "arm-dsp", target_arch = "arm")) {
+        smlad::conv_smlad(args, output, scratch);
     } else {
-        // SMLAD dot products two rows at a time on Cortex-M; elsewhere the path
+        // The path on Cortex-M without the DSP extension; elsewhere the path
         // for a scratch planned small (--small-arena, files before the panel
         // path) or too few pixels to fill the panel micro-kernel's lanes (a 1x1
         // map: one dot product per channel).

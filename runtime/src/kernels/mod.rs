@@ -19,6 +19,7 @@ pub(crate) mod dot;
 pub(crate) mod gemm_f32;
 pub(crate) mod gemm_i16;
 pub mod gemm_s8;
+pub(crate) mod gemm_smlad;
 #[cfg(test)]
 mod test_rng;
 

@@ -81,6 +81,12 @@ fn run_both(args: &ConvS8Args, scratch: &mut [i8]) -> Vec<i8> {
         conv2d_s8_gemm(kind, args, &mut got, scratch);
         assert_eq!(got, dispatched, "8-bit im2col with {} differs", kind.name());
     }
+    if !uses_direct_path(&args.geometry) {
+        // The Cortex-M DSP path, with stand-ins for SXTB16/SMLAD off Cortex-M.
+        let mut got = vec![0i8; len];
+        smlad::conv_smlad(args, &mut got, scratch);
+        assert_eq!(got, dispatched, "SMLAD path differs");
+    }
     dispatched
 }
 
@@ -349,5 +355,68 @@ fn empty_input_planes_with_padded_outputs_are_bit_exact() {
         conv2d_s8(&args, &mut want);
         let mut scratch = vec![0i8; conv2d_s8_fast_scratch_len(&geometry)];
         assert_eq!(run_both(&args, &mut scratch), want, "{in_shape:?}");
+    }
+}
+
+/// "Same" convolutions (stride 1, output rows as wide as the input's), whose
+/// gather on Cortex-M copies each tap flat across rows and then zeros the
+/// padding: kernels 1 to 5, dilation 1 and 2, uneven padding, tiles that start
+/// and end mid-row (every scratch length from the minimum up).
+#[test]
+fn same_convolutions_are_bit_exact() {
+    let mut rng = XorShift(0x5A3E);
+    for case in 0..160 {
+        let (kh, kw) = (rng.urange(1, 5), rng.urange(1, 5));
+        let dilation = [rng.urange(1, 2), rng.urange(1, 2)];
+        let span = |k: usize, d: usize| (k - 1) * d;
+        let pad_w = rng.urange(0, span(kw, dilation[1]));
+        let pad_h = rng.urange(0, span(kh, dilation[0]));
+        let (ih, iw) = (rng.urange(1, 9), rng.urange(1, 9));
+        let oh = (ih + span(kh, dilation[0])).saturating_sub(span(kh, dilation[0]));
+        let window = Window2d {
+            kernel: [kh, kw],
+            stride: [1, 1],
+            dilation,
+            pad_begin: [pad_h, pad_w],
+        };
+        let (cin, cout) = (rng.urange(1, 5), rng.urange(1, 6));
+        let geometry = ConvGeometry {
+            in_shape: Shape4::new(1, cin, ih, iw),
+            out_shape: Shape4::new(1, cout, oh, iw),
+            window,
+            groups: 1,
+        };
+        let taps = cin * kh * kw;
+        let input = rng.i8s(geometry.in_shape.len(), -128, 127);
+        let weights = rng.i8s(cout * taps, -128, 127);
+        let bias: Vec<i32> = (0..cout).map(|_| rng.range(-3000, 3000)).collect();
+        let requant = [Requant::from_real(rng.float(0.001, 0.05))];
+        let quant = ConvS8Quant {
+            input_zero_point: rng.range(-128, 127),
+            output_zero_point: rng.range(-128, 127),
+            requant: &requant,
+            act_min: -128,
+            act_max: 127,
+        };
+        let args = ConvS8Args {
+            input: &input,
+            weights: &weights,
+            bias: &bias,
+            geometry,
+            quant,
+        };
+        let mut want = vec![0i8; geometry.out_shape.len()];
+        conv2d_s8(&args, &mut want);
+        let min = conv2d_s8_fast_scratch_len(&geometry);
+        for extra in [0, 7, 64, 300] {
+            let mut scratch = vec![0x33i8; min + extra];
+            let got = run_both(&args, &mut scratch);
+            assert_eq!(
+                got,
+                want,
+                "case {case}: {geometry:?}, scratch {}",
+                min + extra
+            );
+        }
     }
 }
