@@ -127,7 +127,27 @@ impl ConvS8Quant<'_> {
             let rounded = (high >> right) + ((high & mask) > half + ((high >> 31) & 1)) as i32;
             rounded.saturating_add(zero_point).max(lo).min(hi) as i8
         };
-        if left == 0 {
+        if left == 0 && (1..=23).contains(&right) && (-128..=127).contains(&zero_point) {
+            // The usual case, shorter: rounding half away from zero is
+            // `(high + 2^(right-1) - (high < 0)) >> right`. The add saturates
+            // only where the exact sum exceeds `i32::MAX`; both results then
+            // exceed 254 (`right <= 23`) and clamp alike, since the zero point
+            // is an int8. Without fused activation the clamp is one `SSAT`.
+            let nudge = 1i32 << (right - 1);
+            let rounded = |x: i32| {
+                let high = ((x as i64 * multiplier + (1 << 30)) >> 31) as i32;
+                high.saturating_add(nudge + (high >> 31)) >> right
+            };
+            if (lo, hi) == (-128, 127) {
+                for (o, &x) in out.iter_mut().zip(acc) {
+                    *o = (rounded(x) + zero_point).clamp(-128, 127) as i8;
+                }
+            } else {
+                for (o, &x) in out.iter_mut().zip(acc) {
+                    *o = (rounded(x) + zero_point).max(lo).min(hi) as i8;
+                }
+            }
+        } else if left == 0 {
             for (o, &x) in out.iter_mut().zip(acc) {
                 *o = finish(x);
             }

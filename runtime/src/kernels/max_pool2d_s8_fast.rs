@@ -61,6 +61,19 @@ fn max_pool2d_s8_fast_body(input: &[i8], geometry: &PoolGeometry, output: &mut [
         let out = &mut output[plane_index * out_plane..][..out_plane];
         for (oy, out_row) in out.chunks_exact_mut(ow.max(1)).take(oh).enumerate() {
             let (ky0, ky1) = valid_taps(oy, kh, sh, dh, ph, ih);
+            if cfg!(all(feature = "arm-dsp", target_arch = "arm"))
+                && (kh, kw, sh, sw, dh, dw) == (2, 2, 2, 2, 1, 1)
+                && (first, last, ky1 - ky0) == (0, ow, 2)
+            {
+                // Whole 2x2 windows from two input rows, four bytes at a time.
+                let iy = oy * 2 + ky0 - ph;
+                max_2x2_rows(
+                    &plane[iy * iw..][..iw],
+                    &plane[(iy + 1) * iw..][..iw],
+                    out_row,
+                );
+                continue;
+            }
             rowmax.fill(i8::MIN);
             for ky in ky0..ky1 {
                 let row = &plane[(oy * sh + ky * dh - ph) * iw..][..iw];
@@ -95,6 +108,56 @@ fn max_pool2d_s8_fast_body(input: &[i8], geometry: &PoolGeometry, output: &mut [
                 *o = edge(ox);
             }
         }
+    }
+}
+
+/// `out[i] = max(r0[2i], r0[2i + 1], r1[2i], r1[2i + 1])` (both rows hold at
+/// least `2 * out.len()` values): eight input columns of both rows per step,
+/// as byte lanes of words ([`max_s8x4`]).
+#[inline(always)]
+fn max_2x2_rows(r0: &[i8], r1: &[i8], out: &mut [i8]) {
+    let n = out.len();
+    let word =
+        |row: &[i8], at: usize| u32::from_le_bytes(core::array::from_fn(|i| row[at + i] as u8));
+    let (quads, tail) = out.as_chunks_mut::<4>();
+    for (q, o) in quads.iter_mut().enumerate() {
+        let at = 8 * q;
+        let v0 = max_s8x4(word(r0, at), word(r1, at));
+        let v1 = max_s8x4(word(r0, at + 4), word(r1, at + 4));
+        // Lanes 0 and 2 of each hold the maxima of column pairs.
+        let h0 = max_s8x4(v0, v0 >> 8);
+        let h1 = max_s8x4(v1, v1 >> 8);
+        let packed =
+            (h0 & 0xff) | ((h0 >> 8) & 0xff00) | ((h1 & 0xff) << 16) | ((h1 << 8) & 0xff00_0000);
+        *o = packed.to_le_bytes().map(|b| b as i8);
+    }
+    let done = n - tail.len();
+    for (i, o) in tail.iter_mut().enumerate() {
+        let x = 2 * (done + i);
+        *o = r0[x].max(r0[x + 1]).max(r1[x]).max(r1[x + 1]);
+    }
+}
+
+/// The signed maximum of each of the four byte lanes of `a` and `b`: `SSUB8`
+/// (per-lane `a >= b` flags) and `SEL` on Cortex-M with the DSP extension.
+#[inline(always)]
+fn max_s8x4(a: u32, b: u32) -> u32 {
+    #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+    {
+        let out: u32;
+        // SAFETY: register-only DSP instructions (the flags they set and read
+        // stay inside this block); the `arm-dsp` feature promises a CPU with them.
+        unsafe {
+            core::arch::asm!("ssub8 {o}, {a}, {b}", "sel {o}, {a}, {b}",
+                o = out(reg) out, a = in(reg) a, b = in(reg) b,
+                options(pure, nomem, nostack));
+        }
+        out
+    }
+    #[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
+    {
+        let (a, b) = (a.to_le_bytes(), b.to_le_bytes());
+        u32::from_le_bytes(core::array::from_fn(|i| (a[i] as i8).max(b[i] as i8) as u8))
     }
 }
 
@@ -176,5 +239,30 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 300, "only {checked} geometries checked");
+    }
+
+    /// The Cortex-M 2x2 row kernel (portable stand-in for `SSUB8`/`SEL` off
+    /// Cortex-M) equals the plain maximum, extremes and every tail length included.
+    #[test]
+    fn max_2x2_rows_equals_plain_maximum() {
+        let mut rng = XorShift(0x2A2);
+        for len in 0..40 {
+            let r0 = rng.i8s(2 * len + len % 2, -128, 127);
+            let r1 = if len % 3 == 0 {
+                vec![-128; r0.len()]
+            } else {
+                rng.i8s(r0.len(), -128, 127)
+            };
+            let mut got = vec![0i8; len];
+            max_2x2_rows(&r0, &r1, &mut got);
+            for (i, &g) in got.iter().enumerate() {
+                let want = r0[2 * i]
+                    .max(r0[2 * i + 1])
+                    .max(r1[2 * i])
+                    .max(r1[2 * i + 1]);
+                assert_eq!(g, want, "len {len}, output {i}");
+            }
+        }
+        assert_eq!(max_s8x4(0x80_7f_01_ff, 0x7f_80_ff_01), 0x7f_7f_01_01);
     }
 }

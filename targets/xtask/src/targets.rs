@@ -131,7 +131,10 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
         "--target",
         AARCH64,
     ]))?;
-    let arm_tern = device_tern(false)?;
+    // The release build, as a product would ship it, runs under QEMU too: one
+    // build instead of two (a debug build costs CI minutes and checks nothing
+    // more: the runtime's unit tests above keep debug assertions on).
+    let arm_tern = device_tern()?;
     for &(cpu, gemm) in AARCH64_CPUS {
         step(&format!(
             "aarch64 {cpu}: runtime tests, tern eval/run/bench"
@@ -196,12 +199,10 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
         });
     }
     rows.extend(c::aarch64(&model, &raw_inputs, &host_m55)?);
-    // The release build, as a product would ship it: its size budget, and
-    // with --icount its instruction counts.
-    let release_tern = device_tern(true)?;
-    size::check_device_tern(&release_tern)?;
+    // Its size budget, and with --icount its instruction counts.
+    size::check_device_tern(&arm_tern)?;
     if icount {
-        aarch64_icount(&release_tern, &model, &input)?;
+        aarch64_icount(&arm_tern, &model, &input)?;
     }
 
     // ---- Cortex-M firmware results ----
@@ -274,7 +275,7 @@ pub(crate) fn size() -> Result<(), String> {
         row.target, row.accuracy, row.checksum, row.extra
     );
     step("aarch64: the device tern, release build");
-    size::check_device_tern(&device_tern(true)?)
+    size::check_device_tern(&device_tern()?)
 }
 
 /// Converts the CNN fixture to int8 with the host `tern`.
@@ -303,28 +304,20 @@ fn host_eval(tern: &Path, model: &Path, images: usize) -> Result<Eval, String> {
     Eval::parse(&text, images)
 }
 
-/// Builds the device `tern` (no `host` feature) for aarch64; returns its path.
-fn device_tern(release: bool) -> Result<PathBuf, String> {
-    let mut cmd = cross_cargo("target/arm");
-    cmd.args([
+/// Builds the device `tern` (no `host` feature, release) for aarch64; returns its path.
+fn device_tern() -> Result<PathBuf, String> {
+    run(cross_cargo("target/arm").args([
         "build",
         "-p",
         "tern-export",
         "--no-default-features",
         "--bin",
         "tern",
-    ])
-    .args(["--target", AARCH64]);
-    if release {
-        cmd.arg("--release");
-    }
-    run(&mut cmd)?;
-    let profile = if release { "release" } else { "debug" };
-    Ok(root()
-        .join("target/arm")
-        .join(AARCH64)
-        .join(profile)
-        .join("tern"))
+        "--release",
+        "--target",
+        AARCH64,
+    ]))?;
+    Ok(root().join("target/arm").join(AARCH64).join("release/tern"))
 }
 
 fn step(what: &str) {
