@@ -1,8 +1,9 @@
 //! Float convolution, portable GEMM against the GEMM the CPU picks (AVX2 + FMA
 //! micro-kernel on x86-64), with f32 and f16 weights, on the CNN fixture's
 //! second convolution, a pointwise layer and a real detector's largest dense
-//! 3x3 convolution. Each pair is checked within float tolerance before it is
-//! timed. `peak` times `vfmadd` alone (twelve independent accumulators, no
+//! 3x3 convolution; and the float transposed convolution, gather form against
+//! the phase GEMM, on the same detector's 2x2 / stride-2 upsampling. Each pair
+//! is checked within float tolerance before it is timed. `peak` times `vfmadd` alone (twelve independent accumulators, no
 //! loads), a reference figure only: on a Zen 1 core the pointwise case has
 //! measured above it, so it is not a true ceiling.
 //!
@@ -12,6 +13,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group};
 use half::f16;
+use tern_runtime::kernels::conv_transpose2d_f32::{
+    conv_transpose2d_f32, conv_transpose2d_f32_phases, conv_transpose2d_f32_scratch_len,
+};
 use tern_runtime::kernels::conv2d_f32::{conv2d_f32, conv2d_f32_portable, conv2d_f32_scratch_len};
 use tern_runtime::kernels::{ClampF32, ConvF32Args, ConvGeometry, FloatWeight, Shape4, Window2d};
 
@@ -120,6 +124,51 @@ fn conv(c: &mut Criterion) {
     }
 }
 
+/// The ocr-det head's first ConvTranspose (24 -> 24, 2x2, stride 2, from 40x160
+/// to 80x320): the gather form against the phase GEMM.
+fn conv_transpose(c: &mut Criterion) {
+    let (ci, co, h, w) = (24, 24, 40, 160);
+    let in_shape = Shape4::new(1, ci, h, w);
+    let out_shape = Shape4::new(1, co, 2 * h, 2 * w);
+    let input = values(in_shape.len(), 4);
+    let weights = values(co * ci * 4, 5);
+    let bias = values(co, 6);
+    let args = ConvF32Args {
+        input: &input,
+        weights: &weights[..],
+        bias: Some(&bias),
+        geometry: ConvGeometry {
+            in_shape,
+            out_shape,
+            window: Window2d {
+                kernel: [2, 2],
+                stride: [2, 2],
+                dilation: [1, 1],
+                pad_begin: [0, 0],
+            },
+            groups: 1,
+        },
+        clamp: ClampF32::NONE,
+    };
+    let mut scratch = vec![0f32; conv_transpose2d_f32_scratch_len(&args.geometry)];
+    let (mut gather, mut phases) = (vec![0f32; out_shape.len()], vec![0f32; out_shape.len()]);
+    conv_transpose2d_f32(&args, &mut gather);
+    conv_transpose2d_f32_phases(&args, &mut phases, &mut scratch, true);
+    for (i, (a, b)) in gather.iter().zip(&phases).enumerate() {
+        assert!((a - b).abs() <= 1e-5 * ci as f32, "at {i}: {a} vs {b}");
+    }
+    let mut group = c.benchmark_group("conv_transpose2d_f32");
+    group.throughput(Throughput::Elements((in_shape.len() * co * 4) as u64));
+    let name = "detector_head_24x40x160_to_24_2x2_s2";
+    group.bench_function(format!("{name}/gather"), |b| {
+        b.iter(|| conv_transpose2d_f32(&args, black_box(&mut gather)))
+    });
+    group.bench_function(format!("{name}/phases"), |b| {
+        b.iter(|| conv_transpose2d_f32_phases(&args, black_box(&mut phases), &mut scratch, true))
+    });
+    group.finish();
+}
+
 /// `vfmadd231ps` alone: twelve independent accumulators of eight lanes, no
 /// loads. GMAC/s = the `Gelem/s` it prints.
 fn peak(c: &mut Criterion) {
@@ -155,7 +204,7 @@ fn fma_loop(steps: u64) -> f32 {
     acc.iter().map(|&a| _mm256_cvtss_f32(a)).sum()
 }
 
-criterion_group!(benches, conv, peak);
+criterion_group!(benches, conv, conv_transpose, peak);
 
 fn main() {
     benches();

@@ -8,7 +8,7 @@ pub const MAGIC: [u8; 8] = *b"TERN\r\n\x1a\n";
 /// Major format version this runtime reads. A file with another major is refused.
 pub const FORMAT_MAJOR: u16 = 1;
 /// Minor format version this runtime writes; newer minors are read (see FORMAT.md).
-pub const FORMAT_MINOR: u16 = 3;
+pub const FORMAT_MINOR: u16 = 4;
 
 /// Size of the fixed file header.
 pub const HEADER_LEN: usize = 64;

@@ -152,8 +152,16 @@ impl FileModel {
         self.ops
             .iter()
             .map(|op| match op.opcode {
-                // A scratch tensor on ConvTranspose2d (the fast int8 kernel) is 1.3.
-                Opcode::ConvTranspose2d if op.scratch.is_some() => 3,
+                // A scratch tensor on ConvTranspose2d: the fast int8 kernel's is
+                // 1.3, the float phase kernel's 1.4.
+                Opcode::ConvTranspose2d if op.scratch.is_some() => {
+                    let float = op
+                        .inputs
+                        .first()
+                        .and_then(|&i| self.tensors.get(i as usize))
+                        .is_some_and(|t| t.dtype != DType::I8);
+                    if float { 4 } else { 3 }
+                }
                 code => code.minor(),
             })
             .max()

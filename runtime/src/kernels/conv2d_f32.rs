@@ -15,7 +15,7 @@
 
 use super::{ConvF32Args, ConvGeometry, FloatWeight, valid_range};
 
-mod gemm;
+pub(crate) mod gemm;
 #[cfg(test)]
 mod tests;
 

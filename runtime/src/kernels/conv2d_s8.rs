@@ -41,7 +41,11 @@ impl ConvS8Quant<'_> {
     }
 
     /// Requantizes the accumulator of channel `oc` and clamps it to the int8 output.
-    #[inline]
+    /// Out of line on Cortex-M with the DSP extension, where the row paths
+    /// ([`Self::finish_row_scalar`]) carry the hot loops: one small copy of its
+    /// 64-bit arithmetic instead of one unrolled into every caller.
+    #[cfg_attr(all(feature = "arm-dsp", target_arch = "arm"), inline(never))]
+    #[cfg_attr(not(all(feature = "arm-dsp", target_arch = "arm")), inline)]
     pub(crate) fn finish(&self, requant: Requant, acc: i32) -> i8 {
         let value = requant.apply(acc).saturating_add(self.output_zero_point);
         // max/min (not `clamp`) so that a malformed `act_min > act_max` cannot panic.
@@ -102,66 +106,42 @@ impl ConvS8Quant<'_> {
 
 impl ConvS8Quant<'_> {
     /// [`Self::finish_row`] for in-order scalar cores (Cortex-M with the DSP
-    /// extension): out of line, so that the caller's registers stay free, with
-    /// the factor's decisions hoisted and no vector-friendly detours: the zero
-    /// point is added with saturation (`QADD`) and the two clamps merge into
-    /// one (`max(lo).min(hi)` with both bounds clamped to int8, equal to
-    /// `max(act_min).min(act_max).clamp(-128, 127)` for any bounds).
+    /// extension): out of line, so that the caller's registers stay free, and
+    /// short for the usual factors (no left shift, a right shift of 1 to 23, an
+    /// int8 zero point): rounding half away from zero is
+    /// `(high + 2^(right-1) - (high < 0)) >> right`, whose add saturates only
+    /// where the exact sum exceeds `i32::MAX` (both results then exceed 254
+    /// and clamp alike), and the two clamps merge into one (`max(lo).min(hi)`
+    /// with both bounds clamped to int8, equal to
+    /// `max(act_min).min(act_max).clamp(-128, 127)` for any bounds): one `SSAT`
+    /// without fused activation. Other factors take [`Self::finish`].
     #[cfg_attr(all(feature = "arm-dsp", target_arch = "arm"), inline(never))]
     pub(crate) fn finish_row_scalar(&self, requant: Requant, acc: &[i32], out: &mut [i8]) {
-        if requant.multiplier == i32::MIN {
+        let right = requant.shift.saturating_neg();
+        let zero_point = self.output_zero_point;
+        if requant.multiplier == i32::MIN
+            || !(1..=23).contains(&right)
+            || !(-128..=127).contains(&zero_point)
+        {
             for (o, &a) in out.iter_mut().zip(acc) {
                 *o = self.finish(requant, a);
             }
             return;
         }
-        let left = requant.shift.clamp(0, 31) as u32;
-        let right = requant.shift.saturating_neg().clamp(0, 31) as u32;
         let multiplier = requant.multiplier as i64;
-        let mask = ((1i64 << right) - 1) as i32;
-        let half = mask >> 1;
-        let zero_point = self.output_zero_point;
-        let (lo, hi) = (self.act_min.clamp(-128, 127), self.act_max.clamp(-128, 127));
-        let finish = |shifted: i32| {
-            let high = ((shifted as i64 * multiplier + (1 << 30)) >> 31) as i32;
-            let rounded = (high >> right) + ((high & mask) > half + ((high >> 31) & 1)) as i32;
-            rounded.saturating_add(zero_point).max(lo).min(hi) as i8
+        let nudge = 1i32 << (right - 1);
+        let rounded = |x: i32| {
+            let high = ((x as i64 * multiplier + (1 << 30)) >> 31) as i32;
+            high.saturating_add(nudge + (high >> 31)) >> right
         };
-        if left == 0 && (1..=23).contains(&right) && (-128..=127).contains(&zero_point) {
-            // The usual case, shorter: rounding half away from zero is
-            // `(high + 2^(right-1) - (high < 0)) >> right`. The add saturates
-            // only where the exact sum exceeds `i32::MAX`; both results then
-            // exceed 254 (`right <= 23`) and clamp alike, since the zero point
-            // is an int8. Without fused activation the clamp is one `SSAT`.
-            let nudge = 1i32 << (right - 1);
-            let rounded = |x: i32| {
-                let high = ((x as i64 * multiplier + (1 << 30)) >> 31) as i32;
-                high.saturating_add(nudge + (high >> 31)) >> right
-            };
-            if (lo, hi) == (-128, 127) {
-                for (o, &x) in out.iter_mut().zip(acc) {
-                    *o = (rounded(x) + zero_point).clamp(-128, 127) as i8;
-                }
-            } else {
-                for (o, &x) in out.iter_mut().zip(acc) {
-                    *o = (rounded(x) + zero_point).max(lo).min(hi) as i8;
-                }
-            }
-        } else if left == 0 {
+        let (lo, hi) = (self.act_min.clamp(-128, 127), self.act_max.clamp(-128, 127));
+        if (lo, hi) == (-128, 127) {
             for (o, &x) in out.iter_mut().zip(acc) {
-                *o = finish(x);
+                *o = (rounded(x) + zero_point).clamp(-128, 127) as i8;
             }
         } else {
-            let (largest, smallest) = (i32::MAX >> left, i32::MIN >> left);
             for (o, &x) in out.iter_mut().zip(acc) {
-                let shifted = if x > largest {
-                    i32::MAX
-                } else if x < smallest {
-                    i32::MIN
-                } else {
-                    x << left
-                };
-                *o = finish(shifted);
+                *o = (rounded(x) + zero_point).max(lo).min(hi) as i8;
             }
         }
     }

@@ -8,6 +8,9 @@
 use super::valid_range;
 use super::{ConvF32Args, ConvGeometry, FloatWeight};
 
+mod phases;
+pub use phases::{conv_transpose2d_f32_phases, conv_transpose2d_f32_scratch_len};
+
 /// Transposed convolution:
 /// `out[n][oc][oy][ox] = clamp(bias[oc] + sum in[n][g*cin_g + ic][iy][ix] * w[oc][ic][ky][kx])`
 /// over `ic < in_ch/groups`, `ky`, `kx`, `iy`, `ix` with `oy = iy*sh - pad_begin_h + ky*dh`
@@ -288,56 +291,116 @@ mod tests {
                 ClampF32::NONE
             };
 
-            let mut out = vec![f32::NAN; o.len()];
-            conv_transpose2d_f32(
-                &ConvF32Args {
-                    input: &input,
-                    weights: &weights,
-                    bias,
-                    geometry: ConvGeometry {
-                        in_shape: s,
-                        out_shape: o,
-                        window: win,
-                        groups,
-                    },
-                    clamp,
-                },
-                &mut out,
-            );
+            let geometry = ConvGeometry {
+                in_shape: s,
+                out_shape: o,
+                window: win,
+                groups,
+            };
             let (want, mag) = naive_scatter(&input, s, &weights, bias, &win, groups, o);
-            for i in 0..o.len() {
-                let w = clamp.apply(want[i] as f32) as f64;
-                assert!(
-                    (out[i] as f64 - w).abs() <= 1e-5 * mag[i] + 1e-6,
-                    "{win:?} {s:?} {o:?} at {i}"
-                );
+            let args = ConvF32Args {
+                input: &input,
+                weights: &weights[..],
+                bias,
+                geometry,
+                clamp,
+            };
+            for (variant, out) in every_variant(&args) {
+                for i in 0..o.len() {
+                    let w = clamp.apply(want[i] as f32) as f64;
+                    assert!(
+                        (out[i] as f64 - w).abs() <= 1e-5 * mag[i] + 1e-6,
+                        "{variant}: {win:?} {s:?} {o:?} groups {groups} at {i}"
+                    );
+                }
             }
 
             let w16: Vec<f16> = weights.iter().map(|&w| f16::from_f32(w)).collect();
             let w16_f32: Vec<f32> = w16.iter().map(|w| w.to_f32()).collect();
-            conv_transpose2d_f32(
-                &ConvF32Args {
-                    input: &input,
-                    weights: &w16,
-                    bias,
-                    geometry: ConvGeometry {
-                        in_shape: s,
-                        out_shape: o,
-                        window: win,
-                        groups,
-                    },
-                    clamp,
-                },
-                &mut out,
-            );
             let (want, mag) = naive_scatter(&input, s, &w16_f32, bias, &win, groups, o);
-            for i in 0..o.len() {
-                let w = clamp.apply(want[i] as f32) as f64;
-                assert!(
-                    (out[i] as f64 - w).abs() <= 1e-5 * mag[i] + 1e-6,
-                    "f16 {win:?} at {i}"
-                );
+            let args = ConvF32Args {
+                input: &input,
+                weights: &w16[..],
+                bias,
+                geometry,
+                clamp,
+            };
+            for (variant, out) in every_variant(&args) {
+                for i in 0..o.len() {
+                    let w = clamp.apply(want[i] as f32) as f64;
+                    assert!(
+                        (out[i] as f64 - w).abs() <= 1e-5 * mag[i] + 1e-6,
+                        "f16 {variant}: {win:?} at {i}"
+                    );
+                }
             }
         }
+    }
+
+    /// Phases of several GEMM tiles (over 256 phase pixels), with one tap per
+    /// phase (the 2x2 / stride-2 upsampling of detector heads) and with
+    /// overlapping taps (3x3 / stride 2 / padding 1, output padding 1).
+    #[test]
+    fn large_phases_match_scatter() {
+        let mut rng = XorShift(0x7A11);
+        for (kernel, pad, extra) in [(2, 0, 0), (3, 1, 1)] {
+            let s = Shape4::new(1, 5, 19, 33);
+            let full = |len: usize| (len - 1) * 2 + kernel - 2 * pad + extra;
+            let o = Shape4::new(1, 7, full(s.h), full(s.w));
+            let win = Window2d {
+                kernel: [kernel, kernel],
+                stride: [2, 2],
+                dilation: [1, 1],
+                pad_begin: [pad, pad],
+            };
+            let input: Vec<f32> = (0..s.len()).map(|_| rng.f32()).collect();
+            let weights: Vec<f32> = (0..o.c * s.c * kernel * kernel)
+                .map(|_| rng.f32())
+                .collect();
+            let bias: Vec<f32> = (0..o.c).map(|_| rng.f32()).collect();
+            let (want, mag) = naive_scatter(&input, s, &weights, Some(&bias), &win, 1, o);
+            let geometry = ConvGeometry {
+                in_shape: s,
+                out_shape: o,
+                window: win,
+                groups: 1,
+            };
+            let args = ConvF32Args {
+                input: &input,
+                weights: &weights[..],
+                bias: Some(&bias),
+                geometry,
+                clamp: ClampF32::NONE,
+            };
+            let variants = every_variant(&args);
+            assert_eq!(variants.len(), 3, "a phase plan for {win:?}");
+            for (variant, out) in variants {
+                for i in 0..o.len() {
+                    assert!(
+                        (out[i] as f64 - want[i]).abs() <= 1e-5 * mag[i] + 1e-6,
+                        "{variant}: {win:?} at {i}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The gather form, and the phase GEMM (dispatched and portable) where
+    /// the geometry has a plan; outputs start as NaN so a missed one shows.
+    fn every_variant<W: FloatWeight>(args: &ConvF32Args<W>) -> Vec<(&'static str, Vec<f32>)> {
+        let len = args.geometry.out_shape.len();
+        let mut out = vec![f32::NAN; len];
+        conv_transpose2d_f32(args, &mut out);
+        let mut variants = vec![("gather", out)];
+        let need = conv_transpose2d_f32_scratch_len(&args.geometry);
+        if need > 0 {
+            for (name, fast) in [("phases", true), ("phases (portable GEMM)", false)] {
+                let mut scratch = vec![f32::NAN; need];
+                let mut out = vec![f32::NAN; len];
+                conv_transpose2d_f32_phases(args, &mut out, &mut scratch, fast);
+                variants.push((name, out));
+            }
+        }
+        variants
     }
 }

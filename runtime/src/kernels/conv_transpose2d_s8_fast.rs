@@ -16,78 +16,11 @@
 //! Integer sums are exact modulo 2^32 in any order, so this equals the
 //! reference bit for bit.
 
+use super::conv_transpose_phases::{MAX_PHASE_TAPS, axes};
 use super::conv2d_s8::bias_of;
 use super::conv2d_s8_fast::{MAX_PIXEL_TILE, pixel_tile};
 use super::gemm_i16::{MR, NR, TileArgs, gemm_i16_tile};
 use super::{ConvGeometry, ConvS8Args};
-
-/// Most kernel taps per dimension within one phase; wider kernels (relative
-/// to the stride) run the reference kernel instead.
-const MAX_PHASE_TAPS: usize = 16;
-
-/// The phase structure of one dimension: stride, dilation, padding, kernel extent.
-#[derive(Clone, Copy)]
-struct Axis {
-    kernel: usize,
-    stride: usize,
-    dilation: usize,
-    pad: usize,
-    out_len: usize,
-}
-
-impl Axis {
-    /// Most taps that land on one output position: `ceil(kernel / period)`
-    /// with `period = stride / gcd(dilation, stride)`.
-    fn max_taps(&self) -> usize {
-        let period = self.stride / gcd(self.dilation, self.stride);
-        self.kernel.div_ceil(period.max(1))
-    }
-
-    /// Outputs of phase `p`: `p, p + stride, ...` below `out_len`.
-    fn phase_len(&self, p: usize) -> usize {
-        self.out_len.saturating_sub(p).div_ceil(self.stride)
-    }
-
-    /// The taps of phase `p` and, for each, the input offset `c` such that
-    /// phase output `j` reads input `j + c`. Returns how many (at most
-    /// [`MAX_PHASE_TAPS`]).
-    fn phase_taps(
-        &self,
-        p: usize,
-        taps: &mut [usize; MAX_PHASE_TAPS],
-        offsets: &mut [isize; MAX_PHASE_TAPS],
-    ) -> usize {
-        let mut count = 0;
-        for k in 0..self.kernel {
-            let t = (p + self.pad) as isize - (k * self.dilation) as isize;
-            if t.rem_euclid(self.stride as isize) == 0 && count < MAX_PHASE_TAPS {
-                taps[count] = k;
-                offsets[count] = t.div_euclid(self.stride as isize);
-                count += 1;
-            }
-        }
-        count
-    }
-}
-
-fn gcd(mut a: usize, mut b: usize) -> usize {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
-}
-
-fn axes(g: &ConvGeometry) -> [Axis; 2] {
-    let w = &g.window;
-    let outs = [g.out_shape.h, g.out_shape.w];
-    core::array::from_fn(|i| Axis {
-        kernel: w.kernel[i],
-        stride: w.stride[i].max(1),
-        dilation: w.dilation[i],
-        pad: w.pad_begin[i],
-        out_len: outs[i],
-    })
-}
 
 /// The phase layout: `(K rounded up to 16, pixel tile)`, or `None` when the
 /// reference kernel must run (too many taps per phase, or nothing to compute).

@@ -71,7 +71,7 @@ pub(crate) fn tap_offset(k: usize, panel: usize) -> usize {
 /// stored in panels of `panel` columns ([`PANEL`], or 1 for plain columns):
 /// group `g` of column `j` starts at [`column_start`]`(j) + 4 * panel * g`. A
 /// last panel with fewer than `panel` columns still spans a whole panel (its
-/// missing columns are computed from whatever the memory holds and dropped).
+/// missing columns are computed from whatever the memory holds).
 #[derive(Clone, Copy)]
 pub(crate) struct SmladGemm<'a> {
     pub weights: &'a [i8],
@@ -86,52 +86,40 @@ pub(crate) struct SmladGemm<'a> {
 
 impl SmladGemm<'_> {
     /// `out[i * ldo + j] = init[i] + sum_k w_i[k] * x_j[k]` (wrapping) for every
-    /// row `i` and column `j`.
+    /// row `i` and column `j`. With panels of [`PANEL`] columns, each row of
+    /// `out` is written in whole panels: up to `round_up(count, 4)` values
+    /// (junk past `count`), which must fit.
     pub(crate) fn run(&self, init: &[i32], out: &mut [i32], ldo: usize) {
         let groups = self.k.div_ceil(GROUP);
-        let row = |i: usize| &self.weights[i * self.lda..][..self.k];
         if self.panel == PANEL {
-            // One weight row by a panel of four columns.
+            let panels = self.count.div_ceil(PANEL);
+            let cols = &self.cols[..panels * PANEL * self.ldc];
             for i in 0..self.rows {
                 let w = &self.weights[i * self.lda..];
-                #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
-                {
-                    // Every panel in one call when whole words reach the last
-                    // group and `out` has room for whole panels.
-                    let panels = self.count.div_ceil(PANEL);
-                    let whole = groups * GROUP;
-                    if w.len() >= whole
-                        && self.ldc == whole
-                        && out.len() >= i * ldo + panels * PANEL
-                    {
-                        let out = &mut out[i * ldo..][..panels * PANEL];
-                        asm_row_panels(
-                            &w[..whole],
-                            &self.cols[..panels * PANEL * whole],
-                            init[i],
-                            out,
-                        );
-                        continue;
+                // Whole words up to the last group where the row's slice
+                // extends that far (its bytes past `k` meet the columns'
+                // zeros), else up to the last whole group and the rest below.
+                let whole = if w.len() >= groups * GROUP {
+                    groups
+                } else {
+                    self.k / GROUP
+                };
+                let out = &mut out[i * ldo..][..panels * PANEL];
+                row_panels(&w[..whole * GROUP], cols, self.ldc, init[i], out);
+                // The last partial group, value by value.
+                let span = PANEL * self.ldc;
+                for (t, &wt) in w.iter().enumerate().take(self.k).skip(whole * GROUP) {
+                    let (wt, at) = (wt as i32, tap_offset(t, PANEL));
+                    for (j, o) in out.iter_mut().enumerate() {
+                        let x = cols[(j / PANEL) * span + at + (j % PANEL) * GROUP];
+                        *o = o.wrapping_add(wt * x as i32);
                     }
-                }
-                let mut j = 0;
-                while j < self.count {
-                    let x = &self.cols[j * self.ldc..][..groups * GROUP * PANEL];
-                    let acc = row_by_panel(w, self.k, x, init[i]);
-                    let out = &mut out[i * ldo + j..];
-                    if self.count - j >= PANEL {
-                        out[..PANEL].copy_from_slice(&acc);
-                    } else {
-                        for (o, a) in out.iter_mut().zip(&acc[..self.count - j]) {
-                            *o = *a;
-                        }
-                    }
-                    j += PANEL;
                 }
             }
             return;
         }
         debug_assert_eq!(self.panel, 1);
+        let row = |i: usize| &self.weights[i * self.lda..][..self.k];
         for j in 0..self.count {
             let x = &self.cols[j * self.ldc..][..groups * GROUP];
             let mut i = 0;
@@ -148,35 +136,30 @@ impl SmladGemm<'_> {
     }
 }
 
-/// One weight row (the first `k` values of `w`) by one panel `x` of [`PANEL`]
-/// columns, from `start`. Whole words are read up to the last group when `w`
-/// extends that far (its bytes past `k` meet the columns' zeros); otherwise the
-/// last partial group is assembled byte by byte.
+/// One weight row `w` (whole groups) by `out.len() / 4` panels of `x` (each
+/// `4 * ldc` values, of which the first `w.len()` groups are read), from
+/// `start`: four sums per panel.
 #[inline(always)]
-fn row_by_panel(w: &[i8], k: usize, x: &[i16], start: i32) -> [i32; PANEL] {
-    let groups = k.div_ceil(GROUP);
-    let whole = if w.len() >= groups * GROUP {
-        groups
-    } else {
-        k / GROUP
-    } * GROUP;
-    let acc = [start; PANEL];
-    #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
-    let acc = asm_1x4(&w[..whole], &x[..whole * PANEL], acc);
-    #[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
-    let acc = block::<1, PANEL>([&w[..whole]], x, [acc])[0];
-    if whole >= k {
-        return acc;
+fn row_panels(w: &[i8], x: &[i16], ldc: usize, start: i32, out: &mut [i32]) {
+    if w.is_empty() {
+        out.fill(start);
+        return;
     }
-    block::<1, PANEL>([&w[whole..k]], &x[whole * PANEL..], [acc])[0]
+    #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+    asm_row_panels(w, x, ldc, start, out);
+    #[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
+    for (o, p) in out.chunks_exact_mut(PANEL).zip(x.chunks_exact(PANEL * ldc)) {
+        o.copy_from_slice(&block::<1, PANEL>([w], p, [[start; PANEL]])[0]);
+    }
 }
 
-/// One weight row `w` (whole groups) by `out.len() / 4` consecutive panels of
-/// `x`, each from `start`: [`asm_1x4`] with the loop over panels inside, 15
-/// instructions per panel around the groups' 17 each.
+/// [`row_panels`] written out for Cortex-M: per group of four taps one weight
+/// load, two `SXTB16`, four `LDRD` and eight `SMLAD` (17 instructions with the
+/// loop for 16 multiply-adds, in eleven registers: the compiled generic loop
+/// spills), and 17 instructions per panel around them.
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
 #[inline(always)]
-fn asm_row_panels(w: &[i8], x: &[i16], start: i32, out: &mut [i32]) {
+fn asm_row_panels(w: &[i8], x: &[i16], ldc: usize, start: i32, out: &mut [i32]) {
     /// The loop's state in memory (it has no register left).
     #[repr(C)]
     struct Walk {
@@ -185,14 +168,18 @@ fn asm_row_panels(w: &[i8], x: &[i16], start: i32, out: &mut [i32]) {
         panels: usize,
         out: *mut i32,
         start: i32,
+        /// Bytes from the end of a panel's groups to the next panel.
+        skip: usize,
     }
     let groups = w.len() / GROUP;
     let panels = out.len() / PANEL;
     assert!(
         groups > 0
             && panels > 0
-            && x.len() >= panels * groups * GROUP * PANEL
+            && ldc >= groups * GROUP
+            && x.len() >= panels * PANEL * ldc
             && x.as_ptr().align_offset(4) == 0
+            && ldc.is_multiple_of(2)
     );
     let mut walk = Walk {
         w: w.as_ptr(),
@@ -200,14 +187,17 @@ fn asm_row_panels(w: &[i8], x: &[i16], start: i32, out: &mut [i32]) {
         panels,
         out: out.as_mut_ptr(),
         start,
+        skip: (ldc - groups * GROUP) * PANEL * 2,
     };
     // SAFETY: for each of `panels >= 1` panels the inner loop runs `groups >= 1`
     // times, reading `4 * groups` bytes from `w` (single-word loads, which
-    // Cortex-M4/M33 allow unaligned) and the panel's `32 * groups` bytes from
-    // `x` (in bounds and word-aligned: checked above); then it stores four
-    // words to `out` (`out.len() == 4 * panels` words, `STRD` needs only word
-    // alignment, which `i32` has). It writes `walk` (through its pointer),
-    // its register operands and the flags, nothing else.
+    // Cortex-M4/M33 allow unaligned) and `32 * groups` bytes of the panel's
+    // `8 * ldc` in `x` (in bounds, and word-aligned for `LDRD`: `x` is and each
+    // panel starts a multiple of 16 bytes on, checked above); then it stores
+    // four words to `out` (`out.len() == 4 * panels` words; `STRD` needs only
+    // word alignment, which `i32` has) and moves `x` to the next panel. It
+    // writes `walk` (through its pointer), its register operands and the
+    // flags, nothing else.
     unsafe {
         core::arch::asm!(
             "1:",
@@ -239,6 +229,8 @@ fn asm_row_panels(w: &[i8], x: &[i16], start: i32, out: &mut [i32]) {
             "strd {a0}, {a1}, [{t}], #8",
             "strd {a2}, {a3}, [{t}], #8",
             "str {t}, [{s}, #12]",
+            "ldr {t}, [{s}, #20]",
+            "add {x}, {x}, {t}",
             "ldr {t}, [{s}, #8]",
             "subs {t}, {t}, #1",
             "str {t}, [{s}, #8]",
@@ -258,60 +250,6 @@ fn asm_row_panels(w: &[i8], x: &[i16], start: i32, out: &mut [i32]) {
             options(nostack),
         );
     }
-}
-
-/// [`block`]`::<1, 4>` over whole groups, written out for Cortex-M: 17
-/// instructions per 16 multiply-adds in eleven registers (the compiled generic
-/// loop spills). `x` must be word-aligned (`LDRD`).
-#[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
-#[inline(always)]
-fn asm_1x4(w: &[i8], x: &[i16], acc: [i32; PANEL]) -> [i32; PANEL] {
-    let groups = w.len() / GROUP;
-    assert!(x.len() >= groups * GROUP * PANEL && x.as_ptr().align_offset(4) == 0);
-    if groups == 0 {
-        return acc;
-    }
-    let [mut a0, mut a1, mut a2, mut a3] = acc;
-    // SAFETY: the loop runs `groups >= 1` times and reads `4 * groups` bytes
-    // from `w` (single-word loads, which Cortex-M4/M33 allow unaligned, as the
-    // compiler assumes for this target) and `32 * groups` bytes from `x`
-    // (checked above: in bounds and word-aligned for `LDRD`); it writes only
-    // its register operands and the flags.
-    unsafe {
-        core::arch::asm!(
-            "2:",
-            "ldr {t}, [{w}], #4",
-            "ldrd {xa}, {xb}, [{x}], #8",
-            "sxtb16 {lo}, {t}",
-            "sxtb16 {t}, {t}, ror #8",
-            "smlad {a0}, {lo}, {xa}, {a0}",
-            "smlad {a0}, {t}, {xb}, {a0}",
-            "ldrd {xa}, {xb}, [{x}], #8",
-            "smlad {a1}, {lo}, {xa}, {a1}",
-            "smlad {a1}, {t}, {xb}, {a1}",
-            "ldrd {xa}, {xb}, [{x}], #8",
-            "smlad {a2}, {lo}, {xa}, {a2}",
-            "smlad {a2}, {t}, {xb}, {a2}",
-            "ldrd {xa}, {xb}, [{x}], #8",
-            "smlad {a3}, {lo}, {xa}, {a3}",
-            "smlad {a3}, {t}, {xb}, {a3}",
-            "subs {n}, {n}, #1",
-            "bne 2b",
-            w = inout(reg) w.as_ptr() => _,
-            x = inout(reg) x.as_ptr() => _,
-            n = inout(reg) groups => _,
-            a0 = inout(reg) a0,
-            a1 = inout(reg) a1,
-            a2 = inout(reg) a2,
-            a3 = inout(reg) a3,
-            t = out(reg) _,
-            lo = out(reg) _,
-            xa = out(reg) _,
-            xb = out(reg) _,
-            options(nostack, readonly),
-        );
-    }
-    [a0, a1, a2, a3]
 }
 
 /// The `M x N` micro-kernel: `start[i][j] + sum_k w[i][k] * x_j[k]` for the `N`
@@ -474,7 +412,8 @@ mod tests {
                 }
             }
             let init: Vec<i32> = (0..rows).map(|_| rng.range(-100_000, 100_000)).collect();
-            let ldo = count + 1;
+            // Rows are written in whole panels; one sentinel after them.
+            let ldo = count.next_multiple_of(panel) + 1;
             let mut out = vec![7i32; rows * ldo];
             let gemm = SmladGemm {
                 weights: &weights,
@@ -500,11 +439,8 @@ mod tests {
                         "case {case}: row {i} column {j}, k {k}, panel {panel}"
                     );
                 }
-                assert_eq!(
-                    out[i * ldo + count],
-                    7,
-                    "case {case}: wrote past the columns"
-                );
+                let sentinel = out[i * ldo + ldo - 1];
+                assert_eq!(sentinel, 7, "case {case}: wrote past the panels");
             }
         }
     }

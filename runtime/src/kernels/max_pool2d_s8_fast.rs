@@ -35,7 +35,11 @@ fn max_pool2d_s8_fast_body(input: &[i8], geometry: &PoolGeometry, output: &mut [
     debug_assert_eq!((in_shape.n, in_shape.c), (out_shape.n, out_shape.c));
     debug_assert!(input.len() >= in_shape.len() && output.len() >= out_shape.len());
     let (ih, iw) = (in_shape.h, in_shape.w);
-    if iw > MAX_ROW {
+    // On Cortex-M with the DSP extension only whole 2x2 / stride-2 windows
+    // have a fast path (below); other windows run the reference, which keeps
+    // the separable code below out of the firmware's flash.
+    let mcu = cfg!(all(feature = "arm-dsp", target_arch = "arm"));
+    if iw > MAX_ROW || (mcu && !swar_2x2(geometry)) {
         max_pool2d_s8(input, geometry, output);
         return;
     }
@@ -60,13 +64,9 @@ fn max_pool2d_s8_fast_body(input: &[i8], geometry: &PoolGeometry, output: &mut [
         let plane = &input[plane_index * in_plane..][..in_plane];
         let out = &mut output[plane_index * out_plane..][..out_plane];
         for (oy, out_row) in out.chunks_exact_mut(ow.max(1)).take(oh).enumerate() {
-            let (ky0, ky1) = valid_taps(oy, kh, sh, dh, ph, ih);
-            if cfg!(all(feature = "arm-dsp", target_arch = "arm"))
-                && (kh, kw, sh, sw, dh, dw) == (2, 2, 2, 2, 1, 1)
-                && (first, last, ky1 - ky0) == (0, ow, 2)
-            {
+            if mcu {
                 // Whole 2x2 windows from two input rows, four bytes at a time.
-                let iy = oy * 2 + ky0 - ph;
+                let iy = oy * 2;
                 max_2x2_rows(
                     &plane[iy * iw..][..iw],
                     &plane[(iy + 1) * iw..][..iw],
@@ -74,6 +74,7 @@ fn max_pool2d_s8_fast_body(input: &[i8], geometry: &PoolGeometry, output: &mut [
                 );
                 continue;
             }
+            let (ky0, ky1) = valid_taps(oy, kh, sh, dh, ph, ih);
             rowmax.fill(i8::MIN);
             for ky in ky0..ky1 {
                 let row = &plane[(oy * sh + ky * dh - ph) * iw..][..iw];
@@ -109,6 +110,15 @@ fn max_pool2d_s8_fast_body(input: &[i8], geometry: &PoolGeometry, output: &mut [
             }
         }
     }
+}
+
+/// True for 2x2 windows with stride 2, no dilation and no padding, every
+/// window inside the input: [`max_2x2_rows`] over each pair of input rows.
+fn swar_2x2(g: &PoolGeometry) -> bool {
+    let w = &g.window;
+    (w.kernel, w.stride, w.dilation, w.pad_begin) == ([2, 2], [2, 2], [1, 1], [0, 0])
+        && 2 * g.out_shape.h <= g.in_shape.h
+        && 2 * g.out_shape.w <= g.in_shape.w
 }
 
 /// `out[i] = max(r0[2i], r0[2i + 1], r1[2i], r1[2i + 1])` (both rows hold at

@@ -14,6 +14,7 @@
 
 mod args;
 pub(crate) mod broadcast;
+pub(crate) mod conv_transpose_phases;
 pub(crate) mod cpu;
 pub(crate) mod dot;
 pub(crate) mod gemm_f32;

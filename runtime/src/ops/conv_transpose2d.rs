@@ -36,11 +36,12 @@ pub const FLOAT: Registration = Registration {
     run: run_float,
 };
 
-/// The shapes, and the scratch of the fast int8 kernel when the file carries
-/// one (format 1.3; older files have none and run the reference kernel).
+/// The shapes, and the scratch of the fast kernel when the file carries one
+/// (int8 since format 1.3, float since 1.4; older files have none and run
+/// the reference kernel or the float gather form).
 fn check(op: &OpCheck<'_, '_>) -> Check<()> {
     let (params, in_shape, out_shape) = check_conv(op)?;
-    if !op.has_scratch() || op.input(0)?.dtype != DType::I8 {
+    if !op.has_scratch() {
         return Ok(());
     }
     let geometry = ConvGeometry {
@@ -49,8 +50,13 @@ fn check(op: &OpCheck<'_, '_>) -> Check<()> {
         window: params.window,
         groups: params.groups,
     };
-    let need = kernels::conv_transpose2d_s8_fast::conv_transpose2d_s8_fast_scratch_len(&geometry);
-    op.check_scratch(need, DType::I8)
+    let dtype = op.input(0)?.dtype;
+    let need = if dtype == DType::I8 {
+        kernels::conv_transpose2d_s8_fast::conv_transpose2d_s8_fast_scratch_len(&geometry)
+    } else {
+        4 * kernels::conv_transpose2d_f32::conv_transpose2d_f32_scratch_len(&geometry)
+    };
+    op.check_scratch(need, dtype)
 }
 
 fn run_any(op: &OpRun<'_>) -> Result<()> {
@@ -84,6 +90,17 @@ fn run_float(op: &OpRun<'_>) -> Result<()> {
 
 fn run_float_weights<W: FloatWeight>(op: &OpRun<'_>) -> Result<()> {
     let args = float_args::<W>(op)?;
-    kernels::conv_transpose2d_f32::conv_transpose2d_f32(&args, op.output());
+    let scratch = op.scratch::<f32>();
+    let need = kernels::conv_transpose2d_f32::conv_transpose2d_f32_scratch_len(&args.geometry);
+    if need == 0 || scratch.len() < need {
+        kernels::conv_transpose2d_f32::conv_transpose2d_f32(&args, op.output());
+    } else {
+        kernels::conv_transpose2d_f32::conv_transpose2d_f32_phases(
+            &args,
+            op.output(),
+            scratch,
+            true,
+        );
+    }
     Ok(())
 }

@@ -6,7 +6,9 @@ use tern_runtime::format::{DType, NONE_INDEX, Opcode};
 use tern_runtime::kernels::binary_s8::BinaryS8Params;
 use tern_runtime::kernels::lut_s8::build_lut_s8;
 use tern_runtime::kernels::softmax_s8::softmax_s8_exp_table;
-use tern_runtime::kernels::{ConvGeometry, conv_transpose2d_s8_fast, conv2d_f32, conv2d_s8_fast};
+use tern_runtime::kernels::{
+    ConvGeometry, conv_transpose2d_f32, conv_transpose2d_s8_fast, conv2d_f32, conv2d_s8_fast,
+};
 use tern_runtime::ops::{self, ClampWords, ConvParams, FullyConnectedParams, PoolParams};
 use tern_runtime::quant::Requant;
 
@@ -113,7 +115,9 @@ impl Lowering<'_> {
                     (true, true) => {
                         conv_transpose2d_s8_fast::conv_transpose2d_s8_fast_scratch_len(&geometry)
                     }
-                    (true, false) => 0,
+                    (true, false) => {
+                        4 * conv_transpose2d_f32::conv_transpose2d_f32_scratch_len(&geometry)
+                    }
                 };
                 if bytes > 0 {
                     let dtype = act_dtype;

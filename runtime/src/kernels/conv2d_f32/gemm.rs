@@ -1,7 +1,7 @@
 //! The im2col unfold and the register-tiled GEMM of [`super::conv2d_f32`]'s
 //! pointwise and im2col paths.
 
-pub(super) use super::super::gemm_f32::GemmF32;
+pub(crate) use super::super::gemm_f32::GemmF32;
 use super::super::gemm_f32::gemm_f32_fast;
 use super::super::{ClampF32, FloatWeight, Shape4, Window2d, valid_range};
 use super::{TILE_OC, TILE_P};
@@ -59,7 +59,7 @@ pub(super) fn im2col(
 /// micro-kernel ([`gemm_f32_fast`]) where the CPU has it, else the portable tiles
 /// below.
 /// `fast: false` runs the portable tiles whatever the CPU.
-pub(super) fn gemm<W: FloatWeight>(g: &GemmF32<'_, W>, out: &mut [f32], fast: bool) {
+pub(crate) fn gemm<W: FloatWeight>(g: &GemmF32<'_, W>, out: &mut [f32], fast: bool) {
     if !(fast && gemm_f32_fast(g, out)) {
         gemm_portable(g, out);
     }
