@@ -54,8 +54,9 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("models") => models::models(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
+        Some("icount") => targets::icount::icount(&args[1..]),
         _ => Err(
-            "usage: cargo xtask <setup | demo | test | lint | fixtures [MODEL...] | targets [--icount] | size | fuzz [--seconds N | --runs N] [--coverage] [TARGET...] | models [NAME...] | bench [--seconds S] [NAME...]>"
+            "usage: cargo xtask <setup | demo | test | lint | fixtures [MODEL...] | targets [--icount] | icount [--cpu CPU]... MODEL.tern INPUT.npy | size | fuzz [--seconds N | --runs N] [--coverage] [TARGET...] | models [NAME...] | bench [--seconds S] [NAME...]>"
                 .to_string(),
         ),
     };

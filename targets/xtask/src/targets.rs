@@ -30,6 +30,7 @@ use crate::{root, run};
 
 mod c;
 mod firmware;
+pub(crate) mod icount;
 mod size;
 
 use firmware::{BOARDS, Build, finish_firmware, start_firmware};
@@ -202,7 +203,7 @@ pub(crate) fn targets(args: &[String]) -> Result<(), String> {
     // Its size budget, and with --icount its instruction counts.
     size::check_device_tern(&arm_tern)?;
     if icount {
-        aarch64_icount(&arm_tern, &model, &input)?;
+        icount::kernel_table(&arm_tern, &model, &input)?;
     }
 
     // ---- Cortex-M firmware results ----
@@ -305,7 +306,7 @@ fn host_eval(tern: &Path, model: &Path, images: usize) -> Result<Eval, String> {
 }
 
 /// Builds the device `tern` (no `host` feature, release) for aarch64; returns its path.
-fn device_tern() -> Result<PathBuf, String> {
+pub(super) fn device_tern() -> Result<PathBuf, String> {
     run(cross_cargo("target/arm").args([
         "build",
         "-p",
@@ -320,7 +321,7 @@ fn device_tern() -> Result<PathBuf, String> {
     Ok(root().join("target/arm").join(AARCH64).join("release/tern"))
 }
 
-fn step(what: &str) {
+pub(super) fn step(what: &str) {
     eprintln!("xtask targets [{}]: == {what}", crate::elapsed());
 }
 
@@ -517,95 +518,4 @@ impl Running {
         }
         Ok(text)
     }
-}
-
-/// Instructions per inference of the CNN on aarch64 (`max`), per int8 kernel
-/// choice. Debian's QEMU has no TCG plugins, so the count comes from QEMU's logs:
-/// `-d in_asm` lists the instructions of each translated block, `-d exec,nochain`
-/// logs every block executed; the sum over executed blocks of their lengths is
-/// the instruction count (within 0.2% of a `-one-insn-per-tb` count here). Two runs
-/// of `tern bench` that differ by one inference give the count for one.
-fn aarch64_icount(tern: &Path, model: &Path, input: &Path) -> Result<(), String> {
-    step("aarch64 instruction counts (cpu max)");
-    let mut table = String::from(
-        "| int8 kernels | instructions per inference (aarch64, QEMU log) |\n|---|---|\n",
-    );
-    for kernels in [
-        "reference",
-        "portable",
-        "neon",
-        "neon-sdot",
-        "neon-i8mm",
-        "fast",
-    ] {
-        let count = |iterations: &str| -> Result<u64, String> {
-            let mut child = Command::new("qemu-aarch64")
-                .args([
-                    "-cpu",
-                    "max",
-                    "-d",
-                    "in_asm,exec,nochain",
-                    "-D",
-                    "/dev/stdout",
-                ])
-                .arg(tern)
-                .arg("bench")
-                .arg(model)
-                .arg("--input")
-                .arg(input)
-                .args([
-                    "--warmup",
-                    "0",
-                    "--iterations",
-                    iterations,
-                    "--kernels",
-                    kernels,
-                ])
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .map_err(|e| format!("qemu-aarch64: {e}"))?;
-            let stdout = child.stdout.take().ok_or("no stdout")?;
-            let total = count_logged_instructions(std::io::BufReader::new(stdout));
-            child.wait().map_err(|e| format!("qemu-aarch64: {e}"))?;
-            Ok(total)
-        };
-        let (one, two) = (count("1")?, count("2")?);
-        table.push_str(&format!("| {kernels} | {} |\n", two.saturating_sub(one)));
-    }
-    print!("{table}");
-    Ok(())
-}
-
-/// Sums, over the `Trace` lines of a QEMU `-d in_asm,exec,nochain` log, the
-/// number of instructions of the block each executes (from its latest `IN:` listing).
-fn count_logged_instructions(log: impl std::io::BufRead) -> u64 {
-    let mut sizes = std::collections::HashMap::<u64, u64>::new();
-    let (mut block, mut len) = (None::<u64>, 0u64);
-    let mut total = 0;
-    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
-    for line in log.split(b'\n').map_while(Result::ok) {
-        let line = String::from_utf8_lossy(&line);
-        if let Some(rest) = line.strip_prefix("Trace ") {
-            if let Some(pc) = block.take() {
-                sizes.insert(pc, len);
-            }
-            let pc = rest
-                .split('[')
-                .nth(1)
-                .and_then(|f| f.split('/').nth(1))
-                .and_then(hex);
-            total += pc.and_then(|pc| sizes.get(&pc)).copied().unwrap_or(0);
-        } else if line.starts_with("IN:") {
-            if let Some(pc) = block.take() {
-                sizes.insert(pc, len);
-            }
-            len = 0;
-        } else if line.starts_with("0x") && line.contains(":  ") {
-            if block.is_none() && len == 0 {
-                block = line.split(':').next().and_then(hex);
-            }
-            len += 1;
-        }
-    }
-    total
 }

@@ -57,6 +57,28 @@ pub fn conv_transpose2d_f32_phases<W: FloatWeight>(
     scratch: &mut [f32],
     fast: bool,
 ) {
+    // One copy of the driver for every weight type: only the gather of each
+    // phase's weights reads them.
+    let plain = ConvF32Args::<f32> {
+        input: args.input,
+        weights: &[],
+        bias: args.bias,
+        geometry: args.geometry,
+        clamp: args.clamp,
+    };
+    phases(&plain, &|i| args.weights[i].to_f32(), output, scratch, fast);
+}
+
+/// [`conv_transpose2d_f32_phases`] with the weights read through `weight`
+/// (`args.weights` is unused).
+#[inline(never)]
+fn phases(
+    args: &ConvF32Args<f32>,
+    weight: &dyn Fn(usize) -> f32,
+    output: &mut [f32],
+    scratch: &mut [f32],
+    fast: bool,
+) {
     let geometry = &args.geometry;
     let (k_max, tile) = plan(geometry).expect("a phase plan (nonzero scratch length)");
     assert!(scratch.len() >= conv_transpose2d_f32_scratch_len(geometry));
@@ -68,7 +90,7 @@ pub fn conv_transpose2d_f32_phases<W: FloatWeight>(
         for px in 0..ax.stride.min(ax.out_len) {
             let phase = Phase::new(args, [ay, ax], [py, px]);
             for g in 0..geometry.groups {
-                let k = phase.weights(g, w_phase);
+                let k = phase.weights(g, weight, w_phase);
                 for n in 0..geometry.in_shape.n {
                     let mut p0 = 0;
                     while p0 < phase.pixels() {
@@ -103,8 +125,8 @@ pub fn conv_transpose2d_f32_phases<W: FloatWeight>(
 }
 
 /// One phase: its output sub-grid and its taps with their input offsets.
-struct Phase<'a, 'x, W> {
-    args: &'a ConvF32Args<'x, W>,
+struct Phase<'a, 'x> {
+    args: &'a ConvF32Args<'x, f32>,
     py: usize,
     px: usize,
     /// Output rows and columns of the phase.
@@ -119,8 +141,8 @@ struct Phase<'a, 'x, W> {
     nx: usize,
 }
 
-impl<'a, 'x, W: FloatWeight> Phase<'a, 'x, W> {
-    fn new(args: &'a ConvF32Args<'x, W>, [ay, ax]: [Axis; 2], [py, px]: [usize; 2]) -> Self {
+impl<'a, 'x> Phase<'a, 'x> {
+    fn new(args: &'a ConvF32Args<'x, f32>, [ay, ax]: [Axis; 2], [py, px]: [usize; 2]) -> Self {
         let mut phase = Phase {
             args,
             py,
@@ -145,19 +167,18 @@ impl<'a, 'x, W: FloatWeight> Phase<'a, 'x, W> {
 
     /// Writes group `g`'s weights of this phase's taps, widened, as
     /// `[cout_g][K]` with `k = (ic * ny + a) * nx + b`; returns `K`.
-    fn weights(&self, g: usize, w_phase: &mut [f32]) -> usize {
+    fn weights(&self, g: usize, weight: &dyn Fn(usize) -> f32, w_phase: &mut [f32]) -> usize {
         let geometry = &self.args.geometry;
         let (cin_g, cout_g) = (geometry.in_per_group(), geometry.out_per_group());
         let [kh, kw] = geometry.window.kernel;
         let k = cin_g * self.ny * self.nx;
         for (m, row) in w_phase.chunks_exact_mut(k.max(1)).take(cout_g).enumerate() {
-            let filter =
-                &self.args.weights[(g * cout_g + m) * cin_g * kh * kw..][..cin_g * kh * kw];
+            let filter = (g * cout_g + m) * cin_g * kh * kw;
             let mut t = 0;
             for ic in 0..cin_g {
                 for &ky in &self.ty[..self.ny] {
                     for &kx in &self.tx[..self.nx] {
-                        row[t] = filter[(ic * kh + ky) * kw + kx].to_f32();
+                        row[t] = weight(filter + (ic * kh + ky) * kw + kx);
                         t += 1;
                     }
                 }
