@@ -56,7 +56,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(&args[1..]),
         Some("icount") => targets::icount::icount(&args[1..]),
         _ => Err(
-            "usage: cargo xtask <setup | demo | test | lint | fixtures [MODEL...] | targets [--icount] | icount [--cpu CPU]... MODEL.tern INPUT.npy | size | fuzz [--seconds N | --runs N] [--coverage] [TARGET...] | models [NAME...] | bench [--seconds S] [NAME...]>"
+            "usage: cargo xtask <setup | demo | test | lint | fixtures [MODEL...] | targets [--icount] | icount [--cpu CPU]... [--tern PATH] MODEL.tern INPUT.npy | size | fuzz [--seconds N | --runs N] [--coverage] [TARGET...] | models [NAME...] | bench [--seconds S] [NAME...]>"
                 .to_string(),
         ),
     };

@@ -7,8 +7,9 @@
 //! of `tern bench` that differ by one inference give the count for one.
 //!
 //! `cargo xtask targets --icount` prints the CNN's count per int8 kernel choice
-//! on `max`; `cargo xtask icount [--cpu CPU]... MODEL.tern INPUT.npy` counts any
-//! model with the default kernels on each CPU (default `max` and `cortex-a53`).
+//! on `max`; `cargo xtask icount [--cpu CPU]... [--tern AARCH64_TERN] MODEL.tern
+//! INPUT.npy` counts any model with the default kernels on each CPU (default
+//! `max` and `cortex-a53`), with this tree's device `tern` or the one given.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -41,10 +42,12 @@ pub(super) fn kernel_table(tern: &Path, model: &Path, input: &Path) -> Result<()
 pub(crate) fn icount(args: &[String]) -> Result<(), String> {
     let mut cpus = Vec::new();
     let mut files = Vec::new();
+    let mut tern = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--cpu" => cpus.push(it.next().ok_or("--cpu takes a QEMU CPU name")?.clone()),
+            "--tern" => tern = Some(PathBuf::from(it.next().ok_or("--tern takes a path")?)),
             other if other.starts_with("--") => {
                 return Err(format!("unknown icount option {other}"));
             }
@@ -52,13 +55,20 @@ pub(crate) fn icount(args: &[String]) -> Result<(), String> {
         }
     }
     let [model, input] = &files[..] else {
-        return Err("usage: cargo xtask icount [--cpu CPU]... MODEL.tern INPUT.npy".into());
+        return Err(
+            "usage: cargo xtask icount [--cpu CPU]... [--tern AARCH64_TERN] MODEL.tern INPUT.npy"
+                .into(),
+        );
     };
     if cpus.is_empty() {
         cpus = vec!["max".into(), "cortex-a53".into()];
     }
     run(Command::new("bash").arg(crate::root().join("targets/toolchain/install-arm.sh")))?;
-    let tern = device_tern()?;
+    // Another build (an older commit's, for a before/after) or this tree's.
+    let tern = match tern {
+        Some(path) => path,
+        None => device_tern()?,
+    };
     println!("| CPU (qemu-aarch64) | instructions per inference |\n|---|---:|");
     for cpu in &cpus {
         let count = per_inference(&tern, cpu, model, input, "fast")?;
