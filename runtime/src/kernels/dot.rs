@@ -101,7 +101,7 @@ mod dsp {
         unsafe {
             core::arch::asm!("smlad {out}, {x}, {y}, {acc}",
                 out = lateout(reg) out, x = in(reg) x, y = in(reg) y, acc = in(reg) acc,
-                options(pure, nomem, nostack, preserves_flags));
+                options(pure, nomem, nostack));
         }
         out
     }

@@ -155,8 +155,10 @@ fn row_panels(w: &[i8], x: &[i16], ldc: usize, start: i32, out: &mut [i32]) {
 
 /// [`row_panels`] written out for Cortex-M: per group of four taps one weight
 /// load, two `SXTB16`, four `LDRD` and eight `SMLAD` (17 instructions with the
-/// loop for 16 multiply-adds, in eleven registers: the compiled generic loop
-/// spills), and 17 instructions per panel around them.
+/// loop for 16 multiply-adds; the compiled generic loop
+/// spills), and 17 instructions per panel around them. Twelve register
+/// operands: every general register Thumb-2 code may hand to `asm!` (a target
+/// that reserves r9 cannot build it).
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
 #[inline(always)]
 fn asm_row_panels(w: &[i8], x: &[i16], ldc: usize, start: i32, out: &mut [i32]) {
@@ -171,6 +173,14 @@ fn asm_row_panels(w: &[i8], x: &[i16], ldc: usize, start: i32, out: &mut [i32]) 
         /// Bytes from the end of a panel's groups to the next panel.
         skip: usize,
     }
+    // The asm reads the fields at these byte offsets.
+    const _: () = assert!(
+        core::mem::offset_of!(Walk, groups) == 4
+            && core::mem::offset_of!(Walk, panels) == 8
+            && core::mem::offset_of!(Walk, out) == 12
+            && core::mem::offset_of!(Walk, start) == 16
+            && core::mem::offset_of!(Walk, skip) == 20
+    );
     let groups = w.len() / GROUP;
     let panels = out.len() / PANEL;
     assert!(
@@ -345,7 +355,8 @@ fn sxtb16_ror8(x: u32) -> u32 {
     }
 }
 
-/// `SMLAD`: `acc + lo(x) * lo(y) + hi(x) * hi(y)` (signed halves, wrapping).
+/// `SMLAD`: `acc + lo(x) * lo(y) + hi(x) * hi(y)` (signed halves, wrapping;
+/// an overflow sets the Q flag, so the asm does not preserve the flags).
 #[inline(always)]
 fn smlad(x: u32, y: u32, acc: i32) -> i32 {
     #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
@@ -355,7 +366,7 @@ fn smlad(x: u32, y: u32, acc: i32) -> i32 {
         // a CPU with the DSP extension.
         unsafe {
             core::arch::asm!("smlad {o}, {x}, {y}, {a}", o = lateout(reg) out, x = in(reg) x,
-                y = in(reg) y, a = in(reg) acc, options(pure, nomem, nostack, preserves_flags));
+                y = in(reg) y, a = in(reg) acc, options(pure, nomem, nostack));
         }
         out
     }

@@ -316,3 +316,53 @@ fn folding_into_zero_output_channels_does_not_panic() {
     let mut g = import_graph(b).expect("imports");
     passes::optimize(&mut g);
 }
+
+/// A float ConvTranspose2d gets the phase kernel's scratch (format 1.4) unless
+/// `--small-arena` asks for the smallest arena: then no scratch, the gather
+/// form, and the lowest minor version. Both files give the same outputs.
+#[test]
+fn float_conv_transpose_scratch_and_small_arena() {
+    let g = import_graph(conv_transpose(
+        [2, 2],
+        [3, 4],
+        vec![attr_ints("strides", &[2, 2])],
+    ))
+    .expect("valid ConvTranspose");
+    let mut outputs = Vec::new();
+    for small_arena in [false, true] {
+        let options = crate::convert::mixed::ConvertOptions {
+            small_arena,
+            ..Default::default()
+        };
+        let converted = crate::convert::convert_with(
+            &g,
+            crate::convert::Precision::F32,
+            &[],
+            crate::convert::Method::Minmax,
+            &options,
+            Vec::new(),
+            |_| {},
+        )
+        .expect("converts");
+        let minor = u16::from_le_bytes([converted.bytes[10], converted.bytes[11]]);
+        let scratch = converted.file.ops.iter().any(|op| op.scratch.is_some());
+        assert_eq!(
+            (minor, scratch),
+            if small_arena { (0, false) } else { (4, true) }
+        );
+        let bytes = tern_runtime::AlignedBytes::new(&converted.bytes);
+        let model = tern_runtime::Model::from_bytes(&bytes).expect("loads");
+        let mut interp = tern_runtime::Interpreter::with_allocated_arena(&model).expect("arena");
+        let x: Vec<f32> = (0..24).map(|i| i as f32 * 0.25 - 3.0).collect();
+        interp.set_input_f32(0, &x).expect("input");
+        interp.invoke().expect("runs");
+        let y = interp.output(0).expect("output");
+        let mut v = vec![0f32; y.info.len()];
+        y.read_f32(&mut v).expect("f32");
+        outputs.push(v);
+    }
+    assert_eq!(outputs[0].len(), 2 * 6 * 8);
+    for (a, b) in outputs[0].iter().zip(&outputs[1]) {
+        assert!((a - b).abs() <= 1e-5, "{a} vs {b}");
+    }
+}

@@ -133,6 +133,9 @@ impl Lowering<'_> {
                     if int8 && !transpose {
                         let min = conv2d_s8_fast::conv2d_s8_fast_scratch_len(&geometry);
                         self.file.scratch_min.push((s, min));
+                    } else if transpose && !int8 {
+                        // The gather form needs none: `--small-arena` drops it.
+                        self.file.scratch_min.push((s, 0));
                     }
                 }
             }

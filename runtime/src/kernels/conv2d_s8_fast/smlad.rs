@@ -37,7 +37,7 @@ pub(super) fn conv_smlad(args: &ConvS8Args, output: &mut [i8], scratch: &mut [i8
     let (_, words, _) = bytemuck::pod_align_to_mut::<i8, u32>(scratch);
     let cols: &mut [i16] = bytemuck::cast_slice_mut(words);
     let fit = cols.len() / ldc;
-    debug_assert!(fit > 0, "conv2d_s8_fast: scratch too small");
+    assert!(fit > 0, "conv2d_s8_fast: scratch too small");
     let panel = if fit >= PANEL { PANEL } else { 1 };
     let tile = (fit / panel * panel).min(pixels).min(MAX_PIXEL_TILE);
     let mut sums = [0i32; MAX_PIXEL_TILE];

@@ -37,15 +37,17 @@ fn plan(g: &ConvGeometry) -> Option<(usize, usize)> {
 
 /// Scratch floats of the phase-decomposed kernel: the phase's weights
 /// `out_per_group * K`, a tile of receptive fields `K * tile` and a tile of
-/// outputs `out_per_group * tile`; 0 where only the gather form runs.
+/// outputs `out_per_group * tile`; 0 where only the gather form runs (and
+/// where that sum, in bytes, would overflow `usize`).
 pub fn conv_transpose2d_f32_scratch_len(geometry: &ConvGeometry) -> usize {
-    match plan(geometry) {
-        Some((k, tile)) => {
-            let cout_g = geometry.out_per_group();
-            cout_g * k + k * tile + cout_g * tile
-        }
-        None => 0,
-    }
+    let floats = |(k, tile): (usize, usize)| {
+        let cout_g = geometry.out_per_group();
+        let sum = cout_g.checked_mul(k)?.checked_add(k.checked_mul(tile)?)?;
+        let sum = sum.checked_add(cout_g.checked_mul(tile)?)?;
+        // Its bytes must fit too (the op checks `4 * len`).
+        sum.checked_mul(4).map(|_| sum)
+    };
+    plan(geometry).and_then(floats).unwrap_or(0)
 }
 
 /// [`super::conv_transpose2d_f32`] by phases; `scratch` holds at least
