@@ -245,7 +245,7 @@ fn demo(extra: &[String]) -> Result<(), String> {
     run(tern().args(["report", model]))
 }
 
-/// Formatting, `cargo test --workspace`, a 60-second fuzz smoke run per fuzz
+/// Formatting, `cargo test --workspace`, a 45-second fuzz smoke run per fuzz
 /// target (skipped with `--no-fuzz`), then the ARM target jobs (`targets`, skipped
 /// with `--no-targets`). The `gpu` feature's type check lives in `lint` (its clippy
 /// run): 6 minutes of the 30-minute CI budget were not there for it.
