@@ -305,15 +305,7 @@ mod tests {
                 geometry,
                 clamp,
             };
-            for (variant, out) in every_variant(&args) {
-                for i in 0..o.len() {
-                    let w = clamp.apply(want[i] as f32) as f64;
-                    assert!(
-                        (out[i] as f64 - w).abs() <= 1e-5 * mag[i] + 1e-6,
-                        "{variant}: {win:?} {s:?} {o:?} groups {groups} at {i}"
-                    );
-                }
-            }
+            every_variant_matches(&args, &want, &mag, &std::format!("f32 groups {groups}"));
 
             let w16: Vec<f16> = weights.iter().map(|&w| f16::from_f32(w)).collect();
             let w16_f32: Vec<f32> = w16.iter().map(|w| w.to_f32()).collect();
@@ -325,15 +317,7 @@ mod tests {
                 geometry,
                 clamp,
             };
-            for (variant, out) in every_variant(&args) {
-                for i in 0..o.len() {
-                    let w = clamp.apply(want[i] as f32) as f64;
-                    assert!(
-                        (out[i] as f64 - w).abs() <= 1e-5 * mag[i] + 1e-6,
-                        "f16 {variant}: {win:?} at {i}"
-                    );
-                }
-            }
+            every_variant_matches(&args, &want, &mag, "f16");
         }
     }
 
@@ -381,6 +365,29 @@ mod tests {
                         "{variant}: {win:?} at {i}"
                     );
                 }
+            }
+        }
+    }
+
+    /// Every variant of [`every_variant`] is within float tolerance of the
+    /// clamped f64 scatter `want` (`mag`: the sum of the terms' magnitudes).
+    fn every_variant_matches<W: FloatWeight>(
+        args: &ConvF32Args<W>,
+        want: &[f64],
+        mag: &[f64],
+        label: &str,
+    ) {
+        let g = &args.geometry;
+        for (variant, out) in every_variant(args) {
+            for i in 0..out.len() {
+                let w = args.clamp.apply(want[i] as f32) as f64;
+                assert!(
+                    (out[i] as f64 - w).abs() <= 1e-5 * mag[i] + 1e-6,
+                    "{label} {variant}: {:?} {:?} {:?} at {i}",
+                    g.window,
+                    g.in_shape,
+                    g.out_shape
+                );
             }
         }
     }

@@ -16,7 +16,7 @@
 //! Integer sums are exact modulo 2^32 in any order, so this equals the
 //! reference bit for bit.
 
-use super::conv_transpose_phases::{MAX_PHASE_TAPS, axes};
+use super::conv_transpose_phases::{MAX_PHASE_TAPS, PhaseTaps, axes};
 use super::conv2d_s8::bias_of;
 use super::conv2d_s8_fast::{MAX_PIXEL_TILE, pixel_tile};
 use super::gemm_i16::{MR, NR, TileArgs, gemm_i16_tile};
@@ -75,41 +75,19 @@ fn conv_transpose2d_s8_fast_body(args: &ConvS8Args, output: &mut [i8], scratch: 
     let [ay, ax] = axes(&args.geometry);
     for py in 0..ay.stride.min(ay.out_len) {
         for px in 0..ax.stride.min(ax.out_len) {
-            let mut phase = Phase {
+            let phase = Phase {
                 args,
-                py,
-                px,
-                rows: ay.phase_len(py),
-                cols: ax.phase_len(px),
-                ty: [0; MAX_PHASE_TAPS],
-                tx: [0; MAX_PHASE_TAPS],
-                cy: [0; MAX_PHASE_TAPS],
-                cx: [0; MAX_PHASE_TAPS],
-                ny: 0,
-                nx: 0,
+                t: PhaseTaps::new([ay, ax], [py, px]),
             };
-            phase.ny = ay.phase_taps(py, &mut phase.ty, &mut phase.cy);
-            phase.nx = ax.phase_taps(px, &mut phase.tx, &mut phase.cx);
             phase.run(tile, b_panels, a_panel, output);
         }
     }
 }
 
-/// One phase `(py, px)`: its output sub-grid and its kernel taps.
+/// One phase of one call.
 struct Phase<'a, 'x> {
     args: &'a ConvS8Args<'x>,
-    py: usize,
-    px: usize,
-    /// Output rows and columns of the phase.
-    rows: usize,
-    cols: usize,
-    /// Taps per dimension and their input offsets (`iy = j + cy[a]`).
-    ty: [usize; MAX_PHASE_TAPS],
-    tx: [usize; MAX_PHASE_TAPS],
-    cy: [isize; MAX_PHASE_TAPS],
-    cx: [isize; MAX_PHASE_TAPS],
-    ny: usize,
-    nx: usize,
+    t: PhaseTaps,
 }
 
 impl Phase<'_, '_> {
@@ -128,10 +106,10 @@ impl Phase<'_, '_> {
         let [kh, kw] = geometry.window.kernel;
         let [sh, sw] = geometry.window.stride;
         let full_taps = cin_g * kh * kw;
-        let taps = cin_g * self.ny * self.nx;
+        let taps = cin_g * self.t.ny * self.t.nx;
         let k2 = taps.div_ceil(2);
         let block_len = k2 * NR * 2;
-        let pixels = self.rows * self.cols;
+        let pixels = self.t.rows * self.t.cols;
         let out_plane = outs.h * outs.w;
         let mut sums = [0i32; MR * MAX_PIXEL_TILE];
         let mut row8 = [0i8; MAX_PIXEL_TILE];
@@ -152,8 +130,9 @@ impl Phase<'_, '_> {
                         for m in 0..mb {
                             let filter = &weights[(oc0 + m) * full_taps..][..full_taps];
                             for k in 0..taps {
-                                let (icg, b) = (k / (self.ny * self.nx), k % (self.ny * self.nx));
-                                let (ky, kx) = (self.ty[b / self.nx], self.tx[b % self.nx]);
+                                let (icg, b) =
+                                    (k / (self.t.ny * self.t.nx), k % (self.t.ny * self.t.nx));
+                                let (ky, kx) = (self.t.ty[b / self.t.nx], self.t.tx[b % self.t.nx]);
                                 let w = filter[(icg * kh + ky) * kw + kx];
                                 a_panel[(k / 2 * MR + m) * 2 + k % 2] = w as i16;
                             }
@@ -183,11 +162,11 @@ impl Phase<'_, '_> {
                             let row8 = &mut row8[..count];
                             quant.finish_row(quant.requant_of(oc), row, row8);
                             let out = &mut output[(n * outs.c + oc) * out_plane..][..out_plane];
-                            let (mut j, mut i) = (p0 / self.cols, p0 % self.cols);
+                            let (mut j, mut i) = (p0 / self.t.cols, p0 % self.t.cols);
                             for &v in row8.iter() {
-                                out[(self.py + sh * j) * outs.w + self.px + sw * i] = v;
+                                out[(self.t.py + sh * j) * outs.w + self.t.px + sw * i] = v;
                                 i += 1;
-                                if i == self.cols {
+                                if i == self.t.cols {
                                     i = 0;
                                     j += 1;
                                 }
@@ -215,7 +194,7 @@ impl Phase<'_, '_> {
         let ins = geometry.in_shape;
         let in_plane = ins.h * ins.w;
         let zp = quant.input_zero_point;
-        let per_ic = self.ny * self.nx;
+        let per_ic = self.t.ny * self.t.nx;
         let taps = geometry.in_per_group() * per_ic;
         let block_len = k2 * NR * 2;
         let mut rows = [[0i16; MAX_PIXEL_TILE]; 2];
@@ -228,15 +207,15 @@ impl Phase<'_, '_> {
                     continue;
                 }
                 let (icg, b) = (k / per_ic, k % per_ic);
-                let (cy, cx) = (self.cy[b / self.nx], self.cx[b % self.nx]);
+                let (cy, cx) = (self.t.cy[b / self.t.nx], self.t.cx[b % self.t.nx]);
                 let plane = &input[(n * ins.c + ic0 + icg) * in_plane..][..in_plane];
                 // Phase columns i with 0 <= i + cx < iw.
-                let lo = (-cx).clamp(0, self.cols as isize) as usize;
-                let hi = (ins.w as isize - cx).clamp(lo as isize, self.cols as isize) as usize;
-                let (mut j, mut i) = (p0 / self.cols, p0 % self.cols);
+                let lo = (-cx).clamp(0, self.t.cols as isize) as usize;
+                let hi = (ins.w as isize - cx).clamp(lo as isize, self.t.cols as isize) as usize;
+                let (mut j, mut i) = (p0 / self.t.cols, p0 % self.t.cols);
                 let mut t = 0;
                 while t < count {
-                    let seg = (self.cols - i).min(count - t);
+                    let seg = (self.t.cols - i).min(count - t);
                     let iy = j as isize + cy;
                     if (0..ins.h as isize).contains(&iy) && hi > lo {
                         let (a, b) = (i.max(lo), (i + seg).min(hi));

@@ -74,3 +74,41 @@ pub(crate) fn axes(g: &ConvGeometry) -> [Axis; 2] {
         out_len: outs[i],
     })
 }
+
+/// One phase `(py, px)`: its output sub-grid and the taps that land on it.
+#[derive(Clone, Copy)]
+pub(crate) struct PhaseTaps {
+    pub py: usize,
+    pub px: usize,
+    /// Output rows and columns of the phase.
+    pub rows: usize,
+    pub cols: usize,
+    /// Taps per dimension and their input offsets (`iy = j + cy[a]`).
+    pub ty: [usize; MAX_PHASE_TAPS],
+    pub tx: [usize; MAX_PHASE_TAPS],
+    pub cy: [isize; MAX_PHASE_TAPS],
+    pub cx: [isize; MAX_PHASE_TAPS],
+    pub ny: usize,
+    pub nx: usize,
+}
+
+impl PhaseTaps {
+    /// Phase `(py, px)` of the axes `[rows, columns]`.
+    pub(crate) fn new([ay, ax]: [Axis; 2], [py, px]: [usize; 2]) -> PhaseTaps {
+        let mut t = PhaseTaps {
+            py,
+            px,
+            rows: ay.phase_len(py),
+            cols: ax.phase_len(px),
+            ty: [0; MAX_PHASE_TAPS],
+            tx: [0; MAX_PHASE_TAPS],
+            cy: [0; MAX_PHASE_TAPS],
+            cx: [0; MAX_PHASE_TAPS],
+            ny: 0,
+            nx: 0,
+        };
+        t.ny = ay.phase_taps(py, &mut t.ty, &mut t.cy);
+        t.nx = ax.phase_taps(px, &mut t.tx, &mut t.cx);
+        t
+    }
+}

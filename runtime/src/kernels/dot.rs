@@ -7,11 +7,9 @@
 //! in the shape LLVM lowers to `pmaddwd` (x86-64 SSE2) or `smlal` (AArch64).
 //! On x86-64 with AVX2 an explicit `vpmaddwd` version runs instead, four rows at
 //! a time: auto-vectorization with AVX2 enabled falls back to `vpmulld`, which
-//! is several times slower. On Cortex-M with the DSP extension (`arm-dsp`),
-//! `SMLAD` versions run, two rows at a time in [`dot_i16_rows`] (each load of
-//! `a` feeds two rows). Integer sums are exact modulo 2^32 in any order, so
-//! every version gives the same bits (the Cortex-M firmware checks its output
-//! checksum against the host's).
+//! is several times slower. (Cortex-M with the DSP extension runs
+//! [`super::gemm_smlad`] instead.) Integer sums are exact modulo 2^32 in any
+//! order, so every version gives the same bits.
 
 /// Lanes of one chunk: rows are zero-padded to a multiple of it.
 pub(crate) const DOT_LANES: usize = 16;
@@ -20,17 +18,10 @@ pub(crate) const DOT_LANES: usize = 16;
 /// `16 * floor(min(a.len(), b.len()) / 16)` elements.
 #[inline]
 pub(crate) fn dot_i16(a: &[i16], b: &[i16]) -> i32 {
-    #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
-    {
-        dsp::dot_i16_smlad(a, b)
-    }
-    #[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
-    {
-        let mut out = [0i32];
-        let len = a.len().min(b.len());
-        dot_i16_rows(a, &b[..len], len, &mut out);
-        out[0]
-    }
+    let mut out = [0i32];
+    let len = a.len().min(b.len());
+    dot_i16_rows(a, &b[..len], len, &mut out);
+    out[0]
 }
 
 /// `out[j] = dot_i16(a, rows[j * stride..][..stride])` for each of `out.len()`
@@ -54,8 +45,6 @@ pub(crate) fn dot_i16_rows_portable(a: &[i16], rows: &[i16], stride: usize, out:
         out.fill(0);
         return;
     }
-    #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
-    let (out, rows) = dsp::dot_i16_rows2_smlad(a, rows, stride, out);
     for (o, row) in out.iter_mut().zip(rows.chunks_exact(stride)) {
         *o = dot_i16_portable(a, row);
     }
@@ -63,104 +52,19 @@ pub(crate) fn dot_i16_rows_portable(a: &[i16], rows: &[i16], stride: usize, out:
 
 /// One portable dot product: a single 16-lane accumulator over fixed-size
 /// chunks and a final horizontal sum, the shape LLVM lowers to `pmaddwd`.
-/// With the `arm-dsp` feature on 32-bit ARM, [`dsp::dot_i16_smlad`] instead.
 #[inline(always)]
 fn dot_i16_portable(a: &[i16], b: &[i16]) -> i32 {
-    #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
-    {
-        dsp::dot_i16_smlad(a, b)
-    }
-    #[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
-    {
-        let (a, _) = a.as_chunks::<DOT_LANES>();
-        let (b, _) = b.as_chunks::<DOT_LANES>();
-        let chunks = a.len().min(b.len());
-        let (a, b) = (&a[..chunks], &b[..chunks]);
-        let mut acc = [0i32; DOT_LANES];
-        for c in 0..chunks {
-            for l in 0..DOT_LANES {
-                acc[l] = acc[l].wrapping_add(a[c][l] as i32 * b[c][l] as i32);
-            }
+    let (a, _) = a.as_chunks::<DOT_LANES>();
+    let (b, _) = b.as_chunks::<DOT_LANES>();
+    let chunks = a.len().min(b.len());
+    let (a, b) = (&a[..chunks], &b[..chunks]);
+    let mut acc = [0i32; DOT_LANES];
+    for c in 0..chunks {
+        for l in 0..DOT_LANES {
+            acc[l] = acc[l].wrapping_add(a[c][l] as i32 * b[c][l] as i32);
         }
-        acc.iter().fold(0i32, |sum, &v| sum.wrapping_add(v))
     }
-}
-
-/// Cortex-M DSP extension: `SMLAD` multiplies two pairs of 16-bit values and
-/// adds both products to a 32-bit accumulator (wrapping, like the reference).
-#[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
-mod dsp {
-    use super::DOT_LANES;
-
-    /// `acc + lo(x) * lo(y) + hi(x) * hi(y)` (signed 16-bit halves).
-    #[inline(always)]
-    fn smlad(x: u32, y: u32, acc: i32) -> i32 {
-        let out: i32;
-        // SAFETY: register-only DSP instruction; the `arm-dsp` feature promises
-        // a CPU with the DSP extension.
-        unsafe {
-            core::arch::asm!("smlad {out}, {x}, {y}, {acc}",
-                out = lateout(reg) out, x = in(reg) x, y = in(reg) y, acc = in(reg) acc,
-                options(pure, nomem, nostack));
-        }
-        out
-    }
-
-    /// [`super::dot_i16_portable`] over whole chunks of [`DOT_LANES`], two
-    /// `SMLAD` chains so that consecutive instructions do not wait on each other.
-    #[inline(always)]
-    pub(super) fn dot_i16_smlad(a: &[i16], b: &[i16]) -> i32 {
-        let len = a.len().min(b.len()) / DOT_LANES * DOT_LANES;
-        let (a, b) = (&a[..len], &b[..len]);
-        let (mut acc0, mut acc1) = (0i32, 0i32);
-        for (x, y) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
-            acc0 = smlad(pair(x, 0), pair(y, 0), acc0);
-            acc1 = smlad(pair(x, 2), pair(y, 2), acc1);
-        }
-        acc0.wrapping_add(acc1)
-    }
-
-    /// The rows of [`super::dot_i16_rows`] two at a time (each load of `a`
-    /// feeds two `SMLAD`s): 12 instructions per 8 products instead of 16.
-    /// Returns the outputs and rows it left (at most one row).
-    #[inline(always)]
-    pub(super) fn dot_i16_rows2_smlad<'o, 'r>(
-        a: &[i16],
-        rows: &'r [i16],
-        stride: usize,
-        out: &'o mut [i32],
-    ) -> (&'o mut [i32], &'r [i16]) {
-        let len = a.len().min(stride) / DOT_LANES * DOT_LANES;
-        let a = &a[..len];
-        let count = out.len().min(rows.len() / stride);
-        let blocks = count / 2;
-        let (done, rest) = out.split_at_mut(blocks * 2);
-        for (j, sums) in done.chunks_exact_mut(2).enumerate() {
-            let r0 = &rows[2 * j * stride..][..len];
-            let r1 = &rows[(2 * j + 1) * stride..][..len];
-            let (mut acc0, mut acc1) = (0i32, 0i32);
-            for ((x, y0), y1) in a
-                .chunks_exact(4)
-                .zip(r0.chunks_exact(4))
-                .zip(r1.chunks_exact(4))
-            {
-                let (w0, w1) = (pair(x, 0), pair(x, 2));
-                acc0 = smlad(w0, pair(y0, 0), acc0);
-                acc1 = smlad(w0, pair(y1, 0), acc1);
-                acc0 = smlad(w1, pair(y0, 2), acc0);
-                acc1 = smlad(w1, pair(y1, 2), acc1);
-            }
-            sums[0] = acc0;
-            sums[1] = acc1;
-        }
-        (rest, &rows[(blocks * 2 * stride).min(rows.len())..])
-    }
-
-    /// Elements `i` and `i + 1` of `v` as the two halves of a word.
-    #[inline(always)]
-    fn pair(v: &[i16], i: usize) -> u32 {
-        (v[i] as u16 as u32) | ((v[i + 1] as u16 as u32) << 16)
-    }
+    acc.iter().fold(0i32, |sum, &v| sum.wrapping_add(v))
 }
 
 #[cfg(target_arch = "x86_64")]

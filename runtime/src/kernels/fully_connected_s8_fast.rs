@@ -56,40 +56,71 @@ fn fully_connected_s8_fast_body(args: &FullyConnectedS8Args, output: &mut [i8]) 
         fully_connected_smlad(args, output);
         return;
     }
-    let k = in_features;
     let zp = quant.input_zero_point;
     let mut x16 = [0i16; K_CHUNK];
     let mut w16 = [0i16; K_CHUNK];
-    let mut acc = [0i32; OUT_BLOCK];
+    for_each_chunk(args, output, |x, w_rows, lda, acc| {
+        let len = x.len();
+        let padded = len.next_multiple_of(DOT_LANES);
+        for (d, &s) in x16.iter_mut().zip(x) {
+            *d = (s as i32 - zp) as i16;
+        }
+        x16[len..padded].fill(0);
+        w16[len..padded].fill(0);
+        for (j, a) in acc.iter_mut().enumerate() {
+            for (d, &s) in w16.iter_mut().zip(&w_rows[j * lda..][..len]) {
+                *d = s as i16;
+            }
+            *a = a.wrapping_add(dot_i16(&w16[..padded], &x16[..padded]));
+        }
+    });
+}
 
+/// The walk both widening variants share: per input row and block of
+/// [`OUT_BLOCK`] output features, the accumulators start at the bias, then
+/// `chunk(x, w_rows, lda, acc)` adds each chunk of up to [`K_CHUNK`] inputs `x`
+/// (the block's weight rows start at `w_rows`, `lda` apart, at the chunk's
+/// column), and the sums are requantized.
+#[inline(always)]
+fn for_each_chunk(
+    args: &FullyConnectedS8Args,
+    output: &mut [i8],
+    mut chunk: impl FnMut(&[i8], &[i8], usize, &mut [i32]),
+) {
+    let FullyConnectedS8Args {
+        input,
+        weights,
+        bias,
+        dims:
+            FullyConnectedDims {
+                rows,
+                in_features: k,
+                out_features,
+            },
+        ref quant,
+    } = *args;
+    let mut acc = [0i32; OUT_BLOCK];
     for r in 0..rows {
         let x_row = &input[r * k..][..k];
         let out_row = &mut output[r * out_features..][..out_features];
         let mut n0 = 0;
         while n0 < out_features {
             let block = (out_features - n0).min(OUT_BLOCK);
-            for (j, a) in acc[..block].iter_mut().enumerate() {
+            let acc = &mut acc[..block];
+            for (j, a) in acc.iter_mut().enumerate() {
                 *a = bias_of(bias, n0 + j);
             }
             let mut k0 = 0;
             while k0 < k {
                 let len = (k - k0).min(K_CHUNK);
-                let padded = len.next_multiple_of(DOT_LANES);
-                for (d, &s) in x16.iter_mut().zip(&x_row[k0..k0 + len]) {
-                    *d = (s as i32 - zp) as i16;
-                }
-                x16[len..padded].fill(0);
-                w16[len..padded].fill(0);
-                for (j, a) in acc[..block].iter_mut().enumerate() {
-                    let w_row = &weights[(n0 + j) * k + k0..][..len];
-                    for (d, &s) in w16.iter_mut().zip(w_row) {
-                        *d = s as i16;
-                    }
-                    *a = a.wrapping_add(dot_i16(&w16[..padded], &x16[..padded]));
-                }
+                chunk(&x_row[k0..k0 + len], &weights[n0 * k + k0..], k, acc);
                 k0 += len;
             }
-            for (j, (o, &a)) in out_row[n0..n0 + block].iter_mut().zip(&acc).enumerate() {
+            for (j, (o, &a)) in out_row[n0..n0 + block]
+                .iter_mut()
+                .zip(acc.iter())
+                .enumerate()
+            {
                 *o = quant.finish(quant.requant_of(n0 + j), a);
             }
             n0 += block;
@@ -102,55 +133,24 @@ fn fully_connected_s8_fast_body(args: &FullyConnectedS8Args, output: &mut [i8]) 
 /// output features per pass over each widened chunk of the input row (1.5
 /// instructions per multiply-add). Bit-exact with the reference on every target.
 pub(crate) fn fully_connected_smlad(args: &FullyConnectedS8Args, output: &mut [i8]) {
-    let FullyConnectedS8Args {
-        input,
-        weights,
-        bias,
-        dims:
-            FullyConnectedDims {
-                rows,
-                in_features,
-                out_features,
-            },
-        ref quant,
-    } = *args;
-    let k = in_features;
+    let zp = args.quant.input_zero_point;
     let mut x16 = [0i16; K_CHUNK];
-    let mut acc = [0i32; OUT_BLOCK];
     let mut next = [0i32; OUT_BLOCK];
-    for r in 0..rows {
-        let x_row = &input[r * k..][..k];
-        let out_row = &mut output[r * out_features..][..out_features];
-        let mut n0 = 0;
-        while n0 < out_features {
-            let block = (out_features - n0).min(OUT_BLOCK);
-            for (j, a) in acc[..block].iter_mut().enumerate() {
-                *a = bias_of(bias, n0 + j);
-            }
-            let mut k0 = 0;
-            while k0 < k {
-                let len = (k - k0).min(K_CHUNK);
-                gemm_smlad::widen_columns(&x_row[k0..k0 + len], quant.input_zero_point, &mut x16);
-                gemm_smlad::SmladGemm {
-                    weights: &weights[n0 * k + k0..],
-                    lda: k,
-                    rows: block,
-                    k: len,
-                    cols: &x16,
-                    ldc: K_CHUNK,
-                    count: 1,
-                    panel: 1,
-                }
-                .run(&acc, &mut next, 1);
-                acc[..block].copy_from_slice(&next[..block]);
-                k0 += len;
-            }
-            for (j, (o, &a)) in out_row[n0..n0 + block].iter_mut().zip(&acc).enumerate() {
-                *o = quant.finish(quant.requant_of(n0 + j), a);
-            }
-            n0 += block;
+    for_each_chunk(args, output, |x, w_rows, lda, acc| {
+        gemm_smlad::widen_columns(x, zp, &mut x16);
+        gemm_smlad::SmladGemm {
+            weights: w_rows,
+            lda,
+            rows: acc.len(),
+            k: x.len(),
+            cols: &x16,
+            ldc: K_CHUNK,
+            count: 1,
+            panel: 1,
         }
-    }
+        .run(acc, &mut next, 1);
+        acc.copy_from_slice(&next[..acc.len()]);
+    });
 }
 
 /// `i8` values of the input row per [`gemm_s8`] call of [`fully_connected_s8_gemm`].

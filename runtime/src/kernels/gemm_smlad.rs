@@ -107,11 +107,10 @@ impl SmladGemm<'_> {
                 let out = &mut out[i * ldo..][..panels * PANEL];
                 row_panels(&w[..whole * GROUP], cols, self.ldc, init[i], out);
                 // The last partial group, value by value.
-                let span = PANEL * self.ldc;
                 for (t, &wt) in w.iter().enumerate().take(self.k).skip(whole * GROUP) {
                     let (wt, at) = (wt as i32, tap_offset(t, PANEL));
                     for (j, o) in out.iter_mut().enumerate() {
-                        let x = cols[(j / PANEL) * span + at + (j % PANEL) * GROUP];
+                        let x = cols[column_start(j, PANEL, self.ldc) + at];
                         *o = o.wrapping_add(wt * x as i32);
                     }
                 }

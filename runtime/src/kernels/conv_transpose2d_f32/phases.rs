@@ -11,7 +11,7 @@
 //! Sums run in a different order than the gather form
 //! ([`super::conv_transpose2d_f32`]), so results differ by float rounding only.
 
-use super::super::conv_transpose_phases::{Axis, MAX_PHASE_TAPS, axes};
+use super::super::conv_transpose_phases::{Axis, MAX_PHASE_TAPS, PhaseTaps, axes};
 use super::super::conv2d_f32::gemm::{GemmF32, gemm};
 use super::super::{ConvF32Args, ConvGeometry, FloatWeight};
 
@@ -126,45 +126,22 @@ fn phases(
     }
 }
 
-/// One phase: its output sub-grid and its taps with their input offsets.
+/// One phase of one call.
 struct Phase<'a, 'x> {
     args: &'a ConvF32Args<'x, f32>,
-    py: usize,
-    px: usize,
-    /// Output rows and columns of the phase.
-    rows: usize,
-    cols: usize,
-    /// Taps per dimension and their input offsets (`iy = j + cy[a]`).
-    ty: [usize; MAX_PHASE_TAPS],
-    tx: [usize; MAX_PHASE_TAPS],
-    cy: [isize; MAX_PHASE_TAPS],
-    cx: [isize; MAX_PHASE_TAPS],
-    ny: usize,
-    nx: usize,
+    t: PhaseTaps,
 }
 
 impl<'a, 'x> Phase<'a, 'x> {
-    fn new(args: &'a ConvF32Args<'x, f32>, [ay, ax]: [Axis; 2], [py, px]: [usize; 2]) -> Self {
-        let mut phase = Phase {
+    fn new(args: &'a ConvF32Args<'x, f32>, axes: [Axis; 2], phase: [usize; 2]) -> Self {
+        Phase {
             args,
-            py,
-            px,
-            rows: ay.phase_len(py),
-            cols: ax.phase_len(px),
-            ty: [0; MAX_PHASE_TAPS],
-            tx: [0; MAX_PHASE_TAPS],
-            cy: [0; MAX_PHASE_TAPS],
-            cx: [0; MAX_PHASE_TAPS],
-            ny: 0,
-            nx: 0,
-        };
-        phase.ny = ay.phase_taps(py, &mut phase.ty, &mut phase.cy);
-        phase.nx = ax.phase_taps(px, &mut phase.tx, &mut phase.cx);
-        phase
+            t: PhaseTaps::new(axes, phase),
+        }
     }
 
     fn pixels(&self) -> usize {
-        self.rows * self.cols
+        self.t.rows * self.t.cols
     }
 
     /// Writes group `g`'s weights of this phase's taps, widened, as
@@ -173,13 +150,13 @@ impl<'a, 'x> Phase<'a, 'x> {
         let geometry = &self.args.geometry;
         let (cin_g, cout_g) = (geometry.in_per_group(), geometry.out_per_group());
         let [kh, kw] = geometry.window.kernel;
-        let k = cin_g * self.ny * self.nx;
+        let k = cin_g * self.t.ny * self.t.nx;
         for (m, row) in w_phase.chunks_exact_mut(k.max(1)).take(cout_g).enumerate() {
             let filter = (g * cout_g + m) * cin_g * kh * kw;
             let mut t = 0;
             for ic in 0..cin_g {
-                for &ky in &self.ty[..self.ny] {
-                    for &kx in &self.tx[..self.nx] {
+                for &ky in &self.t.ty[..self.t.ny] {
+                    for &kx in &self.t.tx[..self.t.nx] {
                         row[t] = weight(filter + (ic * kh + ky) * kw + kx);
                         t += 1;
                     }
@@ -199,16 +176,17 @@ impl<'a, 'x> Phase<'a, 'x> {
         let mut rows = cols.chunks_exact_mut(count);
         for ic in 0..cin_g {
             let plane = &self.args.input[(n * ins.c + g * cin_g + ic) * in_plane..][..in_plane];
-            for &cy in &self.cy[..self.ny] {
-                for &cx in &self.cx[..self.nx] {
+            for &cy in &self.t.cy[..self.t.ny] {
+                for &cx in &self.t.cx[..self.t.nx] {
                     let row = rows.next().expect("K rows");
                     // Phase columns i with 0 <= i + cx < iw.
-                    let lo = (-cx).clamp(0, self.cols as isize) as usize;
-                    let hi = (ins.w as isize - cx).clamp(lo as isize, self.cols as isize) as usize;
-                    let (mut j, mut i) = (p0 / self.cols, p0 % self.cols);
+                    let lo = (-cx).clamp(0, self.t.cols as isize) as usize;
+                    let hi =
+                        (ins.w as isize - cx).clamp(lo as isize, self.t.cols as isize) as usize;
+                    let (mut j, mut i) = (p0 / self.t.cols, p0 % self.t.cols);
                     let mut t = 0;
                     while t < count {
-                        let seg = (self.cols - i).min(count - t);
+                        let seg = (self.t.cols - i).min(count - t);
                         let dst = &mut row[t..t + seg];
                         let iy = j as isize + cy;
                         let (a, b) = (i.max(lo).min(i + seg), (i + seg).min(hi).max(i));
@@ -247,11 +225,11 @@ impl<'a, 'x> Phase<'a, 'x> {
         for (m, row) in out_tile.chunks_exact(count).enumerate() {
             let oc = g * cout_g + m;
             let out = &mut output[(n * outs.c + oc) * out_plane..][..out_plane];
-            let (mut j, mut i) = (p0 / self.cols, p0 % self.cols);
+            let (mut j, mut i) = (p0 / self.t.cols, p0 % self.t.cols);
             let mut t = 0;
             while t < count {
-                let seg = (self.cols - i).min(count - t);
-                let start = (self.py + sh * j) * outs.w + self.px + sw * i;
+                let seg = (self.t.cols - i).min(count - t);
+                let start = (self.t.py + sh * j) * outs.w + self.t.px + sw * i;
                 let dst = out[start..].iter_mut().step_by(sw);
                 for (d, &v) in dst.zip(&row[t..t + seg]) {
                     *d = v;
