@@ -1,14 +1,15 @@
 //! `cargo xtask fuzz [--seconds N | --runs N] [--coverage] [--build-only] [TARGET...]`:
 //! the fuzz targets of `fuzz/` (cargo-fuzz, libFuzzer, AddressSanitizer), each run
-//! for N seconds (default 60) or N executions on one core from its corpus and the
-//! committed seeds.
+//! for N seconds (default 60) or N executions, one process per target, all side by
+//! side (the run takes N seconds, not N per target; on fewer cores than targets each
+//! gets its share), from its corpus and the committed seeds.
 //!
 //! 1. Installs `cargo-fuzz` from crates.io when `cargo fuzz` is missing.
 //! 2. Builds every target in one cargo run (release, debug assertions and overflow
 //!    checks on, AddressSanitizer) with the project's stable toolchain:
 //!    `RUSTC_BOOTSTRAP=1` admits the `-Z sanitizer` flag cargo-fuzz passes.
 //!    `TERN_FUZZ_SANITIZER=none` builds without ASan where its runtime is missing.
-//! 3. Runs each target: `fuzz/corpus/<target>` (kept between runs, not committed)
+//! 3. Runs the targets: `fuzz/corpus/<target>` (kept between runs, not committed)
 //!    grows from `fuzz/seeds/` (committed: `model` and `capi` share the `.tern`
 //!    seeds, `onnx` has ONNX models). A crash, panic, sanitizer report, timeout or
 //!    memory blow-up fails the run and leaves the input in `fuzz/artifacts/<target>/`.
@@ -98,9 +99,29 @@ pub(crate) fn fuzz(args: &[String]) -> Result<(), String> {
     if build_only {
         return Ok(());
     }
+    // Side by side: each target's libFuzzer is one process, its log its own file.
+    let results: Vec<Result<Row, String>> = std::thread::scope(|scope| {
+        let runs: Vec<_> = chosen
+            .iter()
+            .map(|target| scope.spawn(|| fuzz_one(target, limit, &sanitizer)))
+            .collect();
+        runs.into_iter()
+            .map(|run| {
+                run.join()
+                    .unwrap_or_else(|_| Err("fuzz runner panicked".into()))
+            })
+            .collect()
+    });
     let mut rows = Vec::new();
-    for target in &chosen {
-        rows.push(fuzz_one(target, limit, &sanitizer)?);
+    let mut failures = Vec::new();
+    for result in results {
+        match result {
+            Ok(row) => rows.push(row),
+            Err(e) => failures.push(e),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(failures.join("\n"));
     }
     println!("\n| target | seconds | executions | exec/s | corpus files | corpus KiB |");
     println!("|---|---:|---:|---:|---:|---:|");

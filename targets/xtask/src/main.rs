@@ -253,6 +253,14 @@ fn demo(extra: &[String]) -> Result<(), String> {
 /// that keeps CI under its time budget (`cargo xtask fuzz` runs longer).
 const TEST_FUZZ_SECONDS: u64 = 45;
 
+/// The packages `cargo xtask test` builds and tests: the whole workspace but the
+/// benches crate, which has no tests (leaving it out spares CI its criterion build).
+/// Every later cargo command that reuses the suite's host build (the host `tern` of
+/// `cargo xtask targets`) must select the same packages: features are resolved over
+/// the selection, and another selection rebuilds burn and the converter (about 5
+/// minutes on 2 cores).
+pub(crate) const TEST_PACKAGES: &[&str] = &["--workspace", "--exclude", "tern-benches"];
+
 fn test(extra: &[String]) -> Result<(), String> {
     let no_targets = extra.iter().any(|a| a == "--no-targets");
     let no_fuzz = extra.iter().any(|a| a == "--no-fuzz");
@@ -261,12 +269,7 @@ fn test(extra: &[String]) -> Result<(), String> {
         .filter(|a| *a != "--no-targets" && *a != "--no-fuzz")
         .collect();
     fmt_check()?;
-    // The benches crate has no tests: leaving it out spares CI its criterion build.
-    run_counting_tests(
-        cargo()
-            .args(["test", "--workspace", "--exclude", "tern-benches"])
-            .args(extra),
-    )?;
+    run_counting_tests(cargo().arg("test").args(TEST_PACKAGES).args(extra))?;
     eprintln!("xtask [{}]: workspace tests done", elapsed());
     if !no_fuzz {
         fuzz::fuzz(&["--seconds".into(), TEST_FUZZ_SECONDS.to_string()])?;

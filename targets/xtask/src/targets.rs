@@ -329,14 +329,18 @@ fn dataset(images: usize) -> String {
     format!("fashion-mnist:test:{images}")
 }
 
-/// Builds the host `tern` (dev profile) exactly as `cargo test --workspace` does:
-/// as the binary of `tern-export`'s integration test `cli`, with the whole
-/// workspace's features (dev-dependencies included), so that after the test suite
-/// nothing is rebuilt. `cargo run -p tern-export` or `cargo build --bin tern`
-/// resolve features without the tests' (the runtime without `spi`, ...) and rebuild
-/// the runtime and the converter: about 5 minutes on 2 cores.
+/// Builds the host `tern` (dev profile) exactly as `cargo xtask test` does: as the
+/// binary of `tern-export`'s integration test `cli`, over the same packages
+/// ([`crate::TEST_PACKAGES`]) and so with the same features, so that after the test
+/// suite nothing is rebuilt. `cargo run -p tern-export`, `cargo build --bin tern`
+/// or another package selection resolve other features (the runtime without
+/// `spi`, burn's without criterion's, ...) and rebuild burn, the runtime and the
+/// converter: about 5 minutes on 2 cores.
 fn build_host_tern() -> Result<PathBuf, String> {
-    run(crate::cargo().args(["test", "--workspace", "--no-run", "--test", "cli"]))?;
+    run(crate::cargo()
+        .arg("test")
+        .args(crate::TEST_PACKAGES)
+        .args(["--no-run", "--test", "cli"]))?;
     Ok(root().join("target/debug/tern"))
 }
 

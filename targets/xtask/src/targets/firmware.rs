@@ -64,7 +64,7 @@ pub(super) fn build_firmware(
     build: Build,
 ) -> Result<PathBuf, String> {
     let fw = root().join("targets/cortex-m");
-    let mut cmd = cross_cargo(&target_dir(board, build));
+    let mut cmd = cross_cargo(&target_dir(board));
     cmd.current_dir(&fw)
         .args(["build", "--release", "--target", board.target])
         .args(build_std(board.target))
@@ -80,6 +80,9 @@ pub(super) fn build_firmware(
             ),
             format!("-C target-cpu={}", board.cpu),
         );
+    // The stub build keeps the board's features, so that the runtime and every
+    // other dependency compiled for the Tern build are reused as they are: only the
+    // firmware crate itself is rebuilt (the stub does not link the runtime).
     let mut features = Vec::new();
     if board.dsp {
         features.push("dsp");
@@ -97,22 +100,31 @@ pub(super) fn build_firmware(
     if !status.success() {
         return Err(format!("firmware build for {} failed", board.name));
     }
-    Ok(elf(board, build))
-}
-
-fn target_dir(board: &Board, build: Build) -> String {
-    match build {
-        Build::Tern => format!("target/fw-{}", board.name),
-        Build::Stub => format!("target/fw-{}-stub", board.name),
-    }
-}
-
-/// Where [`build_firmware`] leaves the ELF.
-pub(super) fn elf(board: &Board, build: Build) -> PathBuf {
-    root()
-        .join(target_dir(board, build))
+    // Both builds of a board share its target folder (and so cargo's output path):
+    // each keeps a copy of its own ELF.
+    let built = root()
+        .join(target_dir(board))
         .join(board.target)
-        .join("release/tern-firmware")
+        .join("release/tern-firmware");
+    let kept = elf(board, build);
+    std::fs::copy(&built, &kept)
+        .map_err(|e| format!("copying {} to {}: {e}", built.display(), kept.display()))?;
+    Ok(kept)
+}
+
+/// One target folder per board (the boards' RUSTFLAGS differ), shared by its Tern
+/// and stub builds.
+fn target_dir(board: &Board) -> String {
+    format!("target/fw-{}", board.name)
+}
+
+/// Where [`build_firmware`] leaves the ELF of `build`.
+pub(super) fn elf(board: &Board, build: Build) -> PathBuf {
+    let name = match build {
+        Build::Tern => "tern-firmware.elf",
+        Build::Stub => "tern-firmware-stub.elf",
+    };
+    root().join(target_dir(board)).join(name)
 }
 
 /// Builds the firmware for `board` with the host's expected results baked in
