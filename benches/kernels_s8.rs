@@ -7,7 +7,8 @@
 //! dot-product variant this CPU runs (`gemm-portable`; on AArch64 also
 //! `gemm-neon`, `gemm-neon-sdot`, `gemm-neon-i8mm`). The int8 binaries are timed on
 //! an SE block's per-channel Mul and a residual Add. `peak` times the AVX2
-//! dot-product instruction alone, the ceiling for the convolutions' GMAC/s.
+//! dot-product instruction alone (and AVX-512 VNNI's where the CPU has it), the
+//! ceiling for the convolutions' GMAC/s.
 //!
 //! `cargo bench -p tern-benches --bench kernels_s8`
 
@@ -404,9 +405,39 @@ fn peak(c: &mut Criterion) {
             // SAFETY: AVX2 was detected just above.
             b.iter(|| unsafe { vpmaddwd_loop(black_box(STEPS)) })
         });
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vnni") {
+            // 64 multiply-adds per `vpdpbusd` on a `zmm`.
+            group.throughput(Throughput::Elements(STEPS * 8 * 64));
+            group.bench_function("avx512_vpdpbusd_loop", |b| {
+                // SAFETY: AVX-512F and AVX-512 VNNI were detected just above.
+                b.iter(|| unsafe { vpdpbusd_loop(black_box(STEPS)) })
+            });
+        }
         group.finish();
     }
     let _ = c;
+}
+
+/// `steps` rounds of eight independent `vpdpbusd` (AVX-512 VNNI, `u8 x i8`
+/// quads into `i32`, what the VNNI panel micro-kernel issues).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vnni")]
+fn vpdpbusd_loop(steps: u64) -> i32 {
+    use std::arch::x86_64::{
+        _mm512_dpbusd_epi32, _mm512_reduce_add_epi32, _mm512_set1_epi8, _mm512_setzero_si512,
+    };
+    let (mut x, y) = (_mm512_set1_epi8(3), _mm512_set1_epi8(-5));
+    let mut acc = [_mm512_setzero_si512(); 8];
+    for _ in 0..steps {
+        // SAFETY: an empty asm block; it only makes `x` opaque to the
+        // optimizer (no instruction, no memory), so the products are not hoisted.
+        unsafe { std::arch::asm!("/* {0} */", inout(zmm_reg) x, options(pure, nomem, nostack)) };
+        for a in acc.iter_mut() {
+            *a = _mm512_dpbusd_epi32(*a, x, y);
+        }
+    }
+    acc.iter()
+        .fold(0, |s, &a| s.wrapping_add(_mm512_reduce_add_epi32(a)))
 }
 
 /// `steps` rounds of eight independent `vpmaddwd` + `vpaddd` pairs.

@@ -126,6 +126,11 @@ impl Profile {
         );
         let _ = writeln!(
             s,
+            "int8 GEMM micro-kernel: {}",
+            tern_runtime::kernels::int8_gemm_variant()
+        );
+        let _ = writeln!(
+            s,
             "{:<28} {:>5} {:>11} {:>7}",
             "op type", "ops", "us", "share"
         );

@@ -27,10 +27,14 @@ use super::gemm_i16::{MR, NR};
 use super::gemm_s8::GemmS8;
 use super::{ConvGeometry, ConvS8Args, Window2d};
 
+#[cfg(target_arch = "x86_64")]
+mod band_u8;
 mod depthwise;
 mod direct;
 mod im2col;
 mod panel;
+#[cfg(target_arch = "x86_64")]
+mod panel_u8;
 mod smlad;
 #[cfg(test)]
 mod tests;
@@ -177,6 +181,8 @@ fn conv2d_s8_fast_body(args: &ConvS8Args, output: &mut [i8], scratch: &mut [i8])
     } else if cfg!(target_arch = "aarch64") {
         // 8-bit operands: SDOT/SMMLA/SMULL multiply 16 pairs per instruction.
         im2col::conv_im2col_s8(GemmS8::best(), args, output, scratch);
+    } else if vnni(args, output, scratch) {
+        // x86-64 with VNNI: banded or quad-panel `vpdpbusd` kernels.
     } else if !cfg!(target_arch = "arm")
         && pixels >= NR / 2
         && let Some(tile) = panel::panel_tile(&args.geometry, scratch.len())
@@ -193,6 +199,37 @@ fn conv2d_s8_fast_body(args: &ConvS8Args, output: &mut [i8], scratch: &mut [i8])
     }
 }
 
+/// Where the CPU has VNNI and the input zero point is an int8 value, runs the
+/// banded path (or, where no band fits the scratch or rows are narrow, the
+/// quad panel path) and returns true; returns false (writing nothing) otherwise.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn vnni(args: &ConvS8Args, output: &mut [i8], scratch: &mut [i8]) -> bool {
+    if !super::gemm_u8s8::has_vnni() || !(-128..=127).contains(&args.quant.input_zero_point) {
+        return false;
+    }
+    if let Some(plan) = band_u8::plan(&args.geometry, scratch.len()) {
+        band_u8::conv_band_u8(args, output, scratch, &plan);
+        return true;
+    }
+    let pixels = args.geometry.out_shape.h * args.geometry.out_shape.w;
+    if pixels >= NR / 2
+        && let Some(tile) = panel::panel_tile(&args.geometry, scratch.len())
+        && scratch.len() >= panel_u8::scratch_len(&args.geometry, tile)
+    {
+        panel_u8::conv_panel_u8(args, output, scratch, tile);
+        return true;
+    }
+    false
+}
+
+/// Elsewhere there are no VNNI paths.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn vnni(_: &ConvS8Args, _: &mut [i8], _: &mut [i8]) -> bool {
+    false
+}
+
 /// [`conv2d_s8_fast`] with the int8 dot-product variant `kind` for its im2col
 /// path (the default on AArch64 is [`GemmS8::best`]); bit-exact with the reference
 /// for every variant. Same scratch as [`conv2d_s8_fast`].
@@ -207,17 +244,50 @@ pub fn conv2d_s8_gemm(kind: GemmS8, args: &ConvS8Args, output: &mut [i8], scratc
     }
 }
 
-/// `dst[j] = src[q + j * sw - pad] - zp` as `i16`, 0 where that column is
-/// outside `src`: one row of receptive-field taps (panel path) or of a column
-/// phase (banded depthwise path).
+/// How a packed panel holds an input value: as `x - zp` in `i16` (the
+/// `vpmaddwd`/`vpdpwssd` panels and the depthwise rows, padding 0) or as
+/// `x + 128` in `u8` (the `vpdpbusd` panels, padding `zp + 128`, the value a
+/// padding tap would have).
+pub(super) trait PanelValue: Copy {
+    /// Input value `x` of zero point `zp`.
+    fn of(x: i8, zp: i32) -> Self;
+    /// A padding tap.
+    fn padding(zp: i32) -> Self;
+}
+
+impl PanelValue for i16 {
+    #[inline(always)]
+    fn of(x: i8, zp: i32) -> i16 {
+        (x as i32 - zp) as i16
+    }
+    #[inline(always)]
+    fn padding(_: i32) -> i16 {
+        0
+    }
+}
+
+impl PanelValue for u8 {
+    #[inline(always)]
+    fn of(x: i8, _: i32) -> u8 {
+        x as u8 ^ 0x80
+    }
+    #[inline(always)]
+    fn padding(zp: i32) -> u8 {
+        (zp + 128) as u8
+    }
+}
+
+/// `dst[j] = V::of(src[q + j * sw - pad])`, [`PanelValue::padding`] where that
+/// column is outside `src`: one row of receptive-field taps (panel paths) or of
+/// a column phase (banded depthwise path).
 #[inline(always)]
-pub(super) fn widen_strided_row(
+pub(super) fn widen_strided_row<V: PanelValue>(
     src: &[i8],
     q: usize,
     sw: usize,
     pad: usize,
     zp: i32,
-    dst: &mut [i16],
+    dst: &mut [V],
 ) {
     // Input column of element j; in range on one contiguous run of j.
     let col = |j: usize| (q + j * sw).wrapping_sub(pad);
@@ -229,17 +299,25 @@ pub(super) fn widen_strided_row(
     while hi > lo && col(hi - 1) >= src.len() {
         hi -= 1;
     }
-    dst[..lo].fill(0);
-    dst[hi..].fill(0);
+    dst[..lo].fill(V::padding(zp));
+    dst[hi..].fill(V::padding(zp));
     if hi > lo {
         let (dst, start) = (&mut dst[lo..hi], col(lo));
         if sw == 1 {
             for (d, &x) in dst.iter_mut().zip(&src[start..]) {
-                *d = (x as i32 - zp) as i16;
+                *d = V::of(x, zp);
             }
+        } else if sw == 2 {
+            // Pairs, so that the even columns are one vector shuffle away; the
+            // last column may be the row's last byte, without its pair.
+            let (head, last) = dst.split_at_mut(dst.len() - 1);
+            for (d, pair) in head.iter_mut().zip(src[start..].as_chunks::<2>().0) {
+                *d = V::of(pair[0], zp);
+            }
+            last[0] = V::of(src[start + 2 * head.len()], zp);
         } else {
             for (d, &x) in dst.iter_mut().zip(src[start..].iter().step_by(sw)) {
-                *d = (x as i32 - zp) as i16;
+                *d = V::of(x, zp);
             }
         }
     }

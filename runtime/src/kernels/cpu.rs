@@ -25,6 +25,40 @@ pub(crate) fn has_avx2() -> bool {
     }
 }
 
+/// True when AVX-512 VNNI (`VPDPWSSD` on 512-bit registers) may run: detected at
+/// run time with `std`, otherwise decided at compile time.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn has_avx512vnni() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(all(
+            target_feature = "avx512f",
+            target_feature = "avx512vnni"
+        ))
+    }
+}
+
+/// True when AVX-VNNI (the VEX `VPDPWSSD` on 256-bit registers, without
+/// AVX-512) may run: detected at run time with `std`, otherwise decided at
+/// compile time.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn has_avxvnni() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("avxvnni")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(all(target_feature = "avx2", target_feature = "avxvnni"))
+    }
+}
+
 /// True when F16C (`VCVTPH2PS`) may run: detected at run time with `std`,
 /// otherwise decided at compile time.
 #[cfg(target_arch = "x86_64")]

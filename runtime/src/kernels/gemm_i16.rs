@@ -43,12 +43,43 @@ pub(crate) struct TileArgs<'a> {
 #[inline(always)]
 pub(crate) fn gemm_i16_tile(t: TileArgs<'_>, out: &mut [i32], ldo: usize) {
     #[cfg(target_arch = "x86_64")]
-    if super::cpu::has_avx2() {
-        // SAFETY: `has_avx2` confirmed that this CPU executes AVX2 instructions.
-        unsafe { x86::gemm_i16_tile_avx2(t, out, ldo) };
-        return;
+    {
+        use super::cpu::{has_avx2, has_avx512vnni, has_avxvnni};
+        if has_avx512vnni() {
+            // SAFETY: `has_avx512vnni` confirmed AVX-512F and AVX-512 VNNI.
+            unsafe { x86::gemm_i16_tile_avx512vnni(t, out, ldo) };
+            return;
+        }
+        if has_avxvnni() {
+            // SAFETY: `has_avxvnni` confirmed AVX2 and AVX-VNNI.
+            unsafe { x86::gemm_i16_tile_avxvnni(t, out, ldo) };
+            return;
+        }
+        if has_avx2() {
+            // SAFETY: `has_avx2` confirmed that this CPU executes AVX2 instructions.
+            unsafe { x86::gemm_i16_tile_avx2(t, out, ldo) };
+            return;
+        }
     }
     gemm_i16_tile_portable(t, out, ldo);
+}
+
+/// The name of the variant [`gemm_i16_tile`] runs on this CPU.
+pub(crate) fn gemm_i16_variant() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::cpu::{has_avx2, has_avx512vnni, has_avxvnni};
+        if has_avx512vnni() {
+            return "avx512-vnni i16 (vpdpwssd)";
+        }
+        if has_avxvnni() {
+            return "avx-vnni i16 (vpdpwssd)";
+        }
+        if has_avx2() {
+            return "avx2 i16 (vpmaddwd)";
+        }
+    }
+    "portable i16"
 }
 
 /// The `b` panel steps of a tile: `k2` slices of `2 * NR` values, `ldb` apart.
@@ -81,9 +112,107 @@ pub(crate) fn gemm_i16_tile_portable(t: TileArgs<'_>, out: &mut [i32], ldo: usiz
 mod x86 {
     use super::{MR, NR, TileArgs};
     use core::arch::x86_64::{
-        __m256i, _mm256_add_epi32, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_set1_epi32,
-        _mm256_setzero_si256, _mm256_storeu_si256,
+        __m256i, _mm256_add_epi32, _mm256_dpwssd_avx_epi32, _mm256_loadu_si256, _mm256_madd_epi16,
+        _mm256_set1_epi32, _mm256_setzero_si256, _mm256_storeu_si256, _mm512_add_epi32,
+        _mm512_dpwssd_epi32, _mm512_loadu_si512, _mm512_set1_epi32, _mm512_setzero_si512,
+        _mm512_storeu_si512,
     };
+
+    /// AVX-512 VNNI [`super::gemm_i16_tile`]: a panel step's sixteen pixel
+    /// pairs fill one `zmm`, and `vpdpwssd` multiplies, adds the pairs and
+    /// accumulates in one instruction (no saturation: it wraps like the
+    /// reference). Eight accumulators (four channels x even and odd steps)
+    /// hide its latency; the two halves are added at the end, which wrapping
+    /// addition allows in any order.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub(super) fn gemm_i16_tile_avx512vnni(t: TileArgs<'_>, out: &mut [i32], ldo: usize) {
+        let out = &mut out[..(MR - 1) * ldo + NR];
+        let mut acc = [_mm512_setzero_si512(); 2 * MR];
+        if t.k2 > 0 {
+            // Bounds checked once here, so the loop has none.
+            let a = &t.a[..t.k2 * MR * 2];
+            let b = &t.b[..(t.k2 - 1) * t.ldb + 2 * NR];
+            let (mut pa, mut pb) = (a.as_ptr(), b.as_ptr());
+            for _ in 0..t.k2 / 2 {
+                // SAFETY: steps s and s + 1 < k2 read `pa[..4 * MR]` =
+                // `a[s * 2 * MR..][..4 * MR]`, `pb[..2 * NR]` = `b[s * ldb..][..2 * NR]`
+                // and `pb[ldb..][..2 * NR]`, inside the slices checked above;
+                // unaligned loads are allowed.
+                unsafe {
+                    let x0 = _mm512_loadu_si512(pb.cast());
+                    let x1 = _mm512_loadu_si512(pb.add(t.ldb).cast());
+                    for m in 0..MR {
+                        let w0 = _mm512_set1_epi32(pa.add(2 * m).cast::<i32>().read_unaligned());
+                        let w1 =
+                            _mm512_set1_epi32(pa.add(2 * (MR + m)).cast::<i32>().read_unaligned());
+                        acc[m] = _mm512_dpwssd_epi32(acc[m], w0, x0);
+                        acc[MR + m] = _mm512_dpwssd_epi32(acc[MR + m], w1, x1);
+                    }
+                }
+                pa = pa.wrapping_add(4 * MR);
+                pb = pb.wrapping_add(2 * t.ldb);
+            }
+            if t.k2 % 2 == 1 {
+                // SAFETY: the last step s = k2 - 1, as above.
+                unsafe {
+                    let x = _mm512_loadu_si512(pb.cast());
+                    for (m, sum) in acc[..MR].iter_mut().enumerate() {
+                        let w = _mm512_set1_epi32(pa.add(2 * m).cast::<i32>().read_unaligned());
+                        *sum = _mm512_dpwssd_epi32(*sum, w, x);
+                    }
+                }
+            }
+        }
+        for m in 0..MR {
+            let sum = _mm512_add_epi32(acc[m], acc[MR + m]);
+            let row: &mut [i32; NR] = (&mut out[m * ldo..][..NR]).try_into().expect("NR sums");
+            // SAFETY: `row` is 64 writable bytes; `storeu` has no alignment requirement.
+            unsafe { _mm512_storeu_si512(row.as_mut_ptr().cast(), sum) };
+        }
+    }
+
+    /// AVX-VNNI [`super::gemm_i16_tile`]: the AVX2 kernel's register blocking
+    /// with `vpdpwssd` (VEX) in place of each `vpmaddwd` + `vpaddd` pair.
+    #[target_feature(enable = "avx2,avxvnni")]
+    pub(super) fn gemm_i16_tile_avxvnni(t: TileArgs<'_>, out: &mut [i32], ldo: usize) {
+        let out = &mut out[..(MR - 1) * ldo + NR];
+        let mut acc = [_mm256_setzero_si256(); 2 * MR];
+        if t.k2 > 0 {
+            // Bounds checked once here, so the loop has none.
+            let a = &t.a[..t.k2 * MR * 2];
+            let b = &t.b[..(t.k2 - 1) * t.ldb + 2 * NR];
+            let (mut pa, mut pb) = (a.as_ptr(), b.as_ptr());
+            for _ in 0..t.k2 {
+                // SAFETY: as in `gemm_i16_tile_avx2`.
+                unsafe {
+                    let b0 = _mm256_loadu_si256(pb.cast());
+                    let b1 = _mm256_loadu_si256(pb.add(NR).cast());
+                    for m in 0..MR {
+                        let w = _mm256_set1_epi32(pa.add(2 * m).cast::<i32>().read_unaligned());
+                        acc[2 * m] = _mm256_dpwssd_avx_epi32(acc[2 * m], w, b0);
+                        acc[2 * m + 1] = _mm256_dpwssd_avx_epi32(acc[2 * m + 1], w, b1);
+                    }
+                }
+                pa = pa.wrapping_add(2 * MR);
+                pb = pb.wrapping_add(t.ldb);
+            }
+        }
+        store_avx(&acc, out, ldo);
+    }
+
+    /// Stores eight `ymm` accumulators (channel `m`: pixels `0..8` in
+    /// `acc[2m]`, `8..16` in `acc[2m + 1]`) to `out[m * ldo..][..NR]`.
+    #[target_feature(enable = "avx2")]
+    fn store_avx(acc: &[__m256i; 2 * MR], out: &mut [i32], ldo: usize) {
+        for (m, halves) in acc.chunks_exact(2).enumerate() {
+            let row: &mut [i32; NR] = (&mut out[m * ldo..][..NR]).try_into().expect("NR sums");
+            // SAFETY: `row` is 64 writable bytes; `storeu` has no alignment requirement.
+            unsafe {
+                _mm256_storeu_si256(row.as_mut_ptr().cast::<__m256i>(), halves[0]);
+                _mm256_storeu_si256(row.as_mut_ptr().add(NR / 2).cast::<__m256i>(), halves[1]);
+            }
+        }
+    }
 
     /// AVX2 [`super::gemm_i16_tile`]: eight `ymm` accumulators (four channels x
     /// two halves of sixteen pixels); per pair of `k`, two panel loads, four
@@ -114,14 +243,7 @@ mod x86 {
                 pb = pb.wrapping_add(t.ldb);
             }
         }
-        for (m, halves) in acc.chunks_exact(2).enumerate() {
-            let row: &mut [i32; NR] = (&mut out[m * ldo..][..NR]).try_into().expect("NR sums");
-            // SAFETY: `row` is 64 writable bytes; `storeu` has no alignment requirement.
-            unsafe {
-                _mm256_storeu_si256(row.as_mut_ptr().cast::<__m256i>(), halves[0]);
-                _mm256_storeu_si256(row.as_mut_ptr().add(NR / 2).cast::<__m256i>(), halves[1]);
-            }
-        }
+        store_avx(&acc, out, ldo);
     }
 }
 
@@ -130,6 +252,7 @@ mod tests {
     extern crate std;
     use super::super::conv2d_s8::testing::XorShift;
     use super::*;
+    use std::boxed::Box;
     use std::vec;
     use std::vec::Vec;
 
@@ -163,25 +286,60 @@ mod tests {
                     want[m * ldo + j] = sum;
                 }
             }
-            let mut got = vec![0i32; want.len()];
             let t = TileArgs {
                 k2,
                 a: &a,
                 b: &b,
                 ldb,
             };
-            gemm_i16_tile(t, &mut got, ldo);
-            let mut portable = vec![0i32; want.len()];
-            gemm_i16_tile_portable(t, &mut portable, ldo);
-            for m in 0..MR {
-                let row = m * ldo..m * ldo + NR;
-                assert_eq!(got[row.clone()], want[row.clone()], "case {case} row {m}");
-                assert_eq!(
-                    portable[row.clone()],
-                    want[row],
-                    "case {case} row {m} (portable)"
-                );
+            for (name, variant) in variants() {
+                let mut got = vec![0i32; want.len()];
+                variant(t, &mut got, ldo);
+                for m in 0..MR {
+                    let row = m * ldo..m * ldo + NR;
+                    assert_eq!(got[row.clone()], want[row], "case {case} row {m} ({name})");
+                }
             }
         }
+    }
+
+    type Variant = Box<dyn Fn(TileArgs<'_>, &mut [i32], usize)>;
+
+    /// The dispatcher, the portable kernel and every variant this CPU runs.
+    fn variants() -> Vec<(&'static str, Variant)> {
+        let mut all: Vec<(&'static str, Variant)> = vec![
+            ("best", Box::new(gemm_i16_tile)),
+            ("portable", Box::new(gemm_i16_tile_portable)),
+        ];
+        #[cfg(target_arch = "x86_64")]
+        {
+            use super::super::cpu::{has_avx2, has_avx512vnni, has_avxvnni};
+            if has_avx2() {
+                // SAFETY: AVX2 was detected.
+                all.push((
+                    "avx2",
+                    Box::new(|t, o, l| unsafe { x86::gemm_i16_tile_avx2(t, o, l) }),
+                ));
+            }
+            if has_avxvnni() {
+                // SAFETY: AVX2 and AVX-VNNI were detected.
+                all.push((
+                    "avx-vnni",
+                    Box::new(|t, o, l| unsafe { x86::gemm_i16_tile_avxvnni(t, o, l) }),
+                ));
+            }
+            if has_avx512vnni() {
+                // SAFETY: AVX-512F and AVX-512 VNNI were detected.
+                all.push((
+                    "avx512-vnni",
+                    Box::new(|t, o, l| unsafe { x86::gemm_i16_tile_avx512vnni(t, o, l) }),
+                ));
+            }
+        }
+        std::eprintln!(
+            "gemm_i16 variants tested: {:?}",
+            all.iter().map(|(n, _)| *n).collect::<Vec<_>>()
+        );
+        all
     }
 }

@@ -13,6 +13,8 @@
 //! contiguous). Shapes of any rank are at most [`MAX_RANK`] dimensions.
 
 mod args;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod band_u8s8;
 pub(crate) mod broadcast;
 pub(crate) mod conv_transpose_phases;
 pub(crate) mod cpu;
@@ -21,6 +23,8 @@ pub(crate) mod gemm_f32;
 pub(crate) mod gemm_i16;
 pub mod gemm_s8;
 pub(crate) mod gemm_smlad;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod gemm_u8s8;
 #[cfg(test)]
 mod test_rng;
 
@@ -281,6 +285,33 @@ unsafe fn widen8_f16c(w: &[half::f16; 8]) -> [f32; 8] {
 /// Strides (in elements) of a row-major shape, with 0 for broadcast axes.
 ///
 /// `shape` is right-aligned into `out_rank` axes; axes of size 1 that the output
+/// The int8 GEMM micro-kernel the fast dense convolutions run on this CPU, as
+/// `tern bench --profile` reports it.
+pub fn int8_gemm_variant() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if cpu::has_avx512vnni() {
+            "avx512-vnni u8 x i8 (vpdpbusd)"
+        } else if cpu::has_avxvnni() {
+            "avx-vnni u8 x i8 (vpdpbusd)"
+        } else {
+            gemm_i16::gemm_i16_variant()
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        gemm_s8::GemmS8::best().name()
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        if cfg!(feature = "arm-dsp") {
+            "smlad"
+        } else {
+            "portable"
+        }
+    }
+}
+
 /// broadcasts get stride 0. Used by the broadcasting elementwise kernels.
 pub fn broadcast_strides(shape: &[usize], out_shape: &[usize]) -> [usize; MAX_RANK] {
     let mut strides = [0usize; MAX_RANK];

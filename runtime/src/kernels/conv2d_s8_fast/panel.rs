@@ -14,7 +14,7 @@
 use super::super::conv2d_s8::bias_of;
 use super::super::gemm_i16::{MR, NR, TileArgs, gemm_i16_tile};
 use super::super::{ConvGeometry, ConvS8Args};
-use super::{MAX_PIXEL_TILE, padded_taps, widen_strided_row};
+use super::{MAX_PIXEL_TILE, PanelValue, padded_taps, widen_strided_row};
 
 /// Panel path for two or more input channels per group.
 #[inline(always)]
@@ -117,13 +117,14 @@ fn widen_weights(rows: &[i8], taps: usize, panel: &mut [i16]) {
     }
 }
 
-/// Packs tiles of receptive fields into `[block][k2][NR][2]` panels.
-struct Packer {
+/// Packs tiles of receptive fields into `[k2][tile][2]` panels (and, in
+/// `panel_u8`, `[k4][tile][4]` ones).
+pub(super) struct Packer {
     geometry: ConvGeometry,
     zp: i32,
-    cin_g: usize,
+    pub(super) cin_g: usize,
     /// `K = cin_g * kh * kw`.
-    taps: usize,
+    pub(super) taps: usize,
     /// `ceil(K / 2)`, pairs per receptive field.
     k2: usize,
     /// 1x1, stride 1, no padding, output plane = input plane: rows read in place.
@@ -132,7 +133,7 @@ struct Packer {
 
 impl Packer {
     #[inline(always)]
-    fn new(geometry: &ConvGeometry, zp: i32) -> Packer {
+    pub(super) fn new(geometry: &ConvGeometry, zp: i32) -> Packer {
         let cin_g = geometry.in_per_group();
         let w = &geometry.window;
         let taps = cin_g * w.kernel[0] * w.kernel[1];
@@ -151,6 +152,20 @@ impl Packer {
         }
     }
 
+    /// The convolution's geometry.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub(super) fn geometry(&self) -> &ConvGeometry {
+        &self.geometry
+    }
+
+    /// The input zero point.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub(super) fn zero_point(&self) -> i32 {
+        self.zp
+    }
+
     /// Fills `panel` (`[k2][ldb / 2][2]`, `ldb = 2 * round_up(count, NR)`) with
     /// output pixels `p0..p0 + count` of batch item `n`, input channels
     /// `ic0..ic0 + cin_g`; pixels past `count` and the odd tap past `K` are 0.
@@ -160,15 +175,19 @@ impl Packer {
         let in_plane = ins.h * ins.w;
         let planes = &input[(n * ins.c + ic0) * in_plane..][..self.cin_g * in_plane];
         let width = count.next_multiple_of(NR);
+        let ow = self.geometry.out_shape.w.max(1);
+        // The tile's first pixel, and the taps in `k` order: no division per tap.
+        let first = (p0 / ow, p0 % ow);
+        let mut tap = Tap::default();
         let mut rows = [[0i16; MAX_PIXEL_TILE]; 2];
         for (s, dst) in panel.chunks_exact_mut(2 * width).take(self.k2).enumerate() {
             for (h, row) in rows.iter_mut().enumerate() {
                 let row = &mut row[..width];
-                let k = 2 * s + h;
-                if k >= self.taps || in_plane == 0 {
+                if 2 * s + h >= self.taps || in_plane == 0 {
                     row.fill(0);
                 } else {
-                    self.fill_row(planes, in_plane, k, p0, count, row);
+                    self.fill_row(planes, in_plane, tap, first, count, row);
+                    tap.advance(self.geometry.window.kernel);
                 }
             }
             let (r0, r1) = (&rows[0][..width], &rows[1][..width]);
@@ -179,17 +198,17 @@ impl Packer {
         }
     }
 
-    /// Tap `k` of output pixels `p0..p0 + count` into `row[..count]` as `x - zp`
-    /// (padding 0), and 0 into the rest of `row`.
+    /// `tap` of the output pixels `count` pixels from `first` (row, column) into
+    /// `row[..count]` as [`PanelValue`]s, padding into the rest of `row`.
     #[inline(always)]
-    fn fill_row(
+    pub(super) fn fill_row<V: PanelValue>(
         &self,
         planes: &[i8],
         in_plane: usize,
-        k: usize,
-        p0: usize,
+        tap: Tap,
+        first: (usize, usize),
         count: usize,
-        row: &mut [i16],
+        row: &mut [V],
     ) {
         let ConvGeometry {
             in_shape,
@@ -199,35 +218,58 @@ impl Packer {
         } = self.geometry;
         let zp = self.zp;
         let (valid, tail) = row.split_at_mut(count);
-        tail.fill(0);
-        let [kh, kw] = window.kernel;
-        let (ic, tap) = (k / (kh * kw), k % (kh * kw));
-        let plane = &planes[ic * in_plane..][..in_plane];
+        tail.fill(V::padding(zp));
+        let plane = &planes[tap.ic * in_plane..][..in_plane];
         if self.pointwise {
+            let p0 = first.0 * out_shape.w + first.1;
             for (d, &x) in valid.iter_mut().zip(&plane[p0..p0 + count]) {
-                *d = (x as i32 - zp) as i16;
+                *d = V::of(x, zp);
             }
             return;
         }
-        let (ky, kx) = (tap / kw, tap % kw);
         let [sh, sw] = window.stride;
         let (ih, iw, ow) = (in_shape.h, in_shape.w, out_shape.w);
-        let (mut oy, mut ox) = (p0 / ow, p0 % ow);
+        let (mut oy, mut ox) = first;
         let mut t = 0;
         while t < count {
             let seg = (ow - ox).min(count - t);
             let dst = &mut valid[t..t + seg];
-            let iy = (oy * sh + ky * window.dilation[0]).wrapping_sub(window.pad_begin[0]);
+            let iy = (oy * sh + tap.ky * window.dilation[0]).wrapping_sub(window.pad_begin[0]);
             if iy >= ih {
-                dst.fill(0);
+                dst.fill(V::padding(zp));
             } else {
                 let src = &plane[iy * iw..][..iw];
-                let q = ox * sw + kx * window.dilation[1];
+                let q = ox * sw + tap.kx * window.dilation[1];
                 widen_strided_row(src, q, sw, window.pad_begin[1], zp, dst);
             }
             t += seg;
             ox = 0;
             oy += 1;
+        }
+    }
+}
+
+/// One tap of a receptive field: input channel (within the group), kernel row
+/// and column, in the weights' `k = (ic * kh + ky) * kw + kx` order.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Tap {
+    ic: usize,
+    ky: usize,
+    kx: usize,
+}
+
+impl Tap {
+    /// The tap of `k + 1`.
+    #[inline(always)]
+    pub(super) fn advance(&mut self, [kh, kw]: [usize; 2]) {
+        self.kx += 1;
+        if self.kx == kw {
+            self.kx = 0;
+            self.ky += 1;
+            if self.ky == kh {
+                self.ky = 0;
+                self.ic += 1;
+            }
         }
     }
 }

@@ -87,6 +87,32 @@ fn run_both(args: &ConvS8Args, scratch: &mut [i8]) -> Vec<i8> {
         smlad::conv_smlad(args, &mut got, scratch);
         assert_eq!(got, dispatched, "SMLAD path differs");
     }
+    let pixels = args.geometry.out_shape.h * args.geometry.out_shape.w;
+    if !uses_direct_path(&args.geometry)
+        && pixels > 0
+        && let Some(tile) = panel::panel_tile(&args.geometry, scratch.len())
+    {
+        let mut got = vec![0i8; len];
+        panel::conv_panel(args, &mut got, scratch, tile);
+        assert_eq!(got, dispatched, "i16 panel path differs");
+        // The VNNI panel path, with the portable quad kernel where the CPU lacks VNNI.
+        #[cfg(target_arch = "x86_64")]
+        if (-128..=127).contains(&args.quant.input_zero_point) {
+            let mut got = vec![0i8; len];
+            panel_u8::conv_panel_u8(args, &mut got, scratch, tile);
+            assert_eq!(got, dispatched, "u8 quad panel path differs");
+        }
+    }
+    // The banded VNNI path, with the portable band kernel where the CPU lacks VNNI.
+    #[cfg(target_arch = "x86_64")]
+    if !uses_direct_path(&args.geometry)
+        && (-128..=127).contains(&args.quant.input_zero_point)
+        && let Some(plan) = band_u8::plan(&args.geometry, scratch.len())
+    {
+        let mut got = vec![0i8; len];
+        band_u8::conv_band_u8(args, &mut got, scratch, &plan);
+        assert_eq!(got, dispatched, "banded u8 path differs ({plan:?})");
+    }
     dispatched
 }
 
