@@ -174,8 +174,9 @@ fn conv2d_s8_fast_body(args: &ConvS8Args, output: &mut [i8], scratch: &mut [i8])
         && is_depthwise(&args.geometry)
         && band > 0
         && scratch.len() >= band
+        && depthwise::conv_depthwise_banded(args, output, scratch)
     {
-        depthwise::conv_depthwise_banded(args, output, scratch);
+        // Done by the banded depthwise path.
     } else if uses_direct_path(&args.geometry) {
         direct::conv_direct(args, output);
     } else if cfg!(target_arch = "aarch64") {

@@ -55,8 +55,8 @@ pub(super) fn im2col(
 
 /// `out[m][p] = clamp(bias[m] + sum_k w[m][k] * col[k][p])` for `m < out.len() / np`.
 ///
-/// `w` is `[M][k]`, `col` is `[k][np]`, `out` is `[M][np]`. The AVX2 + FMA
-/// micro-kernel ([`gemm_f32_fast`]) where the CPU has it, else the portable tiles
+/// `w` is `[M][k]`, `col` is `[k][np]`, `out` is `[M][np]`. The AVX-512 or
+/// AVX2 + FMA micro-kernel ([`gemm_f32_fast`]) where the CPU has it, else the portable tiles
 /// below.
 /// `fast: false` runs the portable tiles whatever the CPU.
 pub(crate) fn gemm<W: FloatWeight>(g: &GemmF32<'_, W>, out: &mut [f32], fast: bool) {
