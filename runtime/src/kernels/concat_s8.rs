@@ -37,19 +37,33 @@ pub fn concat_part_s8(input: &[i8], slot: &ConcatSlot, quant: &ConcatS8Quant, ou
     debug_assert!(offset + input_block <= output_block || outer == 0);
     debug_assert!(output.len() >= outer.saturating_sub(1) * output_block + offset + input_block);
     let plain_copy = requant == IDENTITY && input_zero_point == output_zero_point;
+    let map = |x: i8| {
+        let value = requant.apply(x as i32 - input_zero_point);
+        value.saturating_add(output_zero_point).clamp(-128, 127) as i8
+    };
+    // Past a few hundred values, one table of the 256 results is cheaper than
+    // the fixed-point multiply per value (and the same function).
+    let table: Option<[i8; 256]> = (!plain_copy && outer * input_block >= TABLE_FROM)
+        .then(|| core::array::from_fn(|i| map((i as i32 - 128) as i8)));
     for o in 0..outer {
         let src = &input[o * input_block..][..input_block];
         let dst = &mut output[o * output_block + offset..][..input_block];
         if plain_copy {
             dst.copy_from_slice(src);
+        } else if let Some(table) = &table {
+            for (d, &x) in dst.iter_mut().zip(src) {
+                *d = table[(x as u8 ^ 0x80) as usize];
+            }
         } else {
             for (d, &x) in dst.iter_mut().zip(src) {
-                let value = requant.apply(x as i32 - input_zero_point);
-                *d = value.saturating_add(output_zero_point).clamp(-128, 127) as i8;
+                *d = map(x);
             }
         }
     }
 }
+
+/// Values from which [`concat_part_s8`] requantizes through a table.
+const TABLE_FROM: usize = 512;
 
 #[cfg(test)]
 mod tests {
@@ -80,6 +94,31 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, [0, 1, 2, 0, 3, 4]);
+    }
+
+    /// The table path equals the per-value path on every value.
+    #[test]
+    fn table_equals_per_value_requantization() {
+        let quant = ConcatS8Quant {
+            input_zero_point: -9,
+            requant: Requant::from_real(0.37),
+            output_zero_point: 4,
+        };
+        let input: [i8; 4 * TABLE_FROM] = core::array::from_fn(|i| (i * 7 % 256) as u8 as i8);
+        let slot = |outer: usize, block: usize| ConcatSlot {
+            outer,
+            input_block: block,
+            output_block: block,
+            offset: 0,
+        };
+        let (mut table, mut direct) = ([0i8; 4 * TABLE_FROM], [0i8; 4 * TABLE_FROM]);
+        concat_part_s8(&input, &slot(4, TABLE_FROM), &quant, &mut table);
+        // Blocks under the threshold take the per-value path.
+        for (i, chunk) in input.chunks(TABLE_FROM / 4).enumerate() {
+            let dst = &mut direct[i * TABLE_FROM / 4..][..TABLE_FROM / 4];
+            concat_part_s8(chunk, &slot(1, TABLE_FROM / 4), &quant, dst);
+        }
+        assert_eq!(table, direct);
     }
 
     /// Every int8 value against dequantize -> quantize in f64 (1 LSB for the

@@ -44,6 +44,27 @@ pub(crate) fn has_avx512vnni() -> bool {
     }
 }
 
+/// True when AVX-512 VBMI (`VPERMI2B`, with AVX-512F and BW) may run: detected
+/// at run time with `std`, otherwise decided at compile time.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn has_avx512vbmi() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vbmi")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(all(
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vbmi"
+        ))
+    }
+}
+
 /// True when AVX-VNNI (the VEX `VPDPWSSD` on 256-bit registers, without
 /// AVX-512) may run: detected at run time with `std`, otherwise decided at
 /// compile time.

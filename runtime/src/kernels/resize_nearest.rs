@@ -39,9 +39,14 @@ pub fn nearest_source_index(
     index.clamp(0, in_len.saturating_sub(1) as i128) as usize
 }
 
+/// Output columns whose source columns are computed together and reused for
+/// every row and plane.
+const COLUMN_CHUNK: usize = 256;
+
 /// Nearest-neighbour resize of each `[H][W]` plane: `out[oy][ox] = in[sy(oy)][sx(ox)]`
-/// with [`nearest_source_index`] per axis. Output rows with the same source row as the
-/// previous one are copied.
+/// with [`nearest_source_index`] per axis. The source columns are computed once per
+/// chunk of [`COLUMN_CHUNK`] output columns for all rows and planes; an output row
+/// with the same source row as the previous one is copied.
 ///
 /// Preconditions (debug-asserted): same `n` and `c`, slice lengths match the shapes,
 /// input planes non-empty when the output is.
@@ -64,29 +69,40 @@ pub fn resize_nearest<T: Copy>(
         return;
     }
     let g = geometry;
-    for (p, out) in output.chunks_exact_mut(out_plane).enumerate() {
-        let src = &input[p * in_plane..][..in_plane];
-        let mut previous: Option<usize> = None;
-        for oy in 0..oh {
-            let sy =
-                nearest_source_index(g.coord, nearest, oy, ih, oh, g.ratio_num[0], g.ratio_den[0]);
-            if previous == Some(sy) {
-                out.copy_within((oy - 1) * ow..oy * ow, oy * ow);
-                continue;
-            }
-            previous = Some(sy);
-            let src_row = &src[sy * iw..][..iw];
-            for (ox, o) in out[oy * ow..][..ow].iter_mut().enumerate() {
-                let sx = nearest_source_index(
-                    g.coord,
-                    nearest,
-                    ox,
-                    iw,
-                    ow,
-                    g.ratio_num[1],
-                    g.ratio_den[1],
-                );
-                *o = src_row[sx];
+    let source_row = |oy: usize| {
+        nearest_source_index(g.coord, nearest, oy, ih, oh, g.ratio_num[0], g.ratio_den[0])
+    };
+    let mut columns = [0usize; COLUMN_CHUNK];
+    for x0 in (0..ow).step_by(COLUMN_CHUNK) {
+        let count = (ow - x0).min(COLUMN_CHUNK);
+        let columns = &mut columns[..count];
+        for (i, sx) in columns.iter_mut().enumerate() {
+            *sx = nearest_source_index(
+                g.coord,
+                nearest,
+                x0 + i,
+                iw,
+                ow,
+                g.ratio_num[1],
+                g.ratio_den[1],
+            );
+        }
+        let columns = &*columns;
+        for (p, out) in output.chunks_exact_mut(out_plane).enumerate() {
+            let src = &input[p * in_plane..][..in_plane];
+            let mut previous: Option<usize> = None;
+            for oy in 0..oh {
+                let sy = source_row(oy);
+                let at = oy * ow + x0;
+                if previous == Some(sy) {
+                    out.copy_within(at - ow..at - ow + count, at);
+                    continue;
+                }
+                previous = Some(sy);
+                let src_row = &src[sy * iw..][..iw];
+                for (o, &sx) in out[at..][..count].iter_mut().zip(columns) {
+                    *o = src_row[sx];
+                }
             }
         }
     }
@@ -204,7 +220,16 @@ mod tests {
             let coord = modes[iter % 3];
             let nearest = rounding[(iter / 3) % 4];
             let (ih, iw) = (1 + rng.below(6), 1 + rng.below(6));
-            let (oh, ow) = (1 + rng.below(10), 1 + rng.below(10));
+            // Some rows wider than one chunk of source columns.
+            let wide = 250 + rng.below(300);
+            let (oh, ow) = (
+                1 + rng.below(10),
+                if iter % 10 == 0 {
+                    wide
+                } else {
+                    1 + rng.below(10)
+                },
+            );
             let num = [1 + rng.below(8) as u32, 1 + rng.below(8) as u32];
             let den = [1u32 << rng.below(4), 1u32 << rng.below(4)];
             let g = ResizeGeometry {

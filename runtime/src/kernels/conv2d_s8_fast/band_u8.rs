@@ -322,6 +322,22 @@ fn reorder_weights(rows: &[i8], plan: &BandPlan, dst: &mut [u8]) {
     let count = rows.len() / taps.max(1);
     for m in 0..count.min(MR) {
         let row = &rows[m * taps..][..taps];
+        let sum = row.iter().fold(0i32, |acc, &w| acc.wrapping_add(w as i32));
+        sums[4 * m..][..4].copy_from_slice(&sum.to_le_bytes());
+        if taps2d == 1 {
+            // Pointwise: each quad of the row is one 4-byte copy.
+            let (quads, rest) = row.as_chunks::<4>();
+            for (dst, quad) in panel.chunks_exact_mut(MR * 4).zip(quads) {
+                dst[4 * m..][..4].copy_from_slice(&quad.map(|w| w as u8));
+            }
+            if !rest.is_empty() {
+                let dst = &mut panel[quads.len() * MR * 4 + 4 * m..][..rest.len()];
+                for (d, &w) in dst.iter_mut().zip(rest) {
+                    *d = w as u8;
+                }
+            }
+            continue;
+        }
         // Channel quad `c4`: its `4 * taps2d` weights, written quad by quad.
         for (c4, group) in row.chunks(4 * taps2d).enumerate() {
             let quads = &mut panel[c4 * taps2d * MR * 4..][..taps2d * MR * 4];
@@ -332,7 +348,5 @@ fn reorder_weights(rows: &[i8], plan: &BandPlan, dst: &mut [u8]) {
                 }
             }
         }
-        let sum = row.iter().fold(0i32, |acc, &w| acc.wrapping_add(w as i32));
-        sums[4 * m..][..4].copy_from_slice(&sum.to_le_bytes());
     }
 }
