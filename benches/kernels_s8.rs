@@ -135,6 +135,22 @@ const CONV_CASES: &[ConvCase] = &[
         pad: 0,
         groups: 1,
     },
+    // The 1x1 convolution with the most MACs in the PP-LCNet image classifier
+    // (doc-orientation in real_models.tsv): 12.8 MMAC, K = 512 on a 7x7 map.
+    ConvCase {
+        name: "classifier_1x1_512x7x7_to_512",
+        input: Shape4 {
+            n: 1,
+            c: 512,
+            h: 7,
+            w: 7,
+        },
+        out_c: 512,
+        kernel: 1,
+        stride: 1,
+        pad: 0,
+        groups: 1,
+    },
     // The dense convolution with the most MACs in the PP-OCRv4 text detector
     // (ocr-det in real_models.tsv): 132 MMAC, K = 864.
     ConvCase {
