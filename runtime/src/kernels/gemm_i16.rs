@@ -65,21 +65,18 @@ pub(crate) fn gemm_i16_tile(t: TileArgs<'_>, out: &mut [i32], ldo: usize) {
 }
 
 /// The name of the variant [`gemm_i16_tile`] runs on this CPU.
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn gemm_i16_variant() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use super::cpu::{has_avx2, has_avx512vnni, has_avxvnni};
-        if has_avx512vnni() {
-            return "avx512-vnni i16 (vpdpwssd)";
-        }
-        if has_avxvnni() {
-            return "avx-vnni i16 (vpdpwssd)";
-        }
-        if has_avx2() {
-            return "avx2 i16 (vpmaddwd)";
-        }
+    use super::cpu::{has_avx2, has_avx512vnni, has_avxvnni};
+    if has_avx512vnni() {
+        "avx512-vnni i16 (vpdpwssd)"
+    } else if has_avxvnni() {
+        "avx-vnni i16 (vpdpwssd)"
+    } else if has_avx2() {
+        "avx2 i16 (vpmaddwd)"
+    } else {
+        "portable i16"
     }
-    "portable i16"
 }
 
 /// The `b` panel steps of a tile: `k2` slices of `2 * NR` values, `ldb` apart.
