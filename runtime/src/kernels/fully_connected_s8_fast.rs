@@ -56,7 +56,18 @@ fn fully_connected_s8_fast_body(args: &FullyConnectedS8Args, output: &mut [i8]) 
         fully_connected_smlad(args, output);
         return;
     }
-    let zp = quant.input_zero_point;
+    #[cfg(target_arch = "x86_64")]
+    if vnni::available(quant.input_zero_point) {
+        vnni::fully_connected_vnni(args, output);
+        return;
+    }
+    fully_connected_widening(args, output);
+}
+
+/// The widening path: `i16` chunks and [`dot_i16`].
+#[inline(always)]
+fn fully_connected_widening(args: &FullyConnectedS8Args, output: &mut [i8]) {
+    let zp = args.quant.input_zero_point;
     let mut x16 = [0i16; K_CHUNK];
     let mut w16 = [0i16; K_CHUNK];
     for_each_chunk(args, output, |x, w_rows, lda, acc| {
@@ -74,6 +85,77 @@ fn fully_connected_s8_fast_body(args: &FullyConnectedS8Args, output: &mut [i8]) 
             *a = a.wrapping_add(dot_i16(&w16[..padded], &x16[..padded]));
         }
     });
+}
+
+/// The AVX-512 VNNI path: the input chunk as `x + 128` (`u8`) and one
+/// `vpdpbusd` per 64 inputs and feature, with a second one against the
+/// constant `zero_point + 128` whose sum is subtracted: modulo 2^32,
+/// `sum(w * (x + 128)) - sum(w * (zp + 128)) = sum(w * (x - zp))`, the
+/// reference's sum bit for bit.
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use super::{FullyConnectedS8Args, K_CHUNK, for_each_chunk};
+    use core::arch::x86_64::{
+        _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_maskz_loadu_epi8, _mm512_reduce_add_epi32,
+        _mm512_set1_epi8, _mm512_setzero_si512, _mm512_sub_epi32,
+    };
+
+    /// True when this CPU runs the path for this input zero point.
+    #[inline]
+    pub(super) fn available(zero_point: i32) -> bool {
+        use crate::kernels::cpu::{has_avx512, has_avx512vnni};
+        has_avx512() && has_avx512vnni() && (-128..=127).contains(&zero_point)
+    }
+
+    /// [`super::fully_connected_s8_fast`] with `vpdpbusd`; [`available`] must hold.
+    #[inline(always)]
+    pub(super) fn fully_connected_vnni(args: &FullyConnectedS8Args, output: &mut [i8]) {
+        debug_assert!(available(args.quant.input_zero_point));
+        let shift = (args.quant.input_zero_point + 128) as u8;
+        let mut xu = [0u8; K_CHUNK];
+        for_each_chunk(args, output, |x, w_rows, lda, acc| {
+            let xu = &mut xu[..x.len()];
+            for (d, &s) in xu.iter_mut().zip(x) {
+                *d = s as u8 ^ 0x80;
+            }
+            for (j, a) in acc.iter_mut().enumerate() {
+                let w = &w_rows[j * lda..][..x.len()];
+                // SAFETY: `available` confirmed AVX-512F, BW and VNNI.
+                *a = a.wrapping_add(unsafe { dot(xu, w, shift) });
+            }
+        });
+    }
+
+    /// `sum(w * x) - sum(w * shift)` over `x.len()` values (wrapping `i32`).
+    ///
+    /// # Safety
+    /// AVX-512F, BW and VNNI available; `w.len() >= x.len()`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn dot(x: &[u8], w: &[i8], shift: u8) -> i32 {
+        let len = x.len();
+        let w = &w[..len];
+        let constant = _mm512_set1_epi8(shift as i8);
+        let (mut sum, mut correction) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+        let full = len / 64 * 64;
+        // SAFETY: full blocks of 64 bytes inside `x` and `w`, then a tail read
+        // through a byte mask of `len - full` bytes (masked-off weights are 0).
+        unsafe {
+            for at in (0..full).step_by(64) {
+                let xv = _mm512_loadu_si512(x.as_ptr().add(at).cast());
+                let wv = _mm512_loadu_si512(w.as_ptr().add(at).cast());
+                sum = _mm512_dpbusd_epi32(sum, xv, wv);
+                correction = _mm512_dpbusd_epi32(correction, constant, wv);
+            }
+            if full < len {
+                let mask = u64::MAX >> (64 - (len - full));
+                let xv = _mm512_maskz_loadu_epi8(mask, x.as_ptr().add(full).cast());
+                let wv = _mm512_maskz_loadu_epi8(mask, w.as_ptr().add(full));
+                sum = _mm512_dpbusd_epi32(sum, xv, wv);
+                correction = _mm512_dpbusd_epi32(correction, constant, wv);
+            }
+        }
+        _mm512_reduce_add_epi32(_mm512_sub_epi32(sum, correction))
+    }
 }
 
 /// The walk both widening variants share: per input row and block of
@@ -294,6 +376,15 @@ mod tests {
                 got, want,
                 "case {case} (portable copy): rows {rows} k {k} n {n}"
             );
+            got.fill(0);
+            fully_connected_widening(&args, &mut got);
+            assert_eq!(got, want, "case {case} (widening): rows {rows} k {k} n {n}");
+            #[cfg(target_arch = "x86_64")]
+            if vnni::available(args.quant.input_zero_point) {
+                got.fill(0);
+                vnni::fully_connected_vnni(&args, &mut got);
+                assert_eq!(got, want, "case {case} (VNNI): rows {rows} k {k} n {n}");
+            }
             for kind in GemmS8::ALL.into_iter().filter(|v| v.available()) {
                 got.fill(0);
                 fully_connected_s8_gemm(kind, &args, &mut got);
