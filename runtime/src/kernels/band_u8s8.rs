@@ -105,11 +105,12 @@ pub(crate) fn band_tile_portable(t: BandTile<'_>, out: &mut [i32], ldo: usize) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use super::super::gemm_i16::x86::store_avx;
     use super::{BandTile, MR, NR};
     use core::arch::x86_64::{
-        __m256i, _mm256_dpbusd_avx_epi32, _mm256_loadu_si256, _mm256_set1_epi32,
-        _mm256_setzero_si256, _mm256_storeu_si256, _mm512_dpbusd_epi32, _mm512_loadu_si512,
-        _mm512_set1_epi32, _mm512_setzero_si512, _mm512_storeu_si512,
+        _mm256_dpbusd_avx_epi32, _mm256_loadu_si256, _mm256_set1_epi32, _mm256_setzero_si256,
+        _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_set1_epi32, _mm512_setzero_si512,
+        _mm512_storeu_si512,
     };
 
     /// AVX-512 VNNI [`super::band_tile`]: per step one 64-byte load (sixteen
@@ -179,14 +180,7 @@ mod x86 {
                     }
                 }
             }
-            for (m, halves) in acc.chunks_exact(2).enumerate() {
-                let row = &mut out[(HALF * h + m) * ldo..][..NR];
-                // SAFETY: `row` is 64 writable bytes; `storeu` has no alignment requirement.
-                unsafe {
-                    _mm256_storeu_si256(row.as_mut_ptr().cast::<__m256i>(), halves[0]);
-                    _mm256_storeu_si256(row.as_mut_ptr().add(NR / 2).cast::<__m256i>(), halves[1]);
-                }
-            }
+            store_avx(&acc, &mut out[HALF * h * ldo..], ldo);
         }
     }
 }

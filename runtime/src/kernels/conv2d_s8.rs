@@ -52,6 +52,16 @@ impl ConvS8Quant<'_> {
         value.max(self.act_min).min(self.act_max).clamp(-128, 127) as i8
     }
 
+    /// Adds `offset` (the bias and any correction of channel `oc`) to each sum
+    /// of `acc`, wrapping, then [`Self::finish_row`]s them into `out`.
+    #[inline(always)]
+    pub(crate) fn finish_row_with(&self, oc: usize, offset: i32, acc: &mut [i32], out: &mut [i8]) {
+        for sum in acc.iter_mut() {
+            *sum = sum.wrapping_add(offset);
+        }
+        self.finish_row(self.requant_of(oc), acc, out);
+    }
+
     /// `out[i] = self.finish(requant, acc[i])` for a whole row, bit for bit.
     ///
     /// The same arithmetic as [`Requant::apply`] rearranged so that LLVM

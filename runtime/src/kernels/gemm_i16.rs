@@ -106,7 +106,7 @@ pub(crate) fn gemm_i16_tile_portable(t: TileArgs<'_>, out: &mut [i32], ldo: usiz
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(crate) mod x86 {
     use super::{MR, NR, TileArgs};
     use core::arch::x86_64::{
         __m256i, _mm256_add_epi32, _mm256_dpwssd_avx_epi32, _mm256_loadu_si256, _mm256_madd_epi16,
@@ -200,7 +200,7 @@ mod x86 {
     /// Stores eight `ymm` accumulators (channel `m`: pixels `0..8` in
     /// `acc[2m]`, `8..16` in `acc[2m + 1]`) to `out[m * ldo..][..NR]`.
     #[target_feature(enable = "avx2")]
-    fn store_avx(acc: &[__m256i; 2 * MR], out: &mut [i32], ldo: usize) {
+    pub(crate) fn store_avx(acc: &[__m256i; 2 * MR], out: &mut [i32], ldo: usize) {
         for (m, halves) in acc.chunks_exact(2).enumerate() {
             let row: &mut [i32; NR] = (&mut out[m * ldo..][..NR]).try_into().expect("NR sums");
             // SAFETY: `row` is 64 writable bytes; `storeu` has no alignment requirement.

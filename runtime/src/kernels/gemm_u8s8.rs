@@ -37,6 +37,14 @@ pub(crate) struct QuadTile<'a> {
     pub ldb: usize,
 }
 
+/// What a channel adds to its `u8`-quad sums `sum(w * (x + 128))` to get the
+/// reference's `bias + sum(w * (x - zero_point))`: `bias - (zero_point + 128) *
+/// sum(w)`, wrapping like the sums (exact modulo 2^32).
+#[inline(always)]
+pub(crate) fn quad_offset(bias: i32, zero_point: i32, weight_sum: i32) -> i32 {
+    bias.wrapping_sub((zero_point + 128).wrapping_mul(weight_sum))
+}
+
 /// True when this CPU runs a VNNI variant of [`gemm_u8s8_tile`]: the only
 /// case where the convolution packs `u8` quads (elsewhere `i16` pairs are
 /// faster).
@@ -130,11 +138,12 @@ pub(crate) fn interleave_quads(rows: [&[u8]; 4], dst: &mut [u8]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use super::super::gemm_i16::x86::store_avx;
     use super::{MR, NR, QuadTile};
     use core::arch::x86_64::{
-        __m256i, _mm256_dpbusd_avx_epi32, _mm256_loadu_si256, _mm256_set1_epi32,
-        _mm256_setzero_si256, _mm256_storeu_si256, _mm512_add_epi32, _mm512_dpbusd_epi32,
-        _mm512_loadu_si512, _mm512_set1_epi32, _mm512_setzero_si512, _mm512_storeu_si512,
+        _mm256_dpbusd_avx_epi32, _mm256_loadu_si256, _mm256_set1_epi32, _mm256_setzero_si256,
+        _mm512_add_epi32, _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_set1_epi32,
+        _mm512_setzero_si512, _mm512_storeu_si512,
     };
 
     /// AVX-512 VNNI [`super::gemm_u8s8_tile`]: a quad step's sixteen pixels
@@ -217,14 +226,7 @@ mod x86 {
                 pb = pb.wrapping_add(t.ldb);
             }
         }
-        for (m, halves) in acc.chunks_exact(2).enumerate() {
-            let row: &mut [i32; NR] = (&mut out[m * ldo..][..NR]).try_into().expect("NR sums");
-            // SAFETY: `row` is 64 writable bytes; `storeu` has no alignment requirement.
-            unsafe {
-                _mm256_storeu_si256(row.as_mut_ptr().cast::<__m256i>(), halves[0]);
-                _mm256_storeu_si256(row.as_mut_ptr().add(NR / 2).cast::<__m256i>(), halves[1]);
-            }
-        }
+        store_avx(&acc, out, ldo);
     }
 }
 

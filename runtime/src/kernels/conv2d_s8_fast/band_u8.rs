@@ -15,7 +15,7 @@
 
 use super::super::band_u8s8::{BandTile, MR, NR, band_tile};
 use super::super::conv2d_s8::bias_of;
-use super::super::gemm_u8s8::interleave_quads;
+use super::super::gemm_u8s8::{interleave_quads, quad_offset};
 use super::super::{ConvGeometry, ConvS8Args, Shape4};
 use super::{PanelValue, widen_strided_row};
 
@@ -220,7 +220,7 @@ pub(super) fn conv_band_u8(
                 let mut correction = [0i32; MR];
                 for (m, c) in correction.iter_mut().enumerate().take(mb) {
                     let wsum = i32::from_le_bytes(wsums[4 * m..][..4].try_into().expect("4 bytes"));
-                    *c = bias_of(args.bias, oc0 + m).wrapping_sub((zp + 128).wrapping_mul(wsum));
+                    *c = quad_offset(bias_of(args.bias, oc0 + m), zp, wsum);
                 }
                 for r in 0..band_rows {
                     let row_base = r * sh * plan.row();
@@ -238,13 +238,12 @@ pub(super) fn conv_band_u8(
                     }
                     for m in 0..mb {
                         let oc = oc0 + m;
-                        let row = &mut sums[m * CHUNK..][..count];
-                        for sum in row.iter_mut() {
-                            *sum = sum.wrapping_add(correction[m]);
-                        }
                         let start = (n * outs.c + oc) * out_plane + (oy0 + r) * outs.w + ox0;
-                        let q = &args.quant;
-                        q.finish_row(q.requant_of(oc), row, &mut output[start..][..count]);
+                        let (row, out) = (
+                            &mut sums[m * CHUNK..][..count],
+                            &mut output[start..][..count],
+                        );
+                        args.quant.finish_row_with(oc, correction[m], row, out);
                     }
                 }
                 oc0 += mb;

@@ -145,10 +145,25 @@ pub(super) fn conv_depthwise_banded(
     let rows16: &mut [i16] = bytemuck::cast_slice_mut(rest);
     let rows16 = &mut rows16[..sh * sw * phase_len];
     let zp = quant.input_zero_point;
+    // Where each tap's run starts in `rows16` (the same for every channel and band).
+    let mut starts = [0usize; MAX_TAPS];
+    for ky in 0..kh {
+        let (p, row) = (ky * dh % sh, ky * dh / sh);
+        for kx in 0..kw {
+            let (q, off) = ((kx * dw) % sw, (kx * dw) / sw);
+            starts[ky * kw + kx] = (p * sw + q) * phase_len + row * pitch + off;
+        }
+    }
+    let starts = &starts[..kh * kw];
     for n in 0..outs.n {
         for oc in 0..outs.c {
             let plane = &input[(n * ins.c + oc / cout_g) * in_plane..][..in_plane];
             let filter = &weights[oc * kh * kw..][..kh * kw];
+            let mut taps = [0i16; MAX_TAPS];
+            for (t, &w) in taps.iter_mut().zip(filter) {
+                *t = w as i16;
+            }
+            let taps = &taps[..kh * kw];
             let requant = quant.requant_of(oc);
             let b = bias_of(bias, oc);
             let out = &mut output[(n * outs.c + oc) * out_plane..][..out_plane];
@@ -175,17 +190,6 @@ pub(super) fn conv_depthwise_banded(
                 // its phase array, pitch `pitch`), summed `LANES` outputs at a
                 // time in registers over all the taps.
                 let acc = &mut acc_all[..rows * pitch + LANES];
-                let mut starts = [0usize; MAX_TAPS];
-                let mut taps = [0i16; MAX_TAPS];
-                for ky in 0..kh {
-                    let (p, row) = (ky * dh % sh, ky * dh / sh);
-                    for kx in 0..kw {
-                        let (q, off) = ((kx * dw) % sw, (kx * dw) / sw);
-                        starts[ky * kw + kx] = (p * sw + q) * phase_len + row * pitch + off;
-                        taps[ky * kw + kx] = filter[ky * kw + kx] as i16;
-                    }
-                }
-                let (starts, taps) = (&starts[..kh * kw], &taps[..kh * kw]);
                 for (c, out) in acc.chunks_exact_mut(LANES).enumerate() {
                     let mut sums = [b; LANES];
                     for (&start, &wt) in starts.iter().zip(taps) {

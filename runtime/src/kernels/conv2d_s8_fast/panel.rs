@@ -62,13 +62,10 @@ pub(super) fn conv_panel(args: &ConvS8Args, output: &mut [i8], scratch: &mut [i8
                     }
                     for m in 0..mb {
                         let oc = oc0 + m;
-                        let row = &mut sums[m * ldo..][..count];
-                        let b = bias_of(bias, oc);
-                        for sum in row.iter_mut() {
-                            *sum = sum.wrapping_add(b);
-                        }
                         let start = (n * geometry.out_shape.c + oc) * pixels + p0;
-                        quant.finish_row(quant.requant_of(oc), row, &mut output[start..][..count]);
+                        let (row, out) =
+                            (&mut sums[m * ldo..][..count], &mut output[start..][..count]);
+                        quant.finish_row_with(oc, bias_of(bias, oc), row, out);
                     }
                     oc0 += mb;
                 }

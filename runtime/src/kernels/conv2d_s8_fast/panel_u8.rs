@@ -14,7 +14,7 @@
 //! panel path's.
 
 use super::super::conv2d_s8::bias_of;
-use super::super::gemm_u8s8::{MR, NR, QuadTile, gemm_u8s8_tile, interleave_quads};
+use super::super::gemm_u8s8::{MR, NR, QuadTile, gemm_u8s8_tile, interleave_quads, quad_offset};
 use super::super::{ConvGeometry, ConvS8Args};
 use super::panel::{Packer, Tap};
 use super::{MAX_PIXEL_TILE, PanelValue};
@@ -82,14 +82,11 @@ pub(super) fn conv_panel_u8(args: &ConvS8Args, output: &mut [i8], scratch: &mut 
                     }
                     for m in 0..mb {
                         let oc = oc0 + m;
-                        let row = &mut sums[m * ldo..][..count];
-                        let correction =
-                            bias_of(bias, oc).wrapping_sub((zp + 128).wrapping_mul(weight_sums[m]));
-                        for sum in row.iter_mut() {
-                            *sum = sum.wrapping_add(correction);
-                        }
+                        let offset = quad_offset(bias_of(bias, oc), zp, weight_sums[m]);
                         let start = (n * geometry.out_shape.c + oc) * pixels + p0;
-                        quant.finish_row(quant.requant_of(oc), row, &mut output[start..][..count]);
+                        let (row, out) =
+                            (&mut sums[m * ldo..][..count], &mut output[start..][..count]);
+                        quant.finish_row_with(oc, offset, row, out);
                     }
                     oc0 += mb;
                 }
